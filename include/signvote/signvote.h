@@ -1,0 +1,284 @@
+/*
+ * signvote: compressed gradient exchange (sparse sign majority vote and friends) for
+ * data-parallel training, built to replace a dense allreduce.
+ *
+ * This header is the stable C99 ABI. Conventions (NCCL's):
+ *   - every call returns svResult_t; codes 0..8 have NCCL's numbering and meaning;
+ *   - svGetLastError(comm) names the call, the field and the offending value;
+ *   - an svInvalidArgument or svInvalidUsage return means the call had NO EFFECT: nothing was
+ *     enqueued, no output was written, residual state and sequence numbers are unchanged and
+ *     the communicator stays usable;
+ *   - svNonFiniteInput and svMismatch are returned on EVERY rank of the exchange, also with no
+ *     effect, so all ranks stay in step;
+ *   - svUnhandledCudaError, svSystemError, svInternalError, svRemoteError and svTimeout make the
+ *     communicator sticky-broken: later calls return the stored error and do nothing; destroy it.
+ *
+ * Objects:
+ *   svComm_t    one rank of a communicator (a "world" of nranks ranks).
+ *   svBucket_t  the per-rank state of one flat gradient buffer (a "bucket"): its scheme, sizes,
+ *               residual (error accumulation) and sequence number. Created per rank, with the
+ *               same configuration on every rank.
+ *
+ * Transports:
+ *   loopback    nranks virtual ranks inside one process (svCommInitLoopback). All ranks are
+ *               driven from one thread: wrap one call per rank in svGroupStart/svGroupEnd, as
+ *               with ncclCommInitAll. This is how the library is tested without a cluster.
+ *   nccl        a borrowed ncclComm_t, one rank per GPU (planned; the API is shaped for it).
+ *
+ * Backends:
+ *   SV_BACKEND_HOST  buffers are host memory; calls complete before they return and the stream
+ *                    argument is ignored. This is the golden model the GPU kernels must match
+ *                    bit for bit, and what CI runs end to end.
+ *   SV_BACKEND_CUDA  buffers are device memory, calls are stream-ordered (planned).
+ *
+ * Determinism: the same inputs give the same output bits run to run, and every rank of an
+ * exchange receives bit-identical output. Vote counts are integers; the only floating-point
+ * arithmetic is the residual update a = fma(rho, a, g) (one float32 fused multiply-add) and the
+ * dense scheme's sum, which runs in rank order 0, 1, ..., W-1 and is then divided by W.
+ *
+ * Thread safety: one thread at a time per communicator. Different communicators may be used
+ * from different threads.
+ */
+#ifndef SIGNVOTE_H_
+#define SIGNVOTE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "signvote/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cudaStream_t without requiring the CUDA headers in host-only code. */
+typedef struct CUstream_st* svStream_t;
+
+/* Opaque handles (see "Objects" above). */
+typedef struct svComm* svComm_t;
+typedef struct svBucket* svBucket_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Results                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+typedef enum {
+  svSuccess = 0,
+  svUnhandledCudaError = 1, /* a CUDA call failed; the communicator is broken */
+  svSystemError = 2,        /* an OS call or an allocation failed (allocation: no effect) */
+  svInternalError = 3,      /* a bug in signvote; please report it */
+  svInvalidArgument = 4,    /* a bad pointer, size or configuration value; no effect */
+  svInvalidUsage = 5,       /* a valid call at the wrong time (e.g. ungrouped loopback); no effect */
+  svRemoteError = 6,        /* a peer failed; the communicator is broken */
+  svInProgress = 7,         /* a non-blocking operation has not completed yet (NCCL semantics) */
+  svTimeout = 8,            /* an operation did not complete within the configured timeout */
+  svNonFiniteInput = 9,     /* a rank had NaN input under SV_NONFINITE_ERROR; on every rank */
+  svMismatch = 10,          /* ranks called with different arguments; on every rank */
+  svCorruptInput = 11,      /* a peer's message failed validation; nothing out of bounds written */
+  svNumResults = 12
+} svResult_t;
+
+/* A static string naming the code, e.g. "invalid argument". Never NULL. */
+const char* svGetErrorString(svResult_t result);
+
+/* The text of the last error on this communicator ("svBucketCreate: config->k = 200 exceeds
+ * count = 100 ..."), or of the calling thread's last error when comm is NULL or invalid.
+ * Valid until the next call on that communicator or thread. Never NULL; "" when none. */
+const char* svGetLastError(svComm_t comm);
+
+/* SIGNVOTE_VERSION_CODE of the library actually loaded (compare with the header's). */
+svResult_t svGetVersion(int* version);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Enumerations                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+typedef enum { svFloat32 = 0, svNumDataTypes = 1 } svDataType_t;
+
+typedef enum {
+  SV_BACKEND_HOST = 0,
+  SV_BACKEND_CUDA = 1, /* not available in this version: svInvalidArgument */
+  SV_NUM_BACKENDS = 2
+} svBackend_t;
+
+/* What happens when the value a rank would compress is NaN. The check covers the accumulated
+ * value a = fma(rho, a, g) for s3gd_mv and the gradient g for the other schemes, so a NaN that
+ * appears through inf - inf in the residual is caught too. +-inf is a valid (largest) magnitude
+ * and votes with its sign. */
+typedef enum {
+  SV_NONFINITE_ERROR = 0,     /* default: svNonFiniteInput on every rank, no effect */
+  SV_NONFINITE_IGNORE = 1,    /* NaN is replaced by +0.0 (in the vote and in the residual) */
+  SV_NONFINITE_PROPAGATE = 2, /* success, every rank's whole output is NaN, state untouched,
+                                 so a loss scaler sees it and skips the step */
+  SV_NUM_NONFINITE = 3
+} svNonFinitePolicy_t;
+
+typedef enum {
+  /* Mean of the ranks' gradients: sum in rank order, then divided by nranks (fp32). */
+  SV_SCHEME_DENSE = 0,
+  /* signSGD with majority vote (Bernstein et al. 2019): each rank sends sign(g) of every
+   * coordinate; the output is the majority sign. See svVote_t for the sign and tie rules. */
+  SV_SCHEME_SIGNSGD_MV = 1,
+  /* Sparse-signSGD with majority vote (S3GD-MV, Park & Lee 2023): a = fma(rho, a, g); S = the
+   * exact top-K of |a| (see svBucketConfig_t.k); send sign(a) on S; a[S] = 0 after success.
+   * The output is the ternary majority vote over the union of the ranks' supports. */
+  SV_SCHEME_S3GD_MV = 2,
+  SV_NUM_SCHEMES = 3
+} svScheme_t;
+
+typedef enum {
+  /* sign(x) = -1 if x < 0, +1 if x > 0, 0 if x == 0 (so -0.0 and +0.0 cast no vote); the
+   * output is sign(sum of votes): a tied vote, or a coordinate nobody voted for, gives 0. */
+  SV_VOTE_TERNARY = 0,
+  /* The reference signSGD-MV code: sign(x) = -1 if x < 0 else +1 (so +-0.0 vote +1); the output
+   * is -1 if more ranks voted -1 than +1, else +1 (a tie gives +1). signsgd_mv only. */
+  SV_VOTE_BINARY = 1,
+  SV_NUM_VOTES = 2
+} svVote_t;
+
+/* Wire formats. Every message starts with a 64-byte header (magic, wire version, rank, flags, scheme,
+ * sequence number, count, K, entries, checksums) that receivers validate. Sizes are exact and documented
+ * in docs/formats.md; svBucketGetInfo reports the chosen format and its modeled bytes. */
+typedef enum {
+  SV_FORMAT_AUTO = 0,   /* the planner picks the fewest modeled wire bytes (same on all ranks) */
+  SV_FORMAT_SPARSE = 1, /* s3gd_mv: allgather of fixed-size records: Elias-Fano coded sorted
+                           indices plus one sign bit per kept coordinate */
+  SV_FORMAT_COUNTS = 2, /* s3gd_mv: reduce-scatter of dense int8/int16 ternary vote counts,
+                           then allgather of the 2-bit packed result */
+  SV_FORMAT_SIGNS = 3,  /* signsgd_mv: all-to-all of packed sign bit-planes (1 plane binary,
+                           2 planes ternary), the chunk owner votes, allgather of the result */
+  SV_FORMAT_FP32 = 4,   /* dense: allreduce of float32 sums */
+  SV_NUM_FORMATS = 5
+} svFormat_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Communicators                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+#define SV_CONFIG_MAGIC 0x53564346u /* "SVCF" */
+
+/* Communicator configuration. Always start from SV_CONFIG_INITIALIZER: size/magic/version let
+ * the structure grow without breaking the ABI. Must be equal on every rank. */
+typedef struct {
+  size_t size;      /* sizeof(svConfig_t) */
+  unsigned int magic;   /* SV_CONFIG_MAGIC */
+  unsigned int version; /* SIGNVOTE_VERSION_CODE */
+  svBackend_t backend;
+  svNonFinitePolicy_t nonFinite;
+} svConfig_t;
+
+#define SV_CONFIG_INITIALIZER \
+  { sizeof(svConfig_t), SV_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_BACKEND_HOST, SV_NONFINITE_ERROR }
+
+/* Creates nranks communicators of one loopback world; comms[r] is rank r. config may be NULL
+ * (defaults). Limits: 1 <= nranks <= SV_MAX_RANKS. On error nothing is created. */
+#define SV_MAX_RANKS 4096
+svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* config);
+
+/* Frees one rank. Its buckets must be destroyed first (svInvalidUsage otherwise). Destroying a
+ * NULL comm is a no-op. A loopback world is freed when its last rank is destroyed. */
+svResult_t svCommDestroy(svComm_t comm);
+
+svResult_t svCommUserRank(svComm_t comm, int* rank);
+svResult_t svCommCount(svComm_t comm, int* nranks);
+/* Number of exchanges this rank completed successfully; failed calls do not count. */
+svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
+/* The communicator's stored sticky error (svSuccess while healthy). */
+svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Buckets                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+#define SV_BUCKET_CONFIG_MAGIC 0x53564243u /* "SVBC" */
+/* Largest count per bucket: indices on the wire and in the kernels are 32-bit. */
+#define SV_MAX_COUNT 4294967295ull
+
+/* Bucket configuration; start from SV_BUCKET_CONFIG_INITIALIZER. Every field must be equal on
+ * every rank (the loopback transport checks this and returns svMismatch). */
+typedef struct {
+  size_t size;          /* sizeof(svBucketConfig_t) */
+  unsigned int magic;   /* SV_BUCKET_CONFIG_MAGIC */
+  unsigned int version; /* SIGNVOTE_VERSION_CODE */
+  svScheme_t scheme;
+  svDataType_t datatype; /* input gradient and output update type; svFloat32 only for now */
+  size_t count;          /* N, elements in the bucket, 0 <= N <= SV_MAX_COUNT */
+  /* s3gd_mv: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
+   * clamp): K > count is svInvalidArgument. K == 0 sends nothing: the output is all +0.0 and
+   * the residual keeps accumulating. Ignored when density != 0. */
+  size_t k;
+  /* s3gd_mv: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
+   * (0, 1]. 0 means "use k". */
+  double density;
+  /* s3gd_mv: residual decay, a = fma(rho, a, g) in float32. 1 = full error accumulation (the
+   * paper's default), 0 = none (a = g, exactly, whenever the stored residual is finite). */
+  float rho;
+  svVote_t vote;
+  svFormat_t format;
+} svBucketConfig_t;
+
+#define SV_BUCKET_CONFIG_INITIALIZER                                                     \
+  { sizeof(svBucketConfig_t), SV_BUCKET_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_SCHEME_S3GD_MV, \
+    svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO }
+
+/* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
+ * format and allocates the residual (zero-filled; count * 4 bytes for s3gd_mv, none otherwise).
+ * Not collective; every rank creates its own with an equal config. On error nothing is
+ * created. */
+svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
+/* Frees the bucket. NULL is a no-op. */
+svResult_t svBucketDestroy(svBucket_t bucket);
+
+/* What the planner decided, for reporting. Byte counts are per rank, per exchange, and count
+ * what this rank SENDS with ring algorithms (the nccl-tests convention): allgather of R bytes
+ * sends (W-1)*R; reduce-scatter/all-to-all of B bytes sends (W-1)*B/W; allreduce 2*(W-1)*B/W. */
+typedef struct {
+  size_t k;                  /* resolved K (s3gd_mv), else count */
+  svFormat_t format;         /* the chosen format (never SV_FORMAT_AUTO) */
+  size_t recordBytes;        /* sparse: one record, header included; else 0 */
+  uint64_t wireBytes;        /* modeled bytes this rank sends per exchange, headers included */
+  uint64_t denseWireBytes;   /* the same for an fp32 ring allreduce of the bucket */
+  double bitsPerKept;        /* sparse: record bits / K (index + sign + header share); else 0 */
+  size_t workspaceBytes;     /* what svExchange needs (also returned by its size query) */
+} svBucketInfo_t;
+svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
+
+/* Copies the residual (count floats) out of / into the bucket, e.g. for checkpoints. Buckets
+ * of schemes without state have no residual: svInvalidUsage. Host memory for the host
+ * backend. */
+svResult_t svBucketGetResidual(svBucket_t bucket, void* dst);
+svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The exchange                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Runs the bucket's scheme on this rank's gradient sendbuff (count elements) and writes the
+ * common result to recvbuff (count elements), identical on every rank.
+ *
+ * Workspace (CUB-style two-phase): with workspace == NULL, only *workspaceBytes is written and
+ * nothing else happens. Otherwise *workspaceBytes must be at least that size; the call uses
+ * the workspace as scratch and allocates nothing. Each call in one group needs its own
+ * workspace.
+ *
+ * Buffers: sendbuff == recvbuff (in place) is allowed; any other overlap between sendbuff,
+ * recvbuff and workspace is svInvalidArgument. count == 0 needs no buffers.
+ *
+ * Order of effects: the residual is committed and the output written only after the exchange
+ * succeeded on every rank; on any error both are untouched.
+ *
+ * Loopback worlds of more than one rank: call once per rank between svGroupStart and
+ * svGroupEnd; the exchanges run at svGroupEnd (svInvalidUsage outside a group). */
+svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff, void* workspace,
+                      size_t* workspaceBytes, svStream_t stream);
+
+/* Groups (NCCL semantics): calls between svGroupStart and the matching svGroupEnd are checked
+ * when made (an invalid call returns its error at once and is not queued) and run together at
+ * the outermost svGroupEnd, in order per rank. The group is all-or-nothing: if any call made in
+ * it failed, or the ranks' calls do not match (svMismatch: count, K, scheme, ... naming the
+ * first differing rank and field), or any exchange fails, svGroupEnd returns that error and
+ * nothing of the group takes effect. Groups nest; only the outermost end runs them. */
+svResult_t svGroupStart(void);
+svResult_t svGroupEnd(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SIGNVOTE_H_ */

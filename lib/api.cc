@@ -1,0 +1,289 @@
+// C entry points for communicators and buckets: validate every argument first, so that a
+// failing call has no effect, then act.
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "error.h"
+#include "handles.h"
+#include "transport/transport.h"
+
+using namespace signvote::detail;
+
+namespace {
+
+const char* schemeName(svScheme_t s) {
+  switch (s) {
+    case SV_SCHEME_DENSE: return "dense";
+    case SV_SCHEME_SIGNSGD_MV: return "signsgd_mv";
+    case SV_SCHEME_S3GD_MV: return "s3gd_mv";
+    default: return "?";
+  }
+}
+
+svResult_t checkComm(svComm_t comm, const char* call) {
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument,
+                "%s: comm = %p is not a live communicator (NULL, destroyed or never created)",
+                call, static_cast<void*>(comm));
+  if (comm->stickyError != svSuccess)
+    return fail(comm, comm->stickyError, "%s: the communicator is broken by an earlier error",
+                call);
+  return svSuccess;
+}
+
+svResult_t checkBucket(svBucket_t bucket, const char* call) {
+  if (!isLiveBucket(bucket))
+    return fail(nullptr, svInvalidArgument,
+                "%s: bucket = %p is not a live bucket (NULL, destroyed or never created)", call,
+                static_cast<void*>(bucket));
+  return svSuccess;
+}
+
+svResult_t validateConfig(const svConfig_t& c) {
+  const char* call = "svCommInitLoopback";
+  if (c.size != sizeof(svConfig_t))
+    return fail(nullptr, svInvalidArgument, "%s: config->size = %zu, expected %zu (start from "
+                "SV_CONFIG_INITIALIZER)", call, c.size, sizeof(svConfig_t));
+  if (c.magic != SV_CONFIG_MAGIC)
+    return fail(nullptr, svInvalidArgument, "%s: config->magic = 0x%08x, expected 0x%08x (start "
+                "from SV_CONFIG_INITIALIZER)", call, c.magic, SV_CONFIG_MAGIC);
+  if (c.version / 10000 != SIGNVOTE_MAJOR)
+    return fail(nullptr, svInvalidArgument, "%s: config->version = %u is from another major "
+                "version than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
+  if (c.backend != SV_BACKEND_HOST)
+    return fail(nullptr, svInvalidArgument, "%s: config->backend = %d is not available in this "
+                "build (supported: SV_BACKEND_HOST = 0)", call, static_cast<int>(c.backend));
+  if (c.nonFinite < 0 || c.nonFinite >= SV_NUM_NONFINITE)
+    return fail(nullptr, svInvalidArgument, "%s: config->nonFinite = %d (supported: 0 error, 1 "
+                "ignore, 2 propagate)", call, static_cast<int>(c.nonFinite));
+  return svSuccess;
+}
+
+svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64_t* k) {
+  const char* call = "svBucketCreate";
+  if (c.size != sizeof(svBucketConfig_t))
+    return fail(comm, svInvalidArgument, "%s: config->size = %zu, expected %zu (start from "
+                "SV_BUCKET_CONFIG_INITIALIZER)", call, c.size, sizeof(svBucketConfig_t));
+  if (c.magic != SV_BUCKET_CONFIG_MAGIC)
+    return fail(comm, svInvalidArgument, "%s: config->magic = 0x%08x, expected 0x%08x", call,
+                c.magic, SV_BUCKET_CONFIG_MAGIC);
+  if (c.version / 10000 != SIGNVOTE_MAJOR)
+    return fail(comm, svInvalidArgument, "%s: config->version = %u is from another major version "
+                "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
+  if (c.scheme < 0 || c.scheme >= SV_NUM_SCHEMES)
+    return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
+                "signsgd_mv, 2 s3gd_mv)", call, static_cast<int>(c.scheme));
+  if (c.datatype != svFloat32)
+    return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
+                "svFloat32 = 0)", call, static_cast<int>(c.datatype));
+  if (c.count > SV_MAX_COUNT)
+    return fail(comm, svInvalidArgument, "%s: config->count = %zu exceeds SV_MAX_COUNT = %llu "
+                "(indices are 32-bit; split the bucket)", call, c.count, SV_MAX_COUNT);
+  if (c.vote < 0 || c.vote >= SV_NUM_VOTES)
+    return fail(comm, svInvalidArgument, "%s: config->vote = %d (supported: 0 ternary, 1 binary)",
+                call, static_cast<int>(c.vote));
+  if (c.vote == SV_VOTE_BINARY && c.scheme == SV_SCHEME_S3GD_MV)
+    return fail(comm, svInvalidArgument, "%s: config->vote = SV_VOTE_BINARY with scheme s3gd_mv "
+                "(a sparse vote is ternary: unselected coordinates must stay 0)", call);
+  if (c.format < 0 || c.format >= SV_NUM_FORMATS)
+    return fail(comm, svInvalidArgument, "%s: config->format = %d is not a format", call,
+                static_cast<int>(c.format));
+  const bool formatOk =
+      c.format == SV_FORMAT_AUTO ||
+      (c.scheme == SV_SCHEME_S3GD_MV &&
+       (c.format == SV_FORMAT_SPARSE || c.format == SV_FORMAT_COUNTS)) ||
+      (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
+      (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32);
+  if (!formatOk)
+    return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
+                "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4)", call,
+                static_cast<int>(c.format), schemeName(c.scheme));
+  *k = c.count;
+  if (c.scheme == SV_SCHEME_S3GD_MV) {
+    if (c.density != 0.0 && c.k != 0)
+      return fail(comm, svInvalidArgument, "%s: config->k = %zu and config->density = %g are both "
+                  "set; set one", call, c.k, c.density);
+    if (!resolveK(c, k))
+      return fail(comm, svInvalidArgument, "%s: config->density = %g is outside (0, 1]", call,
+                  c.density);
+    if (*k > c.count)
+      return fail(comm, svInvalidArgument, "%s: config->k = %zu exceeds config->count = %zu (K > "
+                  "N is an error, never clamped)", call, c.k, c.count);
+    if (!std::isfinite(c.rho))
+      return fail(comm, svInvalidArgument, "%s: config->rho = %g is not finite", call,
+                  static_cast<double>(c.rho));
+  }
+  return svSuccess;
+}
+
+}  // namespace
+
+extern "C" svResult_t svGetVersion(int* version) {
+  if (version == nullptr) return fail(nullptr, svInvalidArgument, "svGetVersion: version = NULL");
+  *version = SIGNVOTE_VERSION_CODE;
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* config) {
+  if (comms == nullptr)
+    return fail(nullptr, svInvalidArgument, "svCommInitLoopback: comms = NULL");
+  if (nranks < 1 || nranks > SV_MAX_RANKS)
+    return fail(nullptr, svInvalidArgument, "svCommInitLoopback: nranks = %d is outside [1, %d]",
+                nranks, SV_MAX_RANKS);
+  const svConfig_t defaults = SV_CONFIG_INITIALIZER;
+  const svConfig_t cfg = config ? *config : defaults;
+  SVCHECK(validateConfig(cfg));
+  static uint64_t nextWorld = 1;
+  try {
+    auto world = std::make_shared<World>();
+    world->id = __atomic_fetch_add(&nextWorld, 1, __ATOMIC_RELAXED);
+    world->nranks = nranks;
+    world->transport = std::make_unique<LoopbackHostTransport>(nranks);
+    std::vector<std::unique_ptr<svComm>> made;
+    for (int r = 0; r < nranks; ++r) {
+      auto c = std::make_unique<svComm>();
+      c->rank = r;
+      c->nranks = nranks;
+      c->config = cfg;
+      c->world = world;
+      made.push_back(std::move(c));
+    }
+    world->ranks.resize(nranks);
+    for (int r = 0; r < nranks; ++r) {
+      comms[r] = made[r].release();
+      world->ranks[r] = comms[r];
+      registerComm(comms[r]);
+    }
+  } catch (const std::bad_alloc&) {
+    return fail(nullptr, svSystemError, "svCommInitLoopback: out of host memory (nranks = %d)",
+                nranks);
+  }
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommDestroy(svComm_t comm) {
+  if (comm == nullptr) return svSuccess;
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument, "svCommDestroy: comm = %p is not a live communicator",
+                static_cast<void*>(comm));
+  if (comm->liveBuckets != 0)
+    return fail(comm, svInvalidUsage, "svCommDestroy: comm (rank %d) still has %d live buckets; "
+                "destroy them first", comm->rank, comm->liveBuckets);
+  unregisterComm(comm);
+  comm->world->ranks[comm->rank] = nullptr;
+  delete comm;
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommUserRank(svComm_t comm, int* rank) {
+  SVCHECK(checkComm(comm, "svCommUserRank"));
+  if (rank == nullptr) return fail(comm, svInvalidArgument, "svCommUserRank: rank = NULL");
+  *rank = comm->rank;
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommCount(svComm_t comm, int* nranks) {
+  SVCHECK(checkComm(comm, "svCommCount"));
+  if (nranks == nullptr) return fail(comm, svInvalidArgument, "svCommCount: nranks = NULL");
+  *nranks = comm->nranks;
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq) {
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument, "svCommGetSequence: comm = %p is not a live "
+                "communicator", static_cast<void*>(comm));
+  if (seq == nullptr) return fail(comm, svInvalidArgument, "svCommGetSequence: seq = NULL");
+  *seq = comm->seq;
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError) {
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument, "svCommGetAsyncError: comm = %p is not a live "
+                "communicator", static_cast<void*>(comm));
+  if (asyncError == nullptr)
+    return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
+  *asyncError = comm->stickyError;
+  return svSuccess;
+}
+
+extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
+                                     const svBucketConfig_t* config) {
+  SVCHECK(checkComm(comm, "svBucketCreate"));
+  if (bucket == nullptr) return fail(comm, svInvalidArgument, "svBucketCreate: bucket = NULL");
+  if (config == nullptr) return fail(comm, svInvalidArgument, "svBucketCreate: config = NULL");
+  uint64_t k = 0;
+  SVCHECK(validateBucketConfig(comm, *config, &k));
+  try {
+    auto b = std::make_unique<svBucket>();
+    b->comm = comm;
+    b->config = *config;
+    b->plan = makePlan(*config, k, comm->nranks);
+    if (config->scheme == SV_SCHEME_S3GD_MV) b->residual.assign(config->count, 0.0f);
+    *bucket = b.release();
+  } catch (const std::bad_alloc&) {
+    return fail(comm, svSystemError, "svBucketCreate: out of host memory for the residual of "
+                "config->count = %zu floats", config->count);
+  }
+  registerBucket(*bucket);
+  ++comm->liveBuckets;
+  return svSuccess;
+}
+
+extern "C" svResult_t svBucketDestroy(svBucket_t bucket) {
+  if (bucket == nullptr) return svSuccess;
+  SVCHECK(checkBucket(bucket, "svBucketDestroy"));
+  unregisterBucket(bucket);
+  --bucket->comm->liveBuckets;
+  delete bucket;
+  return svSuccess;
+}
+
+extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
+  SVCHECK(checkBucket(bucket, "svBucketGetInfo"));
+  if (info == nullptr)
+    return fail(bucket->comm, svInvalidArgument, "svBucketGetInfo: info = NULL");
+  const Plan& p = bucket->plan;
+  svBucketInfo_t i{};
+  i.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : p.n;
+  i.format = p.format;
+  i.recordBytes = p.format == SV_FORMAT_SPARSE ? p.sparse.recordBytes() : 0;
+  i.wireBytes = p.wireBytes;
+  i.denseWireBytes = p.denseWireBytes;
+  i.bitsPerKept = (p.format == SV_FORMAT_SPARSE && p.k != 0)
+                      ? 8.0 * static_cast<double>(i.recordBytes) / static_cast<double>(p.k)
+                      : 0.0;
+  i.workspaceBytes = p.ws.total;
+  *info = i;
+  return svSuccess;
+}
+
+namespace {
+svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
+                          const char* field) {
+  SVCHECK(checkBucket(bucket, call));
+  if (bucket->config.scheme != SV_SCHEME_S3GD_MV)
+    return fail(bucket->comm, svInvalidUsage, "%s: scheme %s keeps no residual", call,
+                schemeName(bucket->config.scheme));
+  if (ptr == nullptr && bucket->config.count > 0)
+    return fail(bucket->comm, svInvalidArgument, "%s: %s = NULL with count = %zu", call, field,
+                bucket->config.count);
+  return svSuccess;
+}
+}  // namespace
+
+extern "C" svResult_t svBucketGetResidual(svBucket_t bucket, void* dst) {
+  SVCHECK(residualAccess(bucket, dst, "svBucketGetResidual", "dst"));
+  if (!bucket->residual.empty())
+    std::memcpy(dst, bucket->residual.data(), bucket->residual.size() * sizeof(float));
+  return svSuccess;
+}
+
+extern "C" svResult_t svBucketSetResidual(svBucket_t bucket, const void* src) {
+  SVCHECK(residualAccess(bucket, src, "svBucketSetResidual", "src"));
+  if (!bucket->residual.empty())
+    std::memcpy(bucket->residual.data(), src, bucket->residual.size() * sizeof(float));
+  return svSuccess;
+}

@@ -1,0 +1,63 @@
+#include "error.h"
+
+#include <cstdarg>
+#include <cstdio>
+
+#include "env.h"
+#include "handles.h"
+
+namespace signvote::detail {
+
+namespace {
+thread_local std::string tlsLastError;
+}
+
+const std::string& threadLastError() { return tlsLastError; }
+
+void setLastError(svComm_t comm, const std::string& text) {
+  tlsLastError = text;
+  if (comm != nullptr && isLiveComm(comm)) comm->lastError = text;
+  if (logLevel() >= LogLevel::kWarn) std::fprintf(stderr, "signvote WARN %s\n", text.c_str());
+}
+
+svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  setLastError(comm, std::string(buf) + " [" + svGetErrorString(code) + "]");
+  return code;
+}
+
+void traceFrame(const char* file, int line, svResult_t code) {
+  if (logLevel() >= LogLevel::kInfo)
+    std::fprintf(stderr, "signvote INFO %s:%d -> %d (%s)\n", file, line, static_cast<int>(code),
+                 svGetErrorString(code));
+}
+
+}  // namespace signvote::detail
+
+extern "C" const char* svGetErrorString(svResult_t result) {
+  switch (result) {
+    case svSuccess: return "no error";
+    case svUnhandledCudaError: return "unhandled cuda error (run with SIGNVOTE_DEBUG=INFO for details)";
+    case svSystemError: return "unhandled system error (allocation, OS call)";
+    case svInternalError: return "internal error - please report this issue";
+    case svInvalidArgument: return "invalid argument (run with SIGNVOTE_DEBUG=WARN for details)";
+    case svInvalidUsage: return "invalid usage (run with SIGNVOTE_DEBUG=WARN for details)";
+    case svRemoteError: return "remote process exited or there was a network error";
+    case svInProgress: return "operation in progress";
+    case svTimeout: return "operation timed out";
+    case svNonFiniteInput: return "non-finite input on a rank (see svGetLastError for the rank)";
+    case svMismatch: return "ranks made mismatched calls (see svGetLastError for rank and field)";
+    case svCorruptInput: return "a peer's message failed validation";
+    default: return "unknown result code";
+  }
+}
+
+extern "C" const char* svGetLastError(svComm_t comm) {
+  using namespace signvote::detail;
+  if (comm != nullptr && isLiveComm(comm)) return comm->lastError.c_str();
+  return tlsLastError.c_str();
+}

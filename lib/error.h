@@ -1,0 +1,31 @@
+// Error reporting inside the library: one check-macro family (NCCL's habit). SVCHECK returns
+// early and, under SIGNVOTE_DEBUG=INFO, logs one "file:line -> code" line per frame.
+#pragma once
+
+#include <string>
+
+#include "signvote/signvote.h"
+
+namespace signvote::detail {
+
+// Formats the text, stores it as the thread's last error (and the comm's, when comm is live)
+// and returns code. The text must name the call, the field and the value.
+svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Stores text as the last error of the thread and of comm (may be null), without formatting.
+void setLastError(svComm_t comm, const std::string& text);
+const std::string& threadLastError();
+
+void traceFrame(const char* file, int line, svResult_t code);
+
+}  // namespace signvote::detail
+
+#define SVCHECK(call)                                                       \
+  do {                                                                      \
+    svResult_t sv_check_res_ = (call);                                      \
+    if (sv_check_res_ != svSuccess) {                                       \
+      ::signvote::detail::traceFrame(__FILE__, __LINE__, sv_check_res_);    \
+      return sv_check_res_;                                                 \
+    }                                                                       \
+  } while (0)

@@ -1,0 +1,499 @@
+// svExchange and groups: validate -> queue -> (at the outermost svGroupEnd) match ranks ->
+// run every exchange into workspaces -> validate what arrived -> commit outputs and residuals.
+// Nothing outside the workspaces is written before every exchange of the group succeeded,
+// which is what makes failed calls and failed groups have no effect.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "handles.h"
+#include "reference/schemes.h"
+#include "reference/wire.h"
+#include "transport/transport.h"
+
+using signvote::detail::fail;
+
+namespace signvote::detail {
+namespace {
+
+struct Op {
+  svBucket_t bucket;
+  const void* send;
+  void* recv;
+  void* ws;
+  size_t wsBytes;
+};
+
+struct GroupState {
+  int depth = 0;
+  std::vector<Op> ops;
+  svResult_t error = svSuccess;
+  std::string errorText;
+};
+thread_local GroupState tg;
+
+template <class T>
+T* at(const Op& op, const Region& r) {
+  return reinterpret_cast<T*>(static_cast<char*>(op.ws) + r.offset);
+}
+
+bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
+  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return an != 0 && bn != 0 && pa < pb + bn && pb < pa + an;
+}
+
+// ---- what one matched exchange (one op per rank of a world) leaves for the commit ----
+struct Outcome {
+  bool propagateNaN = false;  // SV_NONFINITE_PROPAGATE fired: NaN output, no commit
+};
+
+ref::WireHeader makeHeader(const Plan& p, int rank, uint64_t seq, bool nan) {
+  ref::WireHeader h{};
+  h.magic = ref::kWireMagic;
+  h.version = SIGNVOTE_WIRE_VERSION;
+  h.flags = nan ? ref::kFlagNonFinite : 0;
+  h.rank = static_cast<uint32_t>(rank);
+  h.scheme = static_cast<uint8_t>(p.scheme);
+  h.format = static_cast<uint8_t>(p.format);
+  h.vote = static_cast<uint8_t>(p.vote);
+  h.seq = seq;
+  h.count = p.n;
+  h.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0;
+  return h;
+}
+
+// Checks the W headers that rank `self` received; returns the verdict with the reason in *why.
+svResult_t checkHeaders(const std::vector<const ref::WireHeader*>& hs, const Plan& p,
+                        uint64_t seq, svNonFinitePolicy_t policy, Outcome* out,
+                        std::string* why) {
+  for (size_t s = 0; s < hs.size(); ++s) {
+    const char* reason = "";
+    const ref::HeaderExpect e{static_cast<uint32_t>(s), static_cast<uint8_t>(p.scheme),
+                              static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
+                              seq, p.n, p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0};
+    const svResult_t r = ref::validateHeader(*hs[s], e, &reason);
+    if (r != svSuccess) {
+      *why = "the message from rank " + std::to_string(s) + " failed validation (" + reason + ")";
+      return r;
+    }
+  }
+  for (size_t s = 0; s < hs.size(); ++s) {
+    if (hs[s]->flags & ref::kFlagNonFinite) {
+      if (policy == SV_NONFINITE_PROPAGATE) {
+        out->propagateNaN = true;
+        return svSuccess;
+      }
+      *why = "rank " + std::to_string(s) +
+             " had NaN input (nonFinite policy = SV_NONFINITE_ERROR; nothing was changed)";
+      return svNonFiniteInput;
+    }
+  }
+  return svSuccess;
+}
+
+// Runs one exchange across the W ranks of a world (ops[r] is rank r's call) into the
+// workspaces. Returns the verdict; *why names the cause.
+svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Outcome* outcome,
+                      std::string* why) {
+  const Plan& p = ops[0].bucket->plan;
+  const int W = p.nranks;
+  const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
+  const WorkspaceLayout& L = p.ws;
+  Transport::Sends sends(W);
+  Transport::Recvs recvs(W);
+  auto collect = [&](const Region& from, const Region& to) {
+    for (int r = 0; r < W; ++r) {
+      sends[r] = at<char>(ops[r], from);
+      recvs[r] = at<char>(ops[r], to);
+    }
+  };
+  std::vector<bool> nan(W, false);
+  const size_t planeBytes = p.chunkWords * 8;
+
+  // Step 1: each rank's contribution.
+  for (int r = 0; r < W; ++r) {
+    const Op& op = ops[r];
+    const float* g = static_cast<const float*>(op.send);
+    svBucket_t b = op.bucket;
+    switch (p.format) {
+      case SV_FORMAT_SPARSE:
+      case SV_FORMAT_COUNTS:
+        nan[r] = ref::s3gdAccumulateSelect(g, b->residual.data(), b->config.rho, p.n, p.k,
+                                           policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel));
+        if (p.format == SV_FORMAT_COUNTS)
+          ref::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
+                           p.chunk * W, p.countBytes, at<void>(op, L.countsSend));
+        break;
+      case SV_FORMAT_SIGNS:
+        nan[r] = ref::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
+                                at<uint64_t>(op, L.planesSend));
+        break;
+      case SV_FORMAT_FP32:
+        nan[r] = ref::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send));
+        break;
+      default:
+        return *why = "unplanned format", svInternalError;
+    }
+    ref::WireHeader h = makeHeader(p, r, seq, nan[r]);
+    if (p.format == SV_FORMAT_SPARSE) {
+      auto* payload = reinterpret_cast<uint64_t*>(at<char>(op, L.record) + kHeaderBytes);
+      h.entries = ref::s3gdEncodeSparse(p.sparse, at<float>(op, L.acc), at<uint32_t>(op, L.sel),
+                                        at<uint32_t>(op, L.entries),
+                                        at<uint8_t>(op, L.entryNeg), payload);
+      h.payloadChecksum = ref::checksumWords(payload, p.sparse.payloadWords());
+      ref::sealHeader(&h);
+      std::memcpy(at<char>(op, L.record), &h, sizeof(h));
+    } else {
+      ref::sealHeader(&h);
+      std::memcpy(at<char>(op, L.header), &h, sizeof(h));
+    }
+  }
+
+  // Step 2: the wire, and the owners' votes in between.
+  if (p.format == SV_FORMAT_SPARSE) {
+    collect(L.record, L.records);
+    SVCHECK(t.allGather(sends, recvs, p.sparse.recordBytes()));
+  } else {
+    collect(L.header, L.headers);
+    SVCHECK(t.allGather(sends, recvs, kHeaderBytes));
+  }
+  switch (p.format) {
+    case SV_FORMAT_COUNTS:
+      collect(L.countsSend, L.countsOwned);
+      SVCHECK(t.reduceScatterSum(sends, recvs, p.chunk,
+                                 p.countBytes == 1 ? Elem::kInt8 : Elem::kInt16));
+      for (int r = 0; r < W; ++r)
+        if (!ref::countsToPlanes(at<void>(ops[r], L.countsOwned), p.countBytes, p.chunkWords, W,
+                                 at<uint64_t>(ops[r], L.resultOwn)))
+          return *why = "a summed vote count is out of range", svCorruptInput;
+      break;
+    case SV_FORMAT_SIGNS:
+      collect(L.planesSend, L.planesRecv);
+      SVCHECK(t.allToAll(sends, recvs, p.inPlanes * planeBytes));
+      for (int r = 0; r < W; ++r)
+        if (!ref::voteSignPlanes(at<uint64_t>(ops[r], L.planesRecv), p.vote, p.chunkWords, W,
+                                 at<uint64_t>(ops[r], L.resultOwn)))
+          return *why = "a sign message has a negative bit without its nonzero bit",
+                 svCorruptInput;
+      break;
+    case SV_FORMAT_FP32:
+      collect(L.fp32Send, L.fp32Sum);
+      SVCHECK(t.allReduceSum(sends, recvs, p.n, Elem::kFloat32));
+      break;
+    default:
+      break;
+  }
+  if (p.resultPlanes != 0) {
+    collect(L.resultOwn, L.resultAll);
+    SVCHECK(t.allGather(sends, recvs, p.resultPlanes * planeBytes));
+  }
+
+  // Step 3: every rank validates what it received. All ranks see the same bytes, so they
+  // reach the same verdict; rank 0's is returned, any disagreement is an internal error.
+  svResult_t verdict = svSuccess;
+  for (int r = 0; r < W; ++r) {
+    const Op& op = ops[r];
+    std::vector<const ref::WireHeader*> hs(W);
+    const size_t stride = p.format == SV_FORMAT_SPARSE ? p.sparse.recordBytes() : kHeaderBytes;
+    const char* base = at<char>(op, p.format == SV_FORMAT_SPARSE ? L.records : L.headers);
+    for (int s = 0; s < W; ++s) hs[s] = reinterpret_cast<const ref::WireHeader*>(base + s * stride);
+    Outcome o;
+    std::string reason;
+    svResult_t v = checkHeaders(hs, p, seq, policy, &o, &reason);
+    if (v == svSuccess && !o.propagateNaN) {
+      if (p.format == SV_FORMAT_SPARSE) {
+        int32_t* votes = at<int32_t>(op, L.votes);
+        std::fill(votes, votes + p.n, 0);
+        for (int s = 0; s < W && v == svSuccess; ++s) {
+          const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
+          if (ref::checksumWords(payload, p.sparse.payloadWords()) != hs[s]->payloadChecksum ||
+              !ref::addSparseVotes(p.sparse, payload, hs[s]->entries, votes)) {
+            reason = "the record from rank " + std::to_string(s) + " is malformed";
+            v = svCorruptInput;
+          }
+        }
+      }
+    }
+    if (r == 0) {
+      verdict = v;
+      *outcome = o;
+      *why = reason;
+    } else if (v != verdict || o.propagateNaN != outcome->propagateNaN) {
+      return *why = "ranks reached different verdicts", svInternalError;
+    }
+  }
+  return verdict;
+}
+
+// Writes the output (and commits the residual) of one rank's validated exchange.
+svResult_t commit(const Op& op, const Outcome& o) {
+  const Plan& p = op.bucket->plan;
+  const WorkspaceLayout& L = p.ws;
+  float* out = static_cast<float*>(op.recv);
+  if (o.propagateNaN) {
+    std::fill(out, out + p.n, std::numeric_limits<float>::quiet_NaN());
+    return svSuccess;
+  }
+  if (p.scheme == SV_SCHEME_S3GD_MV)
+    ref::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
+                    op.bucket->residual.data());
+  switch (p.format) {
+    case SV_FORMAT_SPARSE:
+      ref::votesToOutput(at<int32_t>(op, L.votes), p.n, out);
+      return svSuccess;
+    case SV_FORMAT_COUNTS:
+    case SV_FORMAT_SIGNS:
+      // runGroup checked the planes with validateResult before any commit.
+      ref::planesToOutput(at<uint64_t>(op, L.resultAll), p.resultPlanes, p.chunkWords, p.n, out);
+      return svSuccess;
+    case SV_FORMAT_FP32: {
+      const float* sum = at<float>(op, L.fp32Sum);
+      const float w = static_cast<float>(p.nranks);
+      for (uint64_t i = 0; i < p.n; ++i) out[i] = sum[i] / w;
+      return svSuccess;
+    }
+    default:
+      return svInternalError;
+  }
+}
+
+// Result planes must be well formed before commit writes them out.
+bool validateResult(const Op& op) {
+  const Plan& p = op.bucket->plan;
+  if (p.resultPlanes != 2) return true;
+  const uint64_t* all = at<uint64_t>(op, p.ws.resultAll);
+  for (int s = 0; s < p.nranks; ++s) {
+    const uint64_t* block = all + static_cast<uint64_t>(s) * 2 * p.chunkWords;
+    for (uint64_t w = 0; w < p.chunkWords; ++w)
+      if (block[p.chunkWords + w] & ~block[w]) return false;
+  }
+  return true;
+}
+
+void setGroupError(const std::vector<Op>& ops, const std::string& text) {
+  for (const Op& op : ops) op.bucket->comm->lastError = text;
+  setLastError(nullptr, text);
+}
+
+const char* fieldMismatch(const svBucket& a, const svBucket& b) {
+  const svBucketConfig_t &x = a.config, &y = b.config;
+  if (x.scheme != y.scheme) return "scheme";
+  if (x.datatype != y.datatype) return "datatype";
+  if (x.count != y.count) return "count";
+  if (a.plan.k != b.plan.k) return "k";
+  if (std::memcmp(&x.rho, &y.rho, sizeof(float)) != 0) return "rho";
+  if (x.vote != y.vote) return "vote";
+  if (x.format != y.format) return "format";
+  if (a.comm->config.nonFinite != b.comm->config.nonFinite) return "comm nonFinite policy";
+  return nullptr;
+}
+
+// Cross-call buffer checks of a group: workspaces and outputs must not overlap anything else;
+// two calls may read the same input.
+svResult_t checkGroupOverlaps(const std::vector<Op>& ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    for (size_t j = i + 1; j < ops.size(); ++j) {
+      const Op &a = ops[i], &b = ops[j];
+      const size_t an = a.bucket->plan.n * 4, bn = b.bucket->plan.n * 4;
+      const bool bad = overlaps(a.ws, a.wsBytes, b.ws, b.wsBytes) ||
+                       overlaps(a.ws, a.wsBytes, b.send, bn) ||
+                       overlaps(a.ws, a.wsBytes, b.recv, bn) ||
+                       overlaps(b.ws, b.wsBytes, a.send, an) ||
+                       overlaps(b.ws, b.wsBytes, a.recv, an) ||
+                       overlaps(a.recv, an, b.recv, bn) || overlaps(a.recv, an, b.send, bn) ||
+                       overlaps(b.recv, bn, a.send, an);
+      if (bad) {
+        setGroupError(ops, "svGroupEnd: exchange #" + std::to_string(i) + " and #" +
+                               std::to_string(j) +
+                               " of the group share workspace or output memory; each call "
+                               "needs its own workspace and recvbuff [invalid argument]");
+        return svInvalidArgument;
+      }
+    }
+  }
+  return svSuccess;
+}
+
+svResult_t runGroup(std::vector<Op>& ops) {
+  if (ops.empty()) return svSuccess;
+  SVCHECK(checkGroupOverlaps(ops));
+  // Per world, the calls of each rank in program order.
+  std::map<World*, std::vector<std::vector<Op>>> perWorld;
+  for (const Op& op : ops) {
+    svComm_t c = op.bucket->comm;
+    auto& v = perWorld[c->world.get()];
+    if (v.empty()) v.resize(c->nranks);
+    v[c->rank].push_back(op);
+  }
+  struct Matched {
+    std::vector<Op> ops;  // one per rank
+    uint64_t seq;
+    Outcome outcome;
+  };
+  std::vector<Matched> matched;
+  for (auto& [world, byRank] : perWorld) {
+    for (int r = 0; r < world->nranks; ++r) {
+      if (byRank[r].size() != byRank[0].size()) {
+        setGroupError(ops, "svGroupEnd: rank " + std::to_string(r) + " made " +
+                               std::to_string(byRank[r].size()) + " svExchange calls in this "
+                               "group but rank 0 made " + std::to_string(byRank[0].size()) +
+                               "; every rank of a loopback world must make the same calls "
+                               "[" + svGetErrorString(svMismatch) + "]");
+        return svMismatch;
+      }
+    }
+    for (size_t j = 0; j < byRank[0].size(); ++j) {
+      Matched m;
+      for (int r = 0; r < world->nranks; ++r) {
+        const Op& op = byRank[r][j];
+        if (const char* f = fieldMismatch(*byRank[0][j].bucket, *op.bucket)) {
+          setGroupError(ops, "svGroupEnd: exchange #" + std::to_string(j) + " of rank " +
+                                 std::to_string(r) + " differs from rank 0's in field " + f +
+                                 " [" + svGetErrorString(svMismatch) + "]");
+          return svMismatch;
+        }
+        m.ops.push_back(op);
+      }
+      m.seq = byRank[0][j].bucket->comm->seq + j;
+      for (int r = 1; r < world->nranks; ++r) {
+        if (byRank[r][j].bucket->comm->seq + j != m.seq) {
+          setGroupError(ops, "svGroupEnd: rank " + std::to_string(r) + " is at sequence number " +
+                                 std::to_string(byRank[r][j].bucket->comm->seq + j) +
+                                 " but rank 0 at " + std::to_string(m.seq) + " [" +
+                                 svGetErrorString(svMismatch) + "]");
+          return svMismatch;
+        }
+      }
+      matched.push_back(std::move(m));
+    }
+  }
+  for (Matched& m : matched) {
+    std::string why;
+    World* world = m.ops[0].bucket->comm->world.get();
+    const svResult_t r = runMatched(m.ops, *world->transport, m.seq, &m.outcome, &why);
+    if (r == svSuccess && !m.outcome.propagateNaN) {
+      for (const Op& op : m.ops)
+        if (!validateResult(op)) {
+          setGroupError(ops, "svGroupEnd: a vote result message is malformed [" +
+                                 std::string(svGetErrorString(svCorruptInput)) + "]");
+          return svCorruptInput;
+        }
+    }
+    if (r != svSuccess) {
+      setGroupError(ops, "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
+                             ", seq = " + std::to_string(m.seq) + "): " + why + " [" +
+                             svGetErrorString(r) + "]");
+      return r;
+    }
+  }
+  for (Matched& m : matched)
+    for (const Op& op : m.ops) SVCHECK(commit(op, m.outcome));
+  for (const Op& op : ops) ++op.bucket->comm->seq;
+  return svSuccess;
+}
+
+// Records an error made inside a group so that svGroupEnd fails too.
+svResult_t noteGroupError(svResult_t r) {
+  if (r != svSuccess && tg.depth > 0 && tg.error == svSuccess) {
+    tg.error = r;
+    tg.errorText = threadLastError();
+  }
+  return r;
+}
+
+svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbuff,
+                           void* workspace, size_t* workspaceBytes) {
+  if (!isLiveBucket(bucket))
+    return fail(nullptr, svInvalidArgument,
+                "svExchange: bucket = %p is not a live bucket (NULL, destroyed or never created)",
+                static_cast<void*>(bucket));
+  svComm_t comm = bucket->comm;
+  if (comm->stickyError != svSuccess)
+    return fail(comm, comm->stickyError, "svExchange: the communicator is broken by an earlier "
+                "error; destroy it");
+  if (workspaceBytes == nullptr)
+    return fail(comm, svInvalidArgument, "svExchange: workspaceBytes = NULL");
+  const Plan& p = bucket->plan;
+  if (workspace == nullptr) {
+    *workspaceBytes = p.ws.total;
+    return svSuccess;
+  }
+  if (*workspaceBytes < p.ws.total)
+    return fail(comm, svInvalidArgument,
+                "svExchange: *workspaceBytes = %zu is less than the %zu bytes this bucket needs "
+                "(query them with workspace = NULL)", *workspaceBytes, p.ws.total);
+  const size_t bytes = p.n * 4;
+  if (p.n > 0 && sendbuff == nullptr)
+    return fail(comm, svInvalidArgument, "svExchange: sendbuff = NULL with count = %llu",
+                static_cast<unsigned long long>(p.n));
+  if (p.n > 0 && recvbuff == nullptr)
+    return fail(comm, svInvalidArgument, "svExchange: recvbuff = NULL with count = %llu",
+                static_cast<unsigned long long>(p.n));
+  if (sendbuff != recvbuff && overlaps(sendbuff, bytes, recvbuff, bytes))
+    return fail(comm, svInvalidArgument, "svExchange: sendbuff = %p and recvbuff = %p overlap "
+                "partially (only exact in-place, sendbuff == recvbuff, is allowed)",
+                sendbuff, recvbuff);
+  if (overlaps(workspace, p.ws.total, sendbuff, bytes) ||
+      overlaps(workspace, p.ws.total, recvbuff, bytes))
+    return fail(comm, svInvalidArgument, "svExchange: workspace = %p overlaps sendbuff or "
+                "recvbuff", workspace);
+  const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total};
+  if (tg.depth > 0) {
+    tg.ops.push_back(op);
+    return svSuccess;
+  }
+  if (comm->nranks > 1)
+    return fail(comm, svInvalidUsage,
+                "svExchange: the loopback communicator has nranks = %d, all driven from this "
+                "thread; call svExchange once per rank between svGroupStart and svGroupEnd",
+                comm->nranks);
+  std::vector<Op> ops{op};
+  return runGroup(ops);
+}
+
+}  // namespace
+}  // namespace signvote::detail
+
+using namespace signvote::detail;
+
+extern "C" svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff,
+                                 void* workspace, size_t* workspaceBytes, svStream_t stream) {
+  (void)stream;  // host backend: synchronous
+  try {
+    return noteGroupError(exchangeChecked(bucket, sendbuff, recvbuff, workspace, workspaceBytes));
+  } catch (const std::bad_alloc&) {
+    return noteGroupError(fail(nullptr, svSystemError,
+                               "svExchange: out of host memory; nothing was changed"));
+  }
+}
+
+extern "C" svResult_t svGroupStart(void) {
+  ++tg.depth;
+  return svSuccess;
+}
+
+extern "C" svResult_t svGroupEnd(void) {
+  if (tg.depth == 0)
+    return fail(nullptr, svInvalidUsage, "svGroupEnd: no matching svGroupStart");
+  if (--tg.depth > 0) return svSuccess;
+  std::vector<Op> ops = std::move(tg.ops);
+  tg.ops.clear();
+  const svResult_t err = tg.error;
+  const std::string text = tg.errorText;
+  tg.error = svSuccess;
+  tg.errorText.clear();
+  if (err != svSuccess) {
+    setGroupError(ops, "svGroupEnd: nothing ran because a call in the group failed: " + text);
+    return err;
+  }
+  try {
+    return runGroup(ops);
+  } catch (const std::bad_alloc&) {
+    setGroupError(ops, "svGroupEnd: out of host memory; nothing was changed [system error]");
+    return svSystemError;
+  }
+}

@@ -1,0 +1,38 @@
+#include "handles.h"
+
+#include <mutex>
+#include <unordered_set>
+
+#include "transport/transport.h"
+
+namespace signvote::detail {
+
+World::~World() = default;
+
+namespace {
+std::mutex gMutex;
+// Separate sets, so that a bucket passed as a communicator (or the reverse) is rejected.
+std::unordered_set<const void*>& liveComms() {
+  static std::unordered_set<const void*> s;
+  return s;
+}
+std::unordered_set<const void*>& liveBuckets() {
+  static std::unordered_set<const void*> s;
+  return s;
+}
+}  // namespace
+
+void registerComm(svComm_t c) { std::lock_guard<std::mutex> g(gMutex); liveComms().insert(c); }
+void unregisterComm(svComm_t c) { std::lock_guard<std::mutex> g(gMutex); liveComms().erase(c); }
+bool isLiveComm(svComm_t c) {
+  std::lock_guard<std::mutex> g(gMutex);
+  return liveComms().count(c) != 0;
+}
+void registerBucket(svBucket_t b) { std::lock_guard<std::mutex> g(gMutex); liveBuckets().insert(b); }
+void unregisterBucket(svBucket_t b) { std::lock_guard<std::mutex> g(gMutex); liveBuckets().erase(b); }
+bool isLiveBucket(svBucket_t b) {
+  std::lock_guard<std::mutex> g(gMutex);
+  return liveBuckets().count(b) != 0;
+}
+
+}  // namespace signvote::detail

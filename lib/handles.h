@@ -1,0 +1,55 @@
+// The objects behind the opaque handles, and a registry of live handles so that a destroyed
+// or foreign pointer is reported as an invalid argument instead of being dereferenced.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plan.h"
+#include "signvote/signvote.h"
+
+namespace signvote::detail {
+
+class Transport;
+
+// One communicator world (all ranks of a loopback transport live in one process).
+struct World {
+  uint64_t id = 0;
+  int nranks = 0;
+  std::vector<svComm_t> ranks;  // null once destroyed
+  std::unique_ptr<Transport> transport;
+  ~World();
+};
+
+}  // namespace signvote::detail
+
+struct svComm {
+  int rank = 0;
+  int nranks = 1;
+  svConfig_t config{};
+  std::shared_ptr<signvote::detail::World> world;
+  uint64_t seq = 0;                  // completed exchanges
+  svResult_t stickyError = svSuccess;
+  int liveBuckets = 0;
+  std::string lastError;
+};
+
+struct svBucket {
+  svComm_t comm = nullptr;
+  svBucketConfig_t config{};
+  signvote::detail::Plan plan;
+  std::vector<float> residual;  // s3gd_mv only
+};
+
+namespace signvote::detail {
+
+void registerComm(svComm_t c);
+void unregisterComm(svComm_t c);
+bool isLiveComm(svComm_t c);
+void registerBucket(svBucket_t b);
+void unregisterBucket(svBucket_t b);
+bool isLiveBucket(svBucket_t b);
+
+}  // namespace signvote::detail

@@ -1,0 +1,146 @@
+#include "plan.h"
+
+#include <cmath>
+
+namespace signvote::detail {
+
+namespace {
+
+uint64_t ceilDiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+struct Chunking {
+  uint64_t chunkWords, chunk;
+};
+Chunking chunking(uint64_t n, int nranks) {
+  const uint64_t words = ceilDiv(n, 64);
+  const uint64_t cw = ceilDiv(words, static_cast<uint64_t>(nranks));
+  return {cw, cw * 64};
+}
+
+unsigned countBytesFor(int nranks) { return nranks <= 127 ? 1u : 2u; }
+unsigned inPlanesFor(svVote_t vote) { return vote == SV_VOTE_BINARY ? 1u : 2u; }
+
+class Carver {
+ public:
+  Region take(size_t bytes) {
+    if (bytes == 0) return {};
+    Region r{total_, bytes};
+    total_ += (bytes + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
+    return r;
+  }
+  size_t total() const { return total_; }
+
+ private:
+  size_t total_ = 0;
+};
+
+}  // namespace
+
+bool resolveK(const svBucketConfig_t& config, uint64_t* k) {
+  if (config.density == 0.0) {
+    *k = config.k;
+    return true;
+  }
+  if (!(config.density > 0.0 && config.density <= 1.0)) return false;  // also rejects NaN
+  // density <= 1 and count <= 2^32 (exact in double) keep the product <= count.
+  *k = static_cast<uint64_t>(std::ceil(config.density * static_cast<double>(config.count)));
+  return true;
+}
+
+uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint64_t k,
+                        int nranks) {
+  const uint64_t peers = static_cast<uint64_t>(nranks - 1);
+  const Chunking c = chunking(config.count, nranks);
+  const uint64_t planeBytes = c.chunkWords * 8;
+  switch (format) {
+    case SV_FORMAT_SPARSE:
+      return peers * ref::sparseLayout(config.count, k).recordBytes();
+    case SV_FORMAT_COUNTS:
+      return peers * (kHeaderBytes + c.chunk * countBytesFor(nranks) + 2 * planeBytes);
+    case SV_FORMAT_SIGNS: {
+      const unsigned planes = inPlanesFor(config.vote);
+      return peers * (kHeaderBytes + 2 * planes * planeBytes);
+    }
+    case SV_FORMAT_FP32:
+      return peers * (kHeaderBytes + 2 * c.chunk * 4);
+    default:
+      return 0;
+  }
+}
+
+Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks) {
+  Plan p;
+  p.scheme = config.scheme;
+  p.vote = config.vote;
+  p.n = config.count;
+  p.k = k;
+  p.nranks = nranks;
+  p.format = config.format;
+  if (p.format == SV_FORMAT_AUTO) {
+    switch (config.scheme) {
+      case SV_SCHEME_DENSE: p.format = SV_FORMAT_FP32; break;
+      case SV_SCHEME_SIGNSGD_MV: p.format = SV_FORMAT_SIGNS; break;
+      default: {
+        const int w = nranks < 2 ? 2 : nranks;
+        p.format = modelWireBytes(SV_FORMAT_SPARSE, config, k, w) <=
+                           modelWireBytes(SV_FORMAT_COUNTS, config, k, w)
+                       ? SV_FORMAT_SPARSE
+                       : SV_FORMAT_COUNTS;
+      }
+    }
+  }
+  const Chunking c = chunking(p.n, nranks);
+  p.chunk = c.chunk;
+  p.chunkWords = c.chunkWords;
+  p.wireBytes = modelWireBytes(p.format, config, k, nranks);
+  p.denseWireBytes = 2ull * (nranks - 1) * ceilDiv(p.n, nranks) * 4;
+
+  const uint64_t W = static_cast<uint64_t>(nranks);
+  const size_t planeBytes = p.chunkWords * 8;
+  Carver carve;
+  WorkspaceLayout& ws = p.ws;
+  if (p.scheme == SV_SCHEME_S3GD_MV) {
+    ws.acc = carve.take(p.n * 4);
+    ws.sel = carve.take(k * 4);
+  }
+  if (p.format != SV_FORMAT_SPARSE) {
+    ws.header = carve.take(kHeaderBytes);
+    ws.headers = carve.take(W * kHeaderBytes);
+  }
+  switch (p.format) {
+    case SV_FORMAT_SPARSE:
+      p.sparse = ref::sparseLayout(p.n, k);
+      ws.entries = carve.take(k * 4);
+      ws.entryNeg = carve.take(k);
+      ws.record = carve.take(p.sparse.recordBytes());
+      ws.records = carve.take(W * p.sparse.recordBytes());
+      ws.votes = carve.take(p.n * 4);
+      break;
+    case SV_FORMAT_COUNTS:
+      p.countBytes = countBytesFor(nranks);
+      p.resultPlanes = 2;
+      ws.countsSend = carve.take(W * p.chunk * p.countBytes);
+      ws.countsOwned = carve.take(p.chunk * p.countBytes);
+      break;
+    case SV_FORMAT_SIGNS:
+      p.inPlanes = inPlanesFor(p.vote);
+      p.resultPlanes = p.inPlanes;
+      ws.planesSend = carve.take(W * p.inPlanes * planeBytes);
+      ws.planesRecv = carve.take(W * p.inPlanes * planeBytes);
+      break;
+    case SV_FORMAT_FP32:
+      ws.fp32Send = carve.take(p.n * 4);
+      ws.fp32Sum = carve.take(p.n * 4);
+      break;
+    default:
+      break;
+  }
+  if (p.resultPlanes != 0) {
+    ws.resultOwn = carve.take(p.resultPlanes * planeBytes);
+    ws.resultAll = carve.take(W * p.resultPlanes * planeBytes);
+  }
+  ws.total = carve.total();
+  return p;
+}
+
+}  // namespace signvote::detail

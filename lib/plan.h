@@ -1,0 +1,67 @@
+// Planning: everything about a bucket that depends only on its configuration and the world
+// size (so every rank computes the same plan): K, the wire format, sizes, the workspace layout.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "reference/sparse_record.h"
+#include "signvote/signvote.h"
+
+namespace signvote::detail {
+
+constexpr size_t kHeaderBytes = 64;
+constexpr size_t kWorkspaceAlign = 256;
+
+// Offsets into the caller's workspace (host backend); a size of 0 means unused.
+struct Region {
+  size_t offset = 0, bytes = 0;
+};
+struct WorkspaceLayout {
+  Region acc;          // s3gd: accumulated a = fma(rho, a, g), N floats
+  Region sel;          // s3gd: selected indices, K u32
+  Region entries;      // sparse: non-zero selected indices, K u32
+  Region entryNeg;     // sparse: their signs, K u8
+  Region record;       // sparse: own record
+  Region records;      // sparse: W records gathered
+  Region votes;        // sparse: per-coordinate vote sums, N i32
+  Region header;       // non-sparse: own header
+  Region headers;      // non-sparse: W headers gathered
+  Region countsSend;   // counts: ternary values laid out as W chunks
+  Region countsOwned;  // counts: this rank's chunk of summed counts
+  Region planesSend;   // signs: W messages of inPlanes bit-planes of one chunk
+  Region planesRecv;   // signs: W received messages for the owned chunk
+  Region resultOwn;    // counts/signs: owned chunk of the result bit-planes
+  Region resultAll;    // counts/signs: W chunks of result bit-planes
+  Region fp32Send;     // dense: cleaned copy of the gradient
+  Region fp32Sum;      // dense: allreduce output
+  size_t total = 0;
+};
+
+struct Plan {
+  svScheme_t scheme;
+  svVote_t vote;
+  svFormat_t format;  // resolved
+  uint64_t n = 0, k = 0;
+  int nranks = 1;
+  ref::SparseLayout sparse;  // sparse format
+  uint64_t chunk = 0;        // elements per owner chunk (a multiple of 64), W chunks cover N
+  uint64_t chunkWords = 0;   // chunk / 64
+  unsigned countBytes = 0;   // counts: 1 (W <= 127) or 2
+  unsigned inPlanes = 0;     // signs: 1 (binary) or 2 (ternary: nonzero, negative)
+  unsigned resultPlanes = 0; // counts/signs: 1 (binary: negative) or 2 (nonzero, negative)
+  uint64_t wireBytes = 0, denseWireBytes = 0;
+  WorkspaceLayout ws;
+};
+
+// Resolves K from config (density or k); returns false when density is out of range.
+bool resolveK(const svBucketConfig_t& config, uint64_t* k);
+
+// Modeled bytes a rank sends per exchange for `format` (see svBucketInfo_t); nranks >= 1.
+uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint64_t k, int nranks);
+
+// Builds the plan for a validated config. config.format AUTO picks the fewest modeled bytes
+// among the scheme's formats, computed for max(nranks, 2) so that one rank plans as two.
+Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks);
+
+}  // namespace signvote::detail

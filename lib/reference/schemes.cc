@@ -1,0 +1,189 @@
+#include "schemes.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "topk.h"
+
+namespace signvote::ref {
+
+namespace {
+
+inline bool isNaN(float x) { return magnitudeKey(x) > kInfKey; }
+
+template <class T>
+void ternaryInto(const float* acc, const uint32_t* sel, uint64_t k, uint64_t padded, T* out) {
+  std::memset(out, 0, padded * sizeof(T));
+  for (uint64_t j = 0; j < k; ++j) {
+    const float v = acc[sel[j]];
+    out[sel[j]] = static_cast<T>(v < 0.0f ? -1 : v > 0.0f ? 1 : 0);
+  }
+}
+
+template <class T>
+bool countsToPlanesT(const T* c, uint64_t chunkWords, int nranks, uint64_t* planes) {
+  uint64_t* nz = planes;
+  uint64_t* neg = planes + chunkWords;
+  for (uint64_t w = 0; w < chunkWords; ++w) {
+    uint64_t a = 0, b = 0;
+    for (unsigned bit = 0; bit < 64; ++bit) {
+      const int v = c[w * 64 + bit];
+      if (v > nranks || v < -nranks) return false;
+      a |= uint64_t{v != 0} << bit;
+      b |= uint64_t{v < 0} << bit;
+    }
+    nz[w] = a;
+    neg[w] = b;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool s3gdAccumulateSelect(const float* g, const float* residual, float rho, uint64_t n,
+                          uint64_t k, svNonFinitePolicy_t policy, float* acc, uint32_t* sel) {
+  bool nan = false;
+  for (uint64_t i = 0; i < n; ++i) {
+    float a = std::fma(rho, residual[i], g[i]);
+    if (isNaN(a)) {
+      if (policy == SV_NONFINITE_IGNORE) a = 0.0f;
+      else nan = true;
+    }
+    acc[i] = a;
+  }
+  selectTopKByMagnitude(acc, n, k, sel);
+  return nan;
+}
+
+uint64_t s3gdEncodeSparse(const SparseLayout& layout, const float* acc, const uint32_t* sel,
+                          uint32_t* entries, uint8_t* entryNeg, uint64_t* payload) {
+  uint64_t m = 0;
+  for (uint64_t j = 0; j < layout.k; ++j) {
+    const float v = acc[sel[j]];
+    if (v != 0.0f) {  // NaN compares unequal and is sent; its rank's flag fails the exchange
+      entries[m] = sel[j];
+      entryNeg[m] = std::signbit(v) ? 1 : 0;
+      ++m;
+    }
+  }
+  encodeSparse(layout, entries, entryNeg, m, payload);
+  return m;
+}
+
+bool addSparseVotes(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                    int32_t* votes) {
+  return decodeSparse(layout, payload, entries,
+                      [votes](uint64_t i, bool negative) { votes[i] += negative ? -1 : 1; });
+}
+
+void s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, uint64_t padded,
+                 unsigned countBytes, void* out) {
+  (void)n;
+  if (countBytes == 1) ternaryInto(acc, sel, k, padded, static_cast<int8_t*>(out));
+  else ternaryInto(acc, sel, k, padded, static_cast<int16_t*>(out));
+}
+
+bool countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords, int nranks,
+                    uint64_t* planes) {
+  return countBytes == 1
+             ? countsToPlanesT(static_cast<const int8_t*>(counts), chunkWords, nranks, planes)
+             : countsToPlanesT(static_cast<const int16_t*>(counts), chunkWords, nranks, planes);
+}
+
+void s3gdCommit(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, float* residual) {
+  if (n) std::memcpy(residual, acc, n * sizeof(float));
+  for (uint64_t j = 0; j < k; ++j) residual[sel[j]] = 0.0f;
+}
+
+bool packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords, int nranks,
+               svNonFinitePolicy_t policy, uint64_t* out) {
+  const unsigned planes = vote == SV_VOTE_BINARY ? 1 : 2;
+  const uint64_t total = static_cast<uint64_t>(nranks) * planes * chunkWords;
+  std::memset(out, 0, total * 8);
+  bool nan = false;
+  const uint64_t chunk = chunkWords * 64;
+  for (uint64_t i = 0; i < n; ++i) {
+    float v = g[i];
+    if (isNaN(v)) {
+      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
+      else nan = true;
+    }
+    const uint64_t d = i / chunk, e = i % chunk;
+    uint64_t* block = out + d * planes * chunkWords;
+    const uint64_t bit = uint64_t{1} << (e & 63);
+    if (vote == SV_VOTE_BINARY) {
+      if (v < 0.0f) block[e >> 6] |= bit;  // +-0.0 and NaN vote +1
+    } else {
+      if (v != 0.0f) block[e >> 6] |= bit;                  // nonzero plane
+      if (v < 0.0f) block[chunkWords + (e >> 6)] |= bit;    // negative plane
+    }
+  }
+  return nan;
+}
+
+bool voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWords, int nranks,
+                    uint64_t* result) {
+  const unsigned planes = vote == SV_VOTE_BINARY ? 1 : 2;
+  for (uint64_t w = 0; w < chunkWords; ++w) {
+    uint64_t nzOut = 0, negOut = 0;
+    for (unsigned bit = 0; bit < 64; ++bit) {
+      int pos = 0, neg = 0;
+      for (int s = 0; s < nranks; ++s) {
+        const uint64_t* block = recv + static_cast<uint64_t>(s) * planes * chunkWords;
+        if (vote == SV_VOTE_BINARY) {
+          if ((block[w] >> bit) & 1) ++neg; else ++pos;
+        } else {
+          const bool nz = (block[w] >> bit) & 1, ng = (block[chunkWords + w] >> bit) & 1;
+          if (ng && !nz) return false;
+          if (ng) ++neg; else if (nz) ++pos;
+        }
+      }
+      nzOut |= uint64_t{pos != neg} << bit;
+      negOut |= uint64_t{neg > pos} << bit;
+    }
+    if (vote == SV_VOTE_BINARY) {
+      result[w] = negOut;  // ties go to +1
+    } else {
+      result[w] = nzOut;
+      result[chunkWords + w] = negOut;
+    }
+  }
+  return true;
+}
+
+bool planesToOutput(const uint64_t* all, unsigned planes, uint64_t chunkWords, uint64_t n,
+                    float* out) {
+  const uint64_t chunk = chunkWords * 64;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t* block = all + (i / chunk) * planes * chunkWords;
+    const uint64_t e = i % chunk;
+    const bool first = (block[e >> 6] >> (e & 63)) & 1;
+    if (planes == 1) {
+      out[i] = first ? -1.0f : 1.0f;
+    } else {
+      const bool neg = (block[chunkWords + (e >> 6)] >> (e & 63)) & 1;
+      if (neg && !first) return false;
+      out[i] = !first ? 0.0f : neg ? -1.0f : 1.0f;
+    }
+  }
+  return true;
+}
+
+void votesToOutput(const int32_t* votes, uint64_t n, float* out) {
+  for (uint64_t i = 0; i < n; ++i) out[i] = votes[i] < 0 ? -1.0f : votes[i] > 0 ? 1.0f : 0.0f;
+}
+
+bool cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out) {
+  bool nan = false;
+  for (uint64_t i = 0; i < n; ++i) {
+    float v = g[i];
+    if (isNaN(v)) {
+      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
+      else nan = true;
+    }
+    out[i] = v;
+  }
+  return nan;
+}
+
+}  // namespace signvote::ref

@@ -1,0 +1,70 @@
+// Host golden model of every per-rank step of the schemes. lib/exchange.cc strings these
+// together with transport collectives; the GPU kernels must reproduce each step bit for bit.
+// Bit-planes: a chunk of C elements (C a multiple of 64) is C/64 little-endian 64-bit words per
+// plane, element e at bit e%64 of word e/64. Plane sets: binary {negative}; ternary {nonzero,
+// negative}, where negative implies nonzero.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "signvote/signvote.h"
+#include "sparse_record.h"
+
+namespace signvote::ref {
+
+// ---- s3gd_mv ----
+// acc = fma(rho, residual, g) in float32. NaN results are replaced by +0.0 under
+// SV_NONFINITE_IGNORE. Then sel = exact top-K of |acc| (see topk.h). Returns true when a NaN
+// was found (and not ignored).
+bool s3gdAccumulateSelect(const float* g, const float* residual, float rho, uint64_t n,
+                          uint64_t k, svNonFinitePolicy_t policy, float* acc, uint32_t* sel);
+
+// Sparse record payload from the selection: entries = the selected coordinates with non-zero
+// acc, in index order. Returns the number of entries.
+uint64_t s3gdEncodeSparse(const SparseLayout& layout, const float* acc, const uint32_t* sel,
+                          uint32_t* entries, uint8_t* entryNeg, uint64_t* payload);
+
+// Adds the record's votes (-1 for negative, +1 otherwise) into votes[0..n). False if malformed.
+bool addSparseVotes(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                    int32_t* votes);
+
+// Ternary values sign(acc) on the selection, 0 elsewhere, as int8 (countBytes 1) or int16
+// (countBytes 2) into out[0 .. nranks*chunk) (zero padding beyond n).
+void s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, uint64_t padded,
+                 unsigned countBytes, void* out);
+
+// Owner step of the counts format: summed counts of one chunk -> ternary result planes. False
+// when a count is outside [-nranks, nranks] (a corrupt contribution).
+bool countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords, int nranks,
+                    uint64_t* planes);
+
+// Commit: residual = acc with residual[sel] = +0.0.
+void s3gdCommit(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, float* residual);
+
+// ---- signsgd_mv ----
+// Packs the signs of g into nranks destination blocks of `planes` planes of chunkWords words
+// each (block d covers elements [d*chunk, (d+1)*chunk)). Returns true when a NaN was found
+// (not ignored); under SV_NONFINITE_IGNORE a NaN packs as +0.0.
+bool packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords, int nranks,
+               svNonFinitePolicy_t policy, uint64_t* out);
+
+// Owner step: recv holds nranks blocks of the owned chunk's planes; writes the result planes.
+// False when a ternary input has a negative bit without its nonzero bit.
+bool voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWords, int nranks,
+                    uint64_t* result);
+
+// ---- all voting formats ----
+// Output from nranks blocks of result planes (binary 1 plane, ternary 2): -1.0f, +0.0f or
+// +1.0f per element. False when a ternary block has a negative bit without nonzero.
+bool planesToOutput(const uint64_t* all, unsigned planes, uint64_t chunkWords, uint64_t n,
+                    float* out);
+// Output from per-coordinate vote sums: sign(votes[i]) as -1.0f, +0.0f, +1.0f.
+void votesToOutput(const int32_t* votes, uint64_t n, float* out);
+
+// ---- dense ----
+// Copies g, replacing NaN by +0.0 under SV_NONFINITE_IGNORE. Returns true when a NaN was found
+// (not ignored).
+bool cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out);
+
+}  // namespace signvote::ref

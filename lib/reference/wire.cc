@@ -1,0 +1,46 @@
+#include "wire.h"
+
+#include <cstring>
+
+namespace signvote::ref {
+
+namespace {
+inline uint64_t mix64(uint64_t z) {  // splitmix64 finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+uint32_t checksumWords(const uint64_t* words, size_t nwords) {
+  uint64_t acc = mix64(nwords);
+  for (size_t i = 0; i < nwords; ++i) acc ^= mix64(words[i] + 0x9E3779B97F4A7C15ull * (i + 1));
+  return static_cast<uint32_t>(acc ^ (acc >> 32));
+}
+
+void sealHeader(WireHeader* h) {
+  h->headerChecksum = 0;
+  uint64_t w[8];
+  std::memcpy(w, h, sizeof(w));
+  h->headerChecksum = checksumWords(w, 8);
+}
+
+svResult_t validateHeader(const WireHeader& h, const HeaderExpect& e, const char** why) {
+  WireHeader copy = h;
+  sealHeader(&copy);
+  if (h.magic != kWireMagic) return *why = "bad magic", svCorruptInput;
+  if (copy.headerChecksum != h.headerChecksum) return *why = "header checksum", svCorruptInput;
+  if (h.version != SIGNVOTE_WIRE_VERSION) return *why = "wire version", svMismatch;
+  if (h.rank != e.rank) return *why = "rank", svCorruptInput;
+  if (h.scheme != e.scheme) return *why = "scheme", svMismatch;
+  if (h.format != e.format) return *why = "format", svMismatch;
+  if (h.vote != e.vote) return *why = "vote", svMismatch;
+  if (h.seq != e.seq) return *why = "sequence number", svMismatch;
+  if (h.count != e.count) return *why = "count", svMismatch;
+  if (h.k != e.k) return *why = "k", svMismatch;
+  if (h.entries > h.k) return *why = "entries > k", svCorruptInput;
+  if ((h.flags & ~kFlagNonFinite) != 0) return *why = "unknown flags", svCorruptInput;
+  return svSuccess;
+}
+
+}  // namespace signvote::ref

@@ -1,0 +1,121 @@
+// NaN under each non-finite policy: error on every rank with no effect, ignore as +0.0,
+// propagate as an all-NaN output with the state untouched.
+#include <limits>
+
+#include "world.h"
+
+namespace {
+
+using namespace svtest;
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+svConfig_t policy(svNonFinitePolicy_t p) {
+  svConfig_t c = SV_CONFIG_INITIALIZER;
+  c.nonFinite = p;
+  return c;
+}
+
+struct Snapshot {
+  std::vector<std::vector<float>> out, res;
+  std::vector<uint64_t> seq;
+};
+Snapshot snap(const World& w, bool stateful) {
+  Snapshot s;
+  for (int r = 0; r < w.W; ++r) {
+    s.out.push_back(w.out[r]);
+    if (stateful) s.res.push_back(w.residual(r));
+    s.seq.push_back(w.seq(r));
+  }
+  return s;
+}
+void expectUnchanged(const World& w, const Snapshot& s, bool stateful) {
+  for (int r = 0; r < w.W; ++r) {
+    EXPECT_EQ(std::memcmp(w.out[r].data(), s.out[r].data(), s.out[r].size() * 4), 0) << r;
+    if (stateful) EXPECT_EQ(std::memcmp(w.residual(r).data(), s.res[r].data(), s.res[r].size() * 4), 0);
+    EXPECT_EQ(w.seq(r), s.seq[r]);
+  }
+}
+
+class NonFinite : public ::testing::TestWithParam<svScheme_t> {};
+
+TEST_P(NonFinite, ErrorPolicyFailsEveryRankWithNoEffect) {
+  std::mt19937_64 rng(testSeed());
+  const svScheme_t scheme = GetParam();
+  const bool stateful = scheme == SV_SCHEME_S3GD_MV;
+  svBucketConfig_t cfg = bucketConfig(scheme, 1000);
+  cfg.density = 0.01;
+  World w(5, cfg);
+  std::vector<std::vector<float>> g(5);
+  for (auto& v : g) v = normal(1000, rng);
+  ASSERT_EQ(w.exchange(g), svSuccess);  // build some residual first
+  const Snapshot before = snap(w, stateful);
+  g[3][123] = kNaN;
+  EXPECT_EQ(w.exchange(g), svNonFiniteInput);
+  for (int r = 0; r < 5; ++r) EXPECT_NE(std::string(svGetLastError(w.comms[r])).find("rank 3"), std::string::npos)
+                                  << svGetLastError(w.comms[r]);
+  expectUnchanged(w, before, stateful);
+  // A NaN that appears only through the residual (inf - inf) is caught too.
+  if (stateful) {
+    g[3][123] = 0.0f;
+    std::vector<float> res(1000, 0.0f);
+    res[7] = std::numeric_limits<float>::infinity();
+    ASSERT_EQ(svBucketSetResidual(w.buckets[1], res.data()), svSuccess);
+    g[1][7] = -std::numeric_limits<float>::infinity();
+    const Snapshot s2 = snap(w, true);
+    EXPECT_EQ(w.exchange(g), svNonFiniteInput);
+    expectUnchanged(w, s2, true);
+  }
+}
+
+TEST_P(NonFinite, IgnorePolicyTreatsNaNAsZero) {
+  std::mt19937_64 rng(testSeed() + 1);
+  const svScheme_t scheme = GetParam();
+  svBucketConfig_t cfg = bucketConfig(scheme, 500);
+  cfg.k = 20;
+  const svConfig_t ignore = policy(SV_NONFINITE_IGNORE);
+  World withNaN(4, cfg, &ignore), withZero(4, cfg);
+  std::vector<std::vector<float>> g(4);
+  for (auto& v : g) v = normal(500, rng);
+  auto z = g;
+  for (int r = 0; r < 4; ++r)
+    for (int i = r; i < 500; i += 37) {
+      g[r][i] = (i % 2) ? kNaN : -kNaN;
+      z[r][i] = 0.0f;
+    }
+  ASSERT_EQ(withNaN.exchange(g), svSuccess);
+  ASSERT_EQ(withZero.exchange(z), svSuccess);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(std::memcmp(withNaN.out[r].data(), withZero.out[r].data(), 500 * 4), 0);
+    if (scheme == SV_SCHEME_S3GD_MV)
+      EXPECT_EQ(std::memcmp(withNaN.residual(r).data(), withZero.residual(r).data(), 500 * 4), 0);
+  }
+}
+
+TEST_P(NonFinite, PropagatePolicyGivesNaNOutputAndKeepsState) {
+  std::mt19937_64 rng(testSeed() + 2);
+  const svScheme_t scheme = GetParam();
+  const bool stateful = scheme == SV_SCHEME_S3GD_MV;
+  svBucketConfig_t cfg = bucketConfig(scheme, 300);
+  cfg.k = 30;
+  const svConfig_t prop = policy(SV_NONFINITE_PROPAGATE);
+  World w(3, cfg, &prop);
+  std::vector<std::vector<float>> g(3);
+  for (auto& v : g) v = normal(300, rng);
+  ASSERT_EQ(w.exchange(g), svSuccess);
+  const Snapshot before = snap(w, stateful);
+  g[0][299] = kNaN;
+  ASSERT_EQ(w.exchange(g), svSuccess);
+  for (int r = 0; r < 3; ++r) {
+    for (float x : w.out[r]) ASSERT_TRUE(std::isnan(x));
+    if (stateful)
+      EXPECT_EQ(std::memcmp(w.residual(r).data(), before.res[r].data(), 300 * 4), 0);
+    EXPECT_EQ(w.seq(r), before.seq[r] + 1);  // a successful exchange
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSchemes, NonFinite,
+                         ::testing::Values(SV_SCHEME_DENSE, SV_SCHEME_SIGNSGD_MV,
+                                           SV_SCHEME_S3GD_MV));
+
+}  // namespace

@@ -1,0 +1,59 @@
+// Test helpers: seeded random data (the seed is printed on failure), brute-force models.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace svtest {
+
+// A fresh seed per test run unless SIGNVOTE_TEST_SEED is set; SCOPED_TRACE it.
+inline uint64_t testSeed() {
+  static const uint64_t seed = [] {
+    const char* s = std::getenv("SIGNVOTE_TEST_SEED");
+    return s ? std::strtoull(s, nullptr, 10) : std::random_device{}();
+  }();
+  return seed;
+}
+
+inline bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
+inline std::vector<float> normal(size_t n, std::mt19937_64& rng, float sigma = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// Few distinct magnitudes, both signs and both zeros: a tie-heavy input.
+inline std::vector<float> ties(size_t n, std::mt19937_64& rng) {
+  const float vals[] = {0.0f, -0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, -0.5f};
+  std::uniform_int_distribution<int> d(0, 7);
+  std::vector<float> v(n);
+  for (float& x : v) x = vals[d(rng)];
+  return v;
+}
+
+// Brute force: indices sorted by |x| descending, ties by lowest index; first k, index-sorted.
+inline std::vector<uint32_t> bruteTopK(const std::vector<float>& x, size_t k) {
+  std::vector<uint32_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const float fa = std::fabs(x[a]), fb = std::fabs(x[b]);
+    if (std::isnan(fa) != std::isnan(fb)) return std::isnan(fa);  // NaN ranks first
+    return fa > fb;
+  });
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+inline int signOf(float x) { return x < 0.0f ? -1 : x > 0.0f ? 1 : 0; }
+
+}  // namespace svtest

@@ -1,0 +1,267 @@
+// Bad input through the C API: each call returns its documented code, names the field (and the
+// value) in svGetLastError, and has no effect: no output written, residual and sequence number
+// unchanged, the communicator still usable.
+#include <limits>
+#include <string>
+
+#include "world.h"
+
+namespace {
+
+using namespace svtest;
+
+::testing::AssertionResult mentions(const char* text, const std::string& needle) {
+  if (std::string(text).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not mention '" << needle << "'";
+}
+
+TEST(ApiErrors, CommCreationArguments) {
+  svComm_t c[2];
+  EXPECT_EQ(svCommInitLoopback(nullptr, 2, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "comms = NULL"));
+  EXPECT_EQ(svCommInitLoopback(c, 0, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "nranks = 0"));
+  EXPECT_EQ(svCommInitLoopback(c, SV_MAX_RANKS + 1, nullptr), svInvalidArgument);
+  svConfig_t cfg = SV_CONFIG_INITIALIZER;
+  cfg.backend = SV_BACKEND_CUDA;
+  EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend = 1"));
+  cfg = SV_CONFIG_INITIALIZER;
+  cfg.nonFinite = static_cast<svNonFinitePolicy_t>(7);
+  EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->nonFinite = 7"));
+  cfg = SV_CONFIG_INITIALIZER;
+  cfg.magic = 0;
+  EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->magic"));
+  cfg = SV_CONFIG_INITIALIZER;
+  cfg.size = 8;
+  EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->size = 8"));
+}
+
+TEST(ApiErrors, NullAndDestroyedHandles) {
+  int rank = -1;
+  EXPECT_EQ(svCommUserRank(nullptr, &rank), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "svCommUserRank: comm"));
+  svComm_t c;
+  ASSERT_EQ(svCommInitLoopback(&c, 1, nullptr), svSuccess);
+  svBucket_t b;
+  const svBucketConfig_t cfg = bucketConfig(SV_SCHEME_DENSE, 4);
+  ASSERT_EQ(svBucketCreate(&b, c, &cfg), svSuccess);
+  EXPECT_EQ(svCommDestroy(c), svInvalidUsage);  // a live bucket
+  EXPECT_TRUE(mentions(svGetLastError(c), "live buckets"));
+  ASSERT_EQ(svBucketDestroy(b), svSuccess);
+  ASSERT_EQ(svCommDestroy(c), svSuccess);
+  EXPECT_EQ(svCommUserRank(c, &rank), svInvalidArgument);  // destroyed
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "not a live communicator"));
+  size_t bytes = 0;
+  EXPECT_EQ(svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "not a live bucket"));
+  // A bucket handle is not a communicator.
+  EXPECT_EQ(svCommUserRank(reinterpret_cast<svComm_t>(b), &rank), svInvalidArgument);
+  EXPECT_EQ(svBucketCreate(&b, nullptr, &cfg), svInvalidArgument);
+}
+
+struct BadConfig {
+  const char* name;
+  void (*mutate)(svBucketConfig_t*);
+  const char* needle;
+};
+
+TEST(ApiErrors, BucketConfigs) {
+  const BadConfig cases[] = {
+      {"k > count", [](svBucketConfig_t* c) { c->k = 101; }, "config->k = 101 exceeds config->count = 100"},
+      {"count overflow", [](svBucketConfig_t* c) { c->count = SV_MAX_COUNT + 1; }, "config->count = 4294967296"},
+      {"dtype", [](svBucketConfig_t* c) { c->datatype = static_cast<svDataType_t>(3); }, "config->datatype = 3"},
+      {"scheme", [](svBucketConfig_t* c) { c->scheme = static_cast<svScheme_t>(9); }, "config->scheme = 9"},
+      {"density > 1", [](svBucketConfig_t* c) { c->density = 1.5; }, "config->density = 1.5"},
+      {"density < 0", [](svBucketConfig_t* c) { c->density = -0.1; }, "config->density = -0.1"},
+      {"density NaN", [](svBucketConfig_t* c) { c->density = std::numeric_limits<double>::quiet_NaN(); }, "config->density = nan"},
+      {"k and density", [](svBucketConfig_t* c) { c->k = 5; c->density = 0.1; }, "both"},
+      {"rho", [](svBucketConfig_t* c) { c->rho = std::numeric_limits<float>::infinity(); }, "config->rho = inf"},
+      {"binary s3gd", [](svBucketConfig_t* c) { c->vote = SV_VOTE_BINARY; }, "config->vote = SV_VOTE_BINARY"},
+      {"vote", [](svBucketConfig_t* c) { c->vote = static_cast<svVote_t>(2); }, "config->vote = 2"},
+      {"format for scheme", [](svBucketConfig_t* c) { c->format = SV_FORMAT_SIGNS; }, "config->format = 3 cannot carry scheme s3gd_mv"},
+      {"format", [](svBucketConfig_t* c) { c->format = static_cast<svFormat_t>(12); }, "config->format = 12"},
+      {"magic", [](svBucketConfig_t* c) { c->magic = 1; }, "config->magic"},
+      {"size", [](svBucketConfig_t* c) { c->size = 3; }, "config->size = 3"},
+  };
+  svComm_t c;
+  ASSERT_EQ(svCommInitLoopback(&c, 1, nullptr), svSuccess);
+  for (const BadConfig& bc : cases) {
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 100);
+    bc.mutate(&cfg);
+    svBucket_t b = reinterpret_cast<svBucket_t>(0x1);
+    EXPECT_EQ(svBucketCreate(&b, c, &cfg), svInvalidArgument) << bc.name;
+    EXPECT_EQ(b, reinterpret_cast<svBucket_t>(0x1)) << bc.name << ": output written";
+    EXPECT_TRUE(mentions(svGetLastError(c), bc.needle)) << bc.name;
+    EXPECT_TRUE(mentions(svGetLastError(c), "svBucketCreate")) << bc.name;
+  }
+  EXPECT_EQ(svCommDestroy(c), svSuccess);  // no bucket leaked from a failed create
+}
+
+// An exchange with one bad argument on rank 1 of 3: the call fails at once, the group fails,
+// and nothing changes on any rank.
+struct BadCall {
+  const char* name;
+  svResult_t code;
+  const char* needle;
+  // Adjusts rank 1's arguments.
+  void (*mutate)(World&, const void** send, void** recv, void** ws, size_t* bytes);
+};
+
+TEST(ApiErrors, ExchangeArgumentsHaveNoEffect) {
+  const BadCall cases[] = {
+      {"null send", svInvalidArgument, "sendbuff = NULL",
+       [](World&, const void** s, void**, void**, size_t*) { *s = nullptr; }},
+      {"null recv", svInvalidArgument, "recvbuff = NULL",
+       [](World&, const void**, void** r, void**, size_t*) { *r = nullptr; }},
+      {"small workspace", svInvalidArgument, "is less than the",
+       [](World&, const void**, void**, void**, size_t* b) { *b -= 1; }},
+      {"partial overlap", svInvalidArgument, "overlap partially",
+       [](World&, const void** s, void** r, void**, size_t*) { *s = static_cast<float*>(*r) + 1; }},
+      {"workspace overlaps output", svInvalidArgument, "overlaps sendbuff or recvbuff",
+       [](World& w, const void**, void** r, void**, size_t*) { *r = w.ws[1].data(); }},
+  };
+  std::mt19937_64 rng(testSeed());
+  for (const BadCall& bc : cases) {
+    SCOPED_TRACE(bc.name);
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 777);
+    cfg.k = 50;
+    World w(3, cfg);
+    std::vector<std::vector<float>> g(3);
+    for (auto& v : g) v = normal(777, rng);
+    ASSERT_EQ(w.exchange(g), svSuccess);
+    std::vector<std::vector<float>> res, out;
+    for (int r = 0; r < 3; ++r) {
+      res.push_back(w.residual(r));
+      std::fill(w.out[r].begin(), w.out[r].end(), 7.0f);
+      out.push_back(w.out[r]);
+    }
+    ASSERT_EQ(svGroupStart(), svSuccess);
+    for (int r = 0; r < 3; ++r) {
+      const void* s = g[r].data();
+      void* o = w.out[r].data();
+      void* ws = w.ws[r].data();
+      size_t bytes = w.ws[r].size();
+      if (r == 1) {
+        bc.mutate(w, &s, &o, &ws, &bytes);
+        EXPECT_EQ(svExchange(w.buckets[r], s, o, ws, &bytes, nullptr), bc.code);
+        EXPECT_TRUE(mentions(svGetLastError(w.comms[1]), bc.needle));
+        EXPECT_TRUE(mentions(svGetLastError(w.comms[1]), "svExchange"));
+      } else {
+        EXPECT_EQ(svExchange(w.buckets[r], s, o, ws, &bytes, nullptr), svSuccess);
+      }
+    }
+    EXPECT_EQ(svGroupEnd(), bc.code);
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "nothing ran"));
+    for (int r = 0; r < 3; ++r) {
+      EXPECT_EQ(w.seq(r), 1u);
+      EXPECT_EQ(std::memcmp(w.residual(r).data(), res[r].data(), 777 * 4), 0);
+      EXPECT_EQ(std::memcmp(w.out[r].data(), out[r].data(), 777 * 4), 0);
+    }
+    ASSERT_EQ(w.exchange(g), svSuccess) << "the communicator must stay usable";
+    EXPECT_EQ(w.seq(2), 2u);
+  }
+}
+
+TEST(ApiErrors, WorkspaceQueryAndMissingSize) {
+  World w(1, bucketConfig(SV_SCHEME_SIGNSGD_MV, 1000));
+  size_t bytes = 0;
+  EXPECT_EQ(svExchange(w.buckets[0], nullptr, nullptr, nullptr, &bytes, nullptr), svSuccess);
+  EXPECT_EQ(bytes, w.info().workspaceBytes);
+  EXPECT_GT(bytes, 0u);
+  EXPECT_EQ(w.seq(0), 0u);  // a size query is not an exchange
+  EXPECT_EQ(svExchange(w.buckets[0], nullptr, nullptr, w.ws[0].data(), nullptr, nullptr),
+            svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "workspaceBytes = NULL"));
+  bytes = 10;
+  EXPECT_EQ(svExchange(w.buckets[0], nullptr, nullptr, w.ws[0].data(), &bytes, nullptr),
+            svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "*workspaceBytes = 10 is less than the " +
+                                                       std::to_string(w.info().workspaceBytes)));
+}
+
+TEST(ApiErrors, UngroupedMultiRankLoopbackIsInvalidUsage) {
+  World w(2, bucketConfig(SV_SCHEME_DENSE, 10));
+  std::vector<float> g(10, 1.0f);
+  size_t bytes = w.ws[0].size();
+  EXPECT_EQ(svExchange(w.buckets[0], g.data(), w.out[0].data(), w.ws[0].data(), &bytes, nullptr),
+            svInvalidUsage);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "svGroupStart"));
+  EXPECT_EQ(w.out[0][0], 7.0f);
+  EXPECT_EQ(svGroupEnd(), svInvalidUsage);  // no group open
+}
+
+TEST(ApiErrors, MismatchedRanksFailEveryRank) {
+  svComm_t c[3];
+  ASSERT_EQ(svCommInitLoopback(c, 3, nullptr), svSuccess);
+  svBucket_t b[3];
+  for (int r = 0; r < 3; ++r) {
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, r == 2 ? 99 : 100);
+    cfg.k = 5;
+    ASSERT_EQ(svBucketCreate(&b[r], c[r], &cfg), svSuccess);
+  }
+  std::vector<std::vector<unsigned char>> ws(3, std::vector<unsigned char>(1 << 16));
+  std::vector<std::vector<float>> g(3, std::vector<float>(100, 1.0f)), out(3, std::vector<float>(100, 7.0f));
+  auto call = [&](int r) {
+    size_t bytes = ws[r].size();
+    return svExchange(b[r], g[r].data(), out[r].data(), ws[r].data(), &bytes, nullptr);
+  };
+  svGroupStart();
+  for (int r = 0; r < 3; ++r) ASSERT_EQ(call(r), svSuccess);
+  EXPECT_EQ(svGroupEnd(), svMismatch);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_TRUE(mentions(svGetLastError(c[r]), "rank 2"));
+    EXPECT_TRUE(mentions(svGetLastError(c[r]), "field count"));
+  }
+  // A rank that skips its call.
+  svGroupStart();
+  ASSERT_EQ(call(0), svSuccess);
+  ASSERT_EQ(call(1), svSuccess);
+  EXPECT_EQ(svGroupEnd(), svMismatch);
+  EXPECT_TRUE(mentions(svGetLastError(c[0]), "rank 2 made 0 svExchange calls"));
+  for (int r = 0; r < 3; ++r) {
+    uint64_t s = 9;
+    EXPECT_EQ(svCommGetSequence(c[r], &s), svSuccess);
+    EXPECT_EQ(s, 0u);
+    EXPECT_EQ(out[r][0], 7.0f);
+    EXPECT_EQ(svBucketDestroy(b[r]), svSuccess);
+    EXPECT_EQ(svCommDestroy(c[r]), svSuccess);
+  }
+}
+
+TEST(ApiErrors, SharedWorkspaceInOneGroupIsRefused) {
+  World w(2, bucketConfig(SV_SCHEME_DENSE, 64));
+  std::vector<float> g(64, 1.0f);
+  svGroupStart();
+  for (int r = 0; r < 2; ++r) {
+    size_t bytes = w.ws[0].size();
+    ASSERT_EQ(svExchange(w.buckets[r], g.data(), w.out[r].data(), w.ws[0].data(), &bytes, nullptr),
+              svSuccess);
+  }
+  EXPECT_EQ(svGroupEnd(), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[1]), "share workspace"));
+  EXPECT_EQ(w.out[0][0], 7.0f);
+}
+
+TEST(ApiErrors, ResidualAccessors) {
+  World w(1, bucketConfig(SV_SCHEME_DENSE, 8));
+  std::vector<float> r(8);
+  EXPECT_EQ(svBucketGetResidual(w.buckets[0], r.data()), svInvalidUsage);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "keeps no residual"));
+  World s(1, bucketConfig(SV_SCHEME_S3GD_MV, 8));
+  EXPECT_EQ(svBucketGetResidual(s.buckets[0], nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(s.comms[0]), "dst = NULL"));
+}
+
+TEST(ApiErrors, ErrorStringsAreNamed) {
+  for (int c = 0; c < svNumResults; ++c) EXPECT_STRNE(svGetErrorString(static_cast<svResult_t>(c)), "unknown result code");
+  EXPECT_STREQ(svGetErrorString(static_cast<svResult_t>(99)), "unknown result code");
+  int v = 0;
+  EXPECT_EQ(svGetVersion(&v), svSuccess);
+  EXPECT_EQ(v, SIGNVOTE_VERSION_CODE);
+}
+
+}  // namespace

@@ -1,0 +1,58 @@
+// The header-only C++ wrapper: RAII, exceptions carrying the code and the text, groups.
+#include "common.h"
+#include "signvote/signvote.hpp"
+
+namespace {
+
+TEST(CxxWrapper, ExchangeInAGroup) {
+  auto comms = signvote::Comm::loopback(3);
+  ASSERT_EQ(comms.size(), 3u);
+  EXPECT_EQ(comms[2].rank(), 2);
+  EXPECT_EQ(comms[0].size(), 3);
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.count = 64;
+  cfg.k = 4;
+  std::vector<signvote::Bucket> b;
+  for (auto& c : comms) b.emplace_back(c, cfg);
+  std::vector<std::vector<float>> g(3, std::vector<float>(64, 0.5f)), out(3, std::vector<float>(64));
+  for (int r = 0; r < 3; ++r) g[r][10 + r] = -9.0f;
+  signvote::group([&] {
+    for (int r = 0; r < 3; ++r) b[r].exchange(g[r].data(), out[r].data());
+  });
+  // Each rank's 4 picks: its -9 plus indices 0..2 (ties at 0.5 by lowest index).
+  for (int i = 0; i < 64; ++i) {
+    const float expect = (i >= 10 && i < 13) ? -1.0f : i < 3 ? 1.0f : 0.0f;
+    EXPECT_EQ(out[1][i], expect) << i;
+  }
+  EXPECT_EQ(comms[0].sequence(), 1u);
+  EXPECT_EQ(b[0].residual()[10], 0.0f);
+  EXPECT_EQ(b[0].residual()[20], 0.5f);
+}
+
+TEST(CxxWrapper, ErrorsThrowWithCodeAndText) {
+  auto comms = signvote::Comm::loopback(1);
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.count = 10;
+  cfg.k = 11;
+  try {
+    signvote::Bucket b(comms[0], cfg);
+    FAIL() << "no exception";
+  } catch (const signvote::Error& e) {
+    EXPECT_EQ(e.code(), svInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("config->k = 11"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(signvote::Comm::loopback(0), signvote::Error);
+  // A failing call inside group() still closes the group, and the group's error is thrown.
+  auto two = signvote::Comm::loopback(2);
+  cfg.k = 1;
+  signvote::Bucket b0(two[0], cfg), b1(two[1], cfg);
+  std::vector<float> g(10, 1.0f), o(10);
+  EXPECT_THROW(signvote::group([&] {
+                 b0.exchange(g.data(), o.data());
+                 b1.exchange(nullptr, o.data());
+               }),
+               signvote::Error);
+  EXPECT_EQ(svGroupEnd(), svInvalidUsage) << "the group must be closed";
+}
+
+}  // namespace

@@ -1,0 +1,75 @@
+// Planner: the modeled byte formulas of docs/formats.md and a well-formed workspace layout.
+#include "common.h"
+#include "plan.h"
+
+namespace {
+
+using namespace signvote::detail;
+
+svBucketConfig_t config(svScheme_t s, size_t n, svVote_t vote = SV_VOTE_TERNARY) {
+  svBucketConfig_t c = SV_BUCKET_CONFIG_INITIALIZER;
+  c.scheme = s;
+  c.count = n;
+  c.vote = vote;
+  return c;
+}
+
+TEST(Plan, ModeledBytesFollowTheDocumentedFormulas) {
+  // N = 10000, W = 4: 157 words of 64 -> chunk of 40 words = 2560 elements.
+  const auto c = config(SV_SCHEME_S3GD_MV, 10000);
+  const uint64_t chunk = 2560, planeBytes = chunk / 8;
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_COUNTS, c, 100, 4), 3 * (64 + chunk * 1 + 2 * planeBytes));
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_COUNTS, c, 100, 200), 199 * (64 + 64 * 2 + 2 * 8));
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_SPARSE, c, 100, 4),
+            3 * signvote::ref::sparseLayout(10000, 100).recordBytes());
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_SIGNS, config(SV_SCHEME_SIGNSGD_MV, 10000, SV_VOTE_BINARY), 0, 4),
+            3 * (64 + 2 * planeBytes));
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_SIGNS, config(SV_SCHEME_SIGNSGD_MV, 10000), 0, 4),
+            3 * (64 + 4 * planeBytes));
+  EXPECT_EQ(modelWireBytes(SV_FORMAT_FP32, config(SV_SCHEME_DENSE, 10000), 0, 4),
+            3 * (64 + 2 * chunk * 4));
+  for (svFormat_t f : {SV_FORMAT_SPARSE, SV_FORMAT_COUNTS, SV_FORMAT_SIGNS, SV_FORMAT_FP32})
+    EXPECT_EQ(modelWireBytes(f, c, 100, 1), 0u) << "one rank sends nothing";
+}
+
+TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
+  for (svScheme_t s : {SV_SCHEME_DENSE, SV_SCHEME_SIGNSGD_MV, SV_SCHEME_S3GD_MV}) {
+    for (int W : {1, 2, 7, 300}) {
+      for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{65537}}) {
+        auto c = config(s, n);
+        const uint64_t k = n / 7;
+        for (svFormat_t f : {SV_FORMAT_AUTO, SV_FORMAT_SPARSE, SV_FORMAT_COUNTS}) {
+          if (s != SV_SCHEME_S3GD_MV && f != SV_FORMAT_AUTO) continue;
+          c.format = f;
+          const Plan p = makePlan(c, k, W);
+          const WorkspaceLayout& L = p.ws;
+          const Region all[] = {L.acc, L.sel, L.entries, L.entryNeg, L.record, L.records, L.votes,
+                                L.header, L.headers, L.countsSend, L.countsOwned, L.planesSend,
+                                L.planesRecv, L.resultOwn, L.resultAll, L.fp32Send, L.fp32Sum};
+          for (size_t i = 0; i < std::size(all); ++i) {
+            if (all[i].bytes == 0) continue;
+            EXPECT_EQ(all[i].offset % kWorkspaceAlign, 0u);
+            EXPECT_LE(all[i].offset + all[i].bytes, L.total);
+            for (size_t j = i + 1; j < std::size(all); ++j) {
+              if (all[j].bytes == 0) continue;
+              EXPECT_TRUE(all[i].offset + all[i].bytes <= all[j].offset ||
+                          all[j].offset + all[j].bytes <= all[i].offset);
+            }
+          }
+          EXPECT_NE(p.format, SV_FORMAT_AUTO);
+          EXPECT_GE(p.chunk * W, n);
+          EXPECT_EQ(p.chunk % 64, 0u);
+        }
+      }
+    }
+  }
+}
+
+TEST(Plan, CountWidthGrowsWithWorldSize) {
+  auto c = config(SV_SCHEME_S3GD_MV, 1000);
+  c.format = SV_FORMAT_COUNTS;
+  EXPECT_EQ(makePlan(c, 10, 127).countBytes, 1u);
+  EXPECT_EQ(makePlan(c, 10, 128).countBytes, 2u);
+}
+
+}  // namespace

@@ -1,0 +1,77 @@
+// A loopback world of W ranks with one bucket each, host buffers and workspaces, driven only
+// through the public C API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "signvote/signvote.h"
+
+namespace svtest {
+
+struct World {
+  int W = 0;
+  std::vector<svComm_t> comms;
+  std::vector<svBucket_t> buckets;
+  std::vector<std::vector<unsigned char>> ws;
+  std::vector<std::vector<float>> out;
+
+  World(int nranks, const svBucketConfig_t& cfg, const svConfig_t* config = nullptr)
+      : W(nranks), comms(nranks), buckets(nranks), ws(nranks), out(nranks) {
+    EXPECT_EQ(svCommInitLoopback(comms.data(), W, config), svSuccess) << svGetLastError(nullptr);
+    for (int r = 0; r < W; ++r) {
+      EXPECT_EQ(svBucketCreate(&buckets[r], comms[r], &cfg), svSuccess)
+          << svGetLastError(comms[r]);
+      size_t bytes = 0;
+      EXPECT_EQ(svExchange(buckets[r], nullptr, nullptr, nullptr, &bytes, nullptr), svSuccess);
+      ws[r].resize(bytes);
+      out[r].assign(cfg.count, 7.0f);  // a sentinel no scheme produces
+    }
+  }
+  ~World() {
+    for (svBucket_t b : buckets) EXPECT_EQ(svBucketDestroy(b), svSuccess);
+    for (svComm_t c : comms) EXPECT_EQ(svCommDestroy(c), svSuccess);
+  }
+
+  // One grouped exchange of all ranks; g[r] is rank r's gradient.
+  svResult_t exchange(const std::vector<std::vector<float>>& g) {
+    svGroupStart();
+    for (int r = 0; r < W; ++r) {
+      size_t bytes = ws[r].size();
+      svExchange(buckets[r], g[r].data(), out[r].data(), ws[r].data(), &bytes, nullptr);
+    }
+    return svGroupEnd();
+  }
+
+  std::vector<float> residual(int r) const {
+    std::vector<float> v(out[r].size());
+    EXPECT_EQ(svBucketGetResidual(buckets[r], v.data()), svSuccess);
+    return v;
+  }
+  uint64_t seq(int r) const {
+    uint64_t s = 0;
+    EXPECT_EQ(svCommGetSequence(comms[r], &s), svSuccess);
+    return s;
+  }
+  svBucketInfo_t info() const {
+    svBucketInfo_t i{};
+    EXPECT_EQ(svBucketGetInfo(buckets[0], &i), svSuccess);
+    return i;
+  }
+  // Every rank's output is bit-identical to rank 0's.
+  void expectRanksAgree() const {
+    for (int r = 1; r < W; ++r)
+      ASSERT_EQ(std::memcmp(out[r].data(), out[0].data(), out[0].size() * sizeof(float)), 0)
+          << "rank " << r << " differs from rank 0";
+  }
+};
+
+inline svBucketConfig_t bucketConfig(svScheme_t scheme, size_t count) {
+  svBucketConfig_t c = SV_BUCKET_CONFIG_INITIALIZER;
+  c.scheme = scheme;
+  c.count = count;
+  return c;
+}
+
+}  // namespace svtest

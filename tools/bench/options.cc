@@ -1,0 +1,110 @@
+#include "options.h"
+
+#include <boost/program_options.hpp>
+#include <cctype>
+#include <iostream>
+#include <stdexcept>
+
+namespace po = boost::program_options;
+
+namespace bench {
+
+namespace {
+
+// "64", "64K", "16M", "1G" (binary multiples, as nccl-tests).
+uint64_t parseSize(const std::string& s) {
+  size_t pos = 0;
+  const unsigned long long v = std::stoull(s, &pos);
+  uint64_t mult = 1;
+  if (pos < s.size()) {
+    switch (std::toupper(static_cast<unsigned char>(s[pos]))) {
+      case 'K': mult = 1ull << 10; break;
+      case 'M': mult = 1ull << 20; break;
+      case 'G': mult = 1ull << 30; break;
+      default: throw std::invalid_argument("bad size suffix in '" + s + "'");
+    }
+    if (pos + 1 != s.size()) throw std::invalid_argument("trailing characters in '" + s + "'");
+  }
+  return v * mult;
+}
+
+template <class E>
+E pick(const std::string& v, const char* what, std::initializer_list<std::pair<const char*, E>> m) {
+  for (const auto& [name, e] : m)
+    if (v == name) return e;
+  std::string names;
+  for (const auto& [name, e] : m) names += std::string(names.empty() ? "" : "|") + name;
+  throw std::invalid_argument(std::string("--") + what + " '" + v + "' is not one of " + names);
+}
+
+}  // namespace
+
+const char* schemeName(svScheme_t s) {
+  return s == SV_SCHEME_DENSE ? "dense" : s == SV_SCHEME_SIGNSGD_MV ? "signsgd_mv" : "s3gd_mv";
+}
+const char* formatName(svFormat_t f) {
+  switch (f) {
+    case SV_FORMAT_SPARSE: return "sparse";
+    case SV_FORMAT_COUNTS: return "counts";
+    case SV_FORMAT_SIGNS: return "signs";
+    case SV_FORMAT_FP32: return "fp32";
+    default: return "auto";
+  }
+}
+const char* voteName(svVote_t v) { return v == SV_VOTE_BINARY ? "binary" : "ternary"; }
+
+int parseOptions(int argc, char** argv, Options* out) {
+  Options o;
+  std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
+  po::options_description desc(
+      "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
+      "Options");
+  desc.add_options()
+      ("help,h", "print this help")
+      ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
+      ("maxbytes,e", po::value(&maxB)->default_value(maxB), "largest bucket in bytes")
+      ("stepfactor,f", po::value(&o.stepFactor)->default_value(o.stepFactor), "multiply the size by this between rows")
+      ("iters,n", po::value(&o.iters)->default_value(o.iters), "timed iterations per size")
+      ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
+      ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
+      ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world")
+      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv")
+      ("vote", po::value(&vote)->default_value(vote), "ternary | binary (signsgd_mv)")
+      ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32")
+      ("k", po::value(&o.k), "s3gd_mv: kept coordinates per rank (instead of --density)")
+      ("density", po::value(&o.density)->default_value(o.density), "s3gd_mv: K = ceil(density * count)")
+      ("rho", po::value(&o.rho)->default_value(o.rho), "s3gd_mv: residual decay")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "random seed of the gradients")
+      ("json,J", po::value(&o.json), "also write the results as JSON to this file");
+  try {
+    po::variables_map vm;
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 1;
+    }
+    po::notify(vm);
+    o.minBytes = parseSize(minB);
+    o.maxBytes = parseSize(maxB);
+    o.scheme = pick<svScheme_t>(scheme, "scheme", {{"dense", SV_SCHEME_DENSE},
+                                                   {"signsgd_mv", SV_SCHEME_SIGNSGD_MV},
+                                                   {"s3gd_mv", SV_SCHEME_S3GD_MV}});
+    o.vote = pick<svVote_t>(vote, "vote", {{"ternary", SV_VOTE_TERNARY}, {"binary", SV_VOTE_BINARY}});
+    o.format = pick<svFormat_t>(format, "format", {{"auto", SV_FORMAT_AUTO}, {"sparse", SV_FORMAT_SPARSE},
+                                                   {"counts", SV_FORMAT_COUNTS}, {"signs", SV_FORMAT_SIGNS},
+                                                   {"fp32", SV_FORMAT_FP32}});
+    if (vm.count("k")) o.density = 0.0;
+    if (o.minBytes < 4 || o.maxBytes < o.minBytes)
+      throw std::invalid_argument("need 4 <= --minbytes <= --maxbytes");
+    if (!(o.stepFactor > 1.0)) throw std::invalid_argument("--stepfactor must be > 1");
+    if (o.iters < 1 || o.warmup < 0 || o.checkIters < 0)
+      throw std::invalid_argument("need --iters >= 1, --warmup_iters >= 0, --check >= 0");
+  } catch (const std::exception& e) {
+    std::cerr << "signvote-bench: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  *out = o;
+  return 0;
+}
+
+}  // namespace bench

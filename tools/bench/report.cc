@@ -1,0 +1,75 @@
+#include "report.h"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace bench {
+
+namespace {
+double ratio(const Row& r) {
+  return r.wireBytes == 0 ? 0.0 : static_cast<double>(r.denseWireBytes) / r.wireBytes;
+}
+}  // namespace
+
+void printHeader(const Options& o, const std::string& backendLine) {
+  std::printf("# signvote-bench: scheme %s, vote %s, format %s, ranks %d, ", schemeName(o.scheme),
+              voteName(o.vote), formatName(o.format), o.ranks);
+  if (o.scheme == SV_SCHEME_S3GD_MV) {
+    if (o.density != 0.0) std::printf("density %g, ", o.density);
+    else std::printf("k %llu, ", static_cast<unsigned long long>(o.k));
+    std::printf("rho %g, ", static_cast<double>(o.rho));
+  }
+  std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
+              static_cast<unsigned long long>(o.seed));
+  std::printf("# %s\n", backendLine.c_str());
+  std::printf("# wire B/rank: modeled bytes each rank sends (ring algorithms, headers included);\n"
+              "# ratio: fp32 ring allreduce bytes / wire bytes; time: one exchange of all ranks;\n"
+              "# algbw: bucket bytes / time; #wrong: output and residual elements that differ\n"
+              "# from a straightforward reference (bit for bit).\n");
+  std::printf("#%12s %12s %10s %7s %13s %8s %9s %12s %11s %7s\n", "size(B)", "count", "K",
+              "format", "wire B/rank", "ratio", "bits/K", "time(us)", "algbw(GB/s)", "#wrong");
+}
+
+void printRow(const Row& r) {
+  char ratioText[32] = "n/a";
+  if (r.wireBytes != 0) std::snprintf(ratioText, sizeof(ratioText), "%.1f", ratio(r));
+  char bits[32] = "-";
+  if (r.bitsPerKept > 0) std::snprintf(bits, sizeof(bits), "%.2f", r.bitsPerKept);
+  std::printf(" %12llu %12llu %10llu %7s %13llu %8s %9s %12.1f %11.3f %7llu\n",
+              static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.count),
+              static_cast<unsigned long long>(r.k), formatName(r.format),
+              static_cast<unsigned long long>(r.wireBytes), ratioText, bits, r.timeUs,
+              r.algbwGBs, static_cast<unsigned long long>(r.wrong));
+  std::fflush(stdout);
+}
+
+bool writeJson(const std::string& path, const Options& o, const std::string& backend,
+               const std::vector<Row>& rows) {
+  nlohmann::json j;
+  j["tool"] = "signvote-bench";
+  j["backend"] = backend;
+  j["scheme"] = schemeName(o.scheme);
+  j["vote"] = voteName(o.vote);
+  j["ranks"] = o.ranks;
+  j["density"] = o.density;
+  j["k"] = o.k;
+  j["rho"] = o.rho;
+  j["iters"] = o.iters;
+  j["warmup"] = o.warmup;
+  j["check"] = o.checkIters;
+  j["seed"] = o.seed;
+  j["version"] = SIGNVOTE_VERSION_CODE;
+  for (const Row& r : rows) {
+    j["records"].push_back({{"bytes", r.bytes}, {"count", r.count}, {"k", r.k},
+                            {"format", formatName(r.format)}, {"wire_bytes", r.wireBytes},
+                            {"dense_wire_bytes", r.denseWireBytes}, {"ratio", ratio(r)},
+                            {"bits_per_kept", r.bitsPerKept}, {"time_us", r.timeUs},
+                            {"algbw_gbps", r.algbwGBs}, {"wrong", r.wrong}});
+  }
+  std::ofstream f(path);
+  f << j.dump(2) << "\n";
+  return static_cast<bool>(f);
+}
+
+}  // namespace bench
