@@ -12,6 +12,16 @@ using namespace signvote::detail;
 
 namespace {
 
+// The integer in an enum field of a user's struct, read without assuming it is one of the
+// enumerators (loading an out-of-range enum value is undefined behaviour in C++).
+template <class E>
+int raw(const E& e) {
+  int v;
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  std::memcpy(&v, &e, sizeof(v));
+  return v;
+}
+
 const char* schemeName(svScheme_t s) {
   switch (s) {
     case SV_SCHEME_DENSE: return "dense";
@@ -51,12 +61,12 @@ svResult_t validateConfig(const svConfig_t& c) {
   if (c.version / 10000 != SIGNVOTE_MAJOR)
     return fail(nullptr, svInvalidArgument, "%s: config->version = %u is from another major "
                 "version than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
-  if (c.backend != SV_BACKEND_HOST)
+  if (raw(c.backend) != SV_BACKEND_HOST)
     return fail(nullptr, svInvalidArgument, "%s: config->backend = %d is not available in this "
-                "build (supported: SV_BACKEND_HOST = 0)", call, static_cast<int>(c.backend));
-  if (c.nonFinite < 0 || c.nonFinite >= SV_NUM_NONFINITE)
+                "build (supported: SV_BACKEND_HOST = 0)", call, raw(c.backend));
+  if (raw(c.nonFinite) < 0 || raw(c.nonFinite) >= SV_NUM_NONFINITE)
     return fail(nullptr, svInvalidArgument, "%s: config->nonFinite = %d (supported: 0 error, 1 "
-                "ignore, 2 propagate)", call, static_cast<int>(c.nonFinite));
+                "ignore, 2 propagate)", call, raw(c.nonFinite));
   return svSuccess;
 }
 
@@ -71,24 +81,24 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   if (c.version / 10000 != SIGNVOTE_MAJOR)
     return fail(comm, svInvalidArgument, "%s: config->version = %u is from another major version "
                 "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
-  if (c.scheme < 0 || c.scheme >= SV_NUM_SCHEMES)
+  if (raw(c.scheme) < 0 || raw(c.scheme) >= SV_NUM_SCHEMES)
     return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
-                "signsgd_mv, 2 s3gd_mv)", call, static_cast<int>(c.scheme));
-  if (c.datatype != svFloat32)
+                "signsgd_mv, 2 s3gd_mv)", call, raw(c.scheme));
+  if (raw(c.datatype) != svFloat32)
     return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
-                "svFloat32 = 0)", call, static_cast<int>(c.datatype));
+                "svFloat32 = 0)", call, raw(c.datatype));
   if (c.count > SV_MAX_COUNT)
     return fail(comm, svInvalidArgument, "%s: config->count = %zu exceeds SV_MAX_COUNT = %llu "
                 "(indices are 32-bit; split the bucket)", call, c.count, SV_MAX_COUNT);
-  if (c.vote < 0 || c.vote >= SV_NUM_VOTES)
+  if (raw(c.vote) < 0 || raw(c.vote) >= SV_NUM_VOTES)
     return fail(comm, svInvalidArgument, "%s: config->vote = %d (supported: 0 ternary, 1 binary)",
-                call, static_cast<int>(c.vote));
+                call, raw(c.vote));
   if (c.vote == SV_VOTE_BINARY && c.scheme == SV_SCHEME_S3GD_MV)
     return fail(comm, svInvalidArgument, "%s: config->vote = SV_VOTE_BINARY with scheme s3gd_mv "
                 "(a sparse vote is ternary: unselected coordinates must stay 0)", call);
-  if (c.format < 0 || c.format >= SV_NUM_FORMATS)
+  if (raw(c.format) < 0 || raw(c.format) >= SV_NUM_FORMATS)
     return fail(comm, svInvalidArgument, "%s: config->format = %d is not a format", call,
-                static_cast<int>(c.format));
+                raw(c.format));
   const bool formatOk =
       c.format == SV_FORMAT_AUTO ||
       (c.scheme == SV_SCHEME_S3GD_MV &&

@@ -61,6 +61,7 @@ struct World {
   }
   // Every rank's output is bit-identical to rank 0's.
   void expectRanksAgree() const {
+    if (out[0].empty()) return;
     for (int r = 1; r < W; ++r)
       ASSERT_EQ(std::memcmp(out[r].data(), out[0].data(), out[0].size() * sizeof(float)), 0)
           << "rank " << r << " differs from rank 0";

@@ -32,7 +32,9 @@ Snapshot snap(const World& w, bool stateful) {
 void expectUnchanged(const World& w, const Snapshot& s, bool stateful) {
   for (int r = 0; r < w.W; ++r) {
     EXPECT_EQ(std::memcmp(w.out[r].data(), s.out[r].data(), s.out[r].size() * 4), 0) << r;
-    if (stateful) EXPECT_EQ(std::memcmp(w.residual(r).data(), s.res[r].data(), s.res[r].size() * 4), 0);
+    if (stateful) {
+      EXPECT_EQ(std::memcmp(w.residual(r).data(), s.res[r].data(), s.res[r].size() * 4), 0);
+    }
     EXPECT_EQ(w.seq(r), s.seq[r]);
   }
 }
@@ -87,8 +89,9 @@ TEST_P(NonFinite, IgnorePolicyTreatsNaNAsZero) {
   ASSERT_EQ(withZero.exchange(z), svSuccess);
   for (int r = 0; r < 4; ++r) {
     EXPECT_EQ(std::memcmp(withNaN.out[r].data(), withZero.out[r].data(), 500 * 4), 0);
-    if (scheme == SV_SCHEME_S3GD_MV)
+    if (scheme == SV_SCHEME_S3GD_MV) {
       EXPECT_EQ(std::memcmp(withNaN.residual(r).data(), withZero.residual(r).data(), 500 * 4), 0);
+    }
   }
 }
 
@@ -108,8 +111,9 @@ TEST_P(NonFinite, PropagatePolicyGivesNaNOutputAndKeepsState) {
   ASSERT_EQ(w.exchange(g), svSuccess);
   for (int r = 0; r < 3; ++r) {
     for (float x : w.out[r]) ASSERT_TRUE(std::isnan(x));
-    if (stateful)
+    if (stateful) {
       EXPECT_EQ(std::memcmp(w.residual(r).data(), before.res[r].data(), 300 * 4), 0);
+    }
     EXPECT_EQ(w.seq(r), before.seq[r] + 1);  // a successful exchange
   }
 }
