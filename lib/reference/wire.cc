@@ -2,20 +2,14 @@
 
 #include <cstring>
 
+#include "mix.h"
+
 namespace signvote::ref {
 
-namespace {
-inline uint64_t mix64(uint64_t z) {  // splitmix64 finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-}  // namespace
-
 uint32_t checksumWords(const uint64_t* words, size_t nwords) {
-  uint64_t acc = mix64(nwords);
-  for (size_t i = 0; i < nwords; ++i) acc ^= mix64(words[i] + 0x9E3779B97F4A7C15ull * (i + 1));
-  return static_cast<uint32_t>(acc ^ (acc >> 32));
+  uint64_t acc = 0;
+  for (size_t i = 0; i < nwords; ++i) acc ^= checksumTerm(words[i], i);
+  return checksumFold(nwords, acc);
 }
 
 void sealHeader(WireHeader* h) {

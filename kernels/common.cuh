@@ -1,0 +1,59 @@
+// Device helpers shared by the kernel families, and the launchers' check macro.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels.h"
+
+// The kernels' member of the SVCHECK family: returns the CUDA error of `call` from the
+// enclosing launcher; SIGNVOTE_DEBUG tracing happens in lib/ where the error is turned into an
+// svResult_t, so the location is kept in the message there.
+#define SVCUDACHECK(call)                          \
+  do {                                             \
+    const cudaError_t sv_cuda_res_ = (call);       \
+    if (sv_cuda_res_ != cudaSuccess) return sv_cuda_res_; \
+  } while (0)
+
+namespace signvote::kernels::detail {
+
+constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
+constexpr uint32_t kInfKey = 0x7F800000u;
+
+__device__ __forceinline__ uint32_t magnitudeKey(float x) { return __float_as_uint(x) & kAbsMask; }
+__device__ __forceinline__ bool isNaN(float x) { return magnitudeKey(x) > kInfKey; }
+
+// Grid for a grid-stride loop over n items with `threads` per block: enough blocks to fill the
+// device several times over, never more than the items need.
+inline unsigned gridFor(uint64_t n, unsigned threads, unsigned maxBlocks = 4096) {
+  const uint64_t need = (n + threads - 1) / threads;
+  return static_cast<unsigned>(need < 1 ? 1 : need > maxBlocks ? maxBlocks : need);
+}
+
+// The launch status of the last kernel launched from this thread.
+inline cudaError_t launched() { return cudaGetLastError(); }
+
+// Bits [from, from+width) of a little-endian bit array of 64-bit words (width <= 64), as
+// ref::readBits.
+__device__ __forceinline__ uint64_t readBits(const uint64_t* words, uint64_t bitOffset,
+                                             unsigned width) {
+  if (width == 0) return 0;
+  const uint64_t w = bitOffset >> 6;
+  const unsigned s = bitOffset & 63;
+  uint64_t v = words[w] >> s;
+  if (s + width > 64) v |= words[w + 1] << (64 - s);
+  return width == 64 ? v : (v & ((uint64_t{1} << width) - 1));
+}
+
+// A sparse layout in device-friendly form (ref::SparseLayout has host-only members).
+struct Layout {
+  uint64_t n, k, highBits, signWords, lowWords, highWords;
+  unsigned lowBits;
+  __host__ __device__ uint64_t payloadWords() const { return signWords + lowWords + highWords; }
+};
+inline Layout toDevice(const ref::SparseLayout& s) {
+  return {s.n, s.k, s.highBits, s.signWords, s.lowWords, s.highWords, s.lowBits};
+}
+
+}  // namespace signvote::kernels::detail

@@ -1,0 +1,142 @@
+// CUDA kernels of every per-rank step of the schemes, each bit-identical to its host model in
+// lib/reference/ (the golden model; see tests/kernel/). Host-callable launchers; no NCCL, no
+// allocation, no host synchronisation: everything is enqueued on `stream` in order, so a whole
+// step can be captured in a CUDA graph. Pointers are device pointers unless said otherwise; no
+// alignment is required beyond the element type's (misaligned starts are supported).
+//
+// Launchers that need scratch memory follow CUB's two-phase pattern: with temp == nullptr they
+// only store the bytes needed in *tempBytes and enqueue nothing. Every launcher returns the
+// first CUDA error met while enqueuing (the launch's own, or CUB's).
+//
+// Device-side verdicts: kernels that validate data received from other ranks OR a flag into a
+// caller-zeroed u32 (`flags`); kernels that commit results take an optional `gate` (a device
+// u32): when it is non-null and non-zero at run time the kernel writes nothing. That is how a
+// failed exchange leaves outputs and residuals untouched without a round trip to the host.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "reference/sparse_record.h"
+#include "reference/wire.h"
+#include "signvote/signvote.h"
+
+namespace signvote::kernels {
+
+// ---- top-K (kernels/topk) -----------------------------------------------------------------
+
+// Device-resident facts of one selection.
+struct TopKStatus {
+  uint32_t vstar;               // the K-th largest key (bits & 0x7FFFFFFF); 0 when K = 0
+  uint32_t need;                // keys equal to vstar that are taken (the lowest indices)
+  uint32_t prefix, prefixMask;  // radix state between passes
+  unsigned long long nanCount;  // NaN values of acc left in place (policy error / propagate)
+};
+
+// acc = residual ? fma(rho, residual, g) : g, in float32 (__fmaf_rn, as std::fma on the host);
+// a NaN in acc becomes +0.0 under SV_NONFINITE_IGNORE and is counted otherwise. Then
+// sel[0..k) = the exact top-K of |acc| in increasing index order: every key above the K-th
+// largest key v*, then the keys equal to v* with the lowest indices (+0.0 and -0.0 tie).
+// NaN keys rank above +inf; which NaN is kept is unspecified, since a NaN fails or poisons the
+// exchange under every policy that keeps it. acc may alias g; k <= n; n < 2^32.
+// Cost: one pass over g (and residual) writing acc, two filter passes over acc, two gather
+// passes (count per tile, then a stable scatter); no per-element global atomics.
+cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const float* residual,
+                           float rho, uint64_t n, uint64_t k, svNonFinitePolicy_t policy,
+                           float* acc, uint32_t* sel, TopKStatus* status, cudaStream_t stream);
+
+// ---- sparse records (kernels/sparse) --------------------------------------------------------
+
+// Device facts of one encoded record.
+struct RecordInfo {
+  unsigned long long entries;      // coded entries (selected coordinates with acc != 0)
+  unsigned long long checksumXor;  // XOR of ref::checksumTerm over the payload words
+};
+
+// The payload of ref::s3gdEncodeSparse, same bits: entries = sel[j] with acc[sel[j]] != 0
+// (NaN included), in order; every payload word is written (padding zero). `entries` is scratch
+// of layout.k u32. info receives the entry count and the payload's checksum terms.
+cudaError_t encodeSparse(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
+                         const float* acc, const uint32_t* sel, uint32_t* entries,
+                         uint64_t* payload, RecordInfo* info, cudaStream_t stream);
+
+// Writes the 64-byte header `tmpl` to dst (device) after filling in, from device memory when
+// the pointer is non-null: entries (info->entries), the payload checksum (from
+// info->checksumXor over payloadWords words) and the non-finite flag (*nanCount != 0); then
+// seals it (ref::sealHeader).
+cudaError_t writeHeader(const ref::WireHeader& tmpl, const RecordInfo* info,
+                        uint64_t payloadWords, const unsigned long long* nanCount, void* dst,
+                        cudaStream_t stream);
+
+// Verdict codes of validateHeaders, one u32 per sender.
+enum HeaderVerdict : uint32_t {
+  kHeaderOk = 0,
+  kHeaderCorrupt = 1,   // magic, checksum, rank, entries > k, unknown flags
+  kHeaderMismatch = 2,  // version, scheme, format, vote, seq, count, k
+  kHeaderNonFinite = 3  // valid, and the sender had a NaN
+};
+// Checks the W headers at base + s*stride against what rank s should have sent (the same
+// checks as ref::validateHeader); verdict[s] receives one HeaderVerdict.
+cudaError_t validateHeaders(const void* base, size_t stride, int nranks,
+                            const ref::HeaderExpect& expect, uint32_t* verdict,
+                            cudaStream_t stream);
+
+// Record flags (ORed into flags[s], caller-zeroed, one u32 per record).
+enum RecordFlag : uint32_t {
+  kRecordChecksum = 1u << 0,   // payload checksum differs from the header's
+  kRecordMalformed = 1u << 1,  // entries > K, bit count, index order or range, padding
+};
+// For the W records at records + s*stride (64-byte header, then the payload): verifies each
+// record as ref::decodeSparse does (plus the header's payload checksum) and adds its votes
+// (-1 negative, +1 otherwise) into votes[0..n) (caller-zeroed). A malformed record may add
+// votes for in-range indices before it is flagged, never outside [0, n).
+cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
+                           const void* records, size_t stride, int nranks, int32_t* votes,
+                           uint32_t* flags, cudaStream_t stream);
+
+// ---- signs, counts, planes, outputs (kernels/vote) -----------------------------------------
+
+// ref::packSigns: nranks blocks of `planes` (binary 1: negative; ternary 2: nonzero, negative)
+// planes of chunkWords words; every word is written. NaN packs as +0.0 under IGNORE, else it is
+// counted into *nanCount (device, caller-zeroed) and packs as ref::packSigns packs it.
+cudaError_t packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords,
+                      int nranks, svNonFinitePolicy_t policy, uint64_t* out,
+                      unsigned long long* nanCount, cudaStream_t stream);
+
+// ref::voteSignPlanes over nranks received blocks, by bit-sliced counters. A ternary block with
+// a negative bit lacking its nonzero bit sets *flags |= 1.
+cudaError_t voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWords,
+                           int nranks, uint64_t* result, uint32_t* flags, cudaStream_t stream);
+
+// ref::s3gdTernary: out[0..padded) = 0 then sign(acc) at the selection (int8 or int16).
+cudaError_t s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t padded,
+                        unsigned countBytes, void* out, cudaStream_t stream);
+
+// ref::countsToPlanes; a count outside [-nranks, nranks] sets *flags |= 1.
+cudaError_t countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords,
+                           int nranks, uint64_t* planes, uint32_t* flags, cudaStream_t stream);
+
+// Sets *flags |= 1 when a ternary result block has a negative bit without its nonzero bit
+// (ref: the validateResult step of lib/exchange.cc). Run it before planesToOutput.
+cudaError_t checkResultPlanes(const uint64_t* all, unsigned planes, uint64_t chunkWords,
+                              int nranks, uint32_t* flags, cudaStream_t stream);
+
+// ref::planesToOutput for well-formed planes (checked by checkResultPlanes). Gated.
+cudaError_t planesToOutput(const uint64_t* all, unsigned planes, uint64_t chunkWords,
+                           uint64_t n, float* out, const uint32_t* gate, cudaStream_t stream);
+
+// ref::votesToOutput. Gated.
+cudaError_t votesToOutput(const int32_t* votes, uint64_t n, float* out, const uint32_t* gate,
+                          cudaStream_t stream);
+
+// ref::s3gdCommit: residual = acc, then +0.0 at the selection. Gated.
+cudaError_t s3gdCommit(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n,
+                       float* residual, const uint32_t* gate, cudaStream_t stream);
+
+// ref::cleanCopy; NaN counted into *nanCount unless IGNORE replaces it by +0.0.
+cudaError_t cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out,
+                      unsigned long long* nanCount, cudaStream_t stream);
+
+}  // namespace signvote::kernels
