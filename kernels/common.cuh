@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "logic.h"
 
 // The kernels' member of the SVCHECK family: returns the CUDA error of `call` from the
 // enclosing launcher; SIGNVOTE_DEBUG tracing happens in lib/ where the error is turned into an
@@ -34,24 +35,7 @@ inline unsigned gridFor(uint64_t n, unsigned threads, unsigned maxBlocks = 4096)
 // The launch status of the last kernel launched from this thread.
 inline cudaError_t launched() { return cudaGetLastError(); }
 
-// Bits [from, from+width) of a little-endian bit array of 64-bit words (width <= 64), as
-// ref::readBits.
-__device__ __forceinline__ uint64_t readBits(const uint64_t* words, uint64_t bitOffset,
-                                             unsigned width) {
-  if (width == 0) return 0;
-  const uint64_t w = bitOffset >> 6;
-  const unsigned s = bitOffset & 63;
-  uint64_t v = words[w] >> s;
-  if (s + width > 64) v |= words[w + 1] << (64 - s);
-  return width == 64 ? v : (v & ((uint64_t{1} << width) - 1));
-}
-
-// A sparse layout in device-friendly form (ref::SparseLayout has host-only members).
-struct Layout {
-  uint64_t n, k, highBits, signWords, lowWords, highWords;
-  unsigned lowBits;
-  __host__ __device__ uint64_t payloadWords() const { return signWords + lowWords + highWords; }
-};
+using Layout = logic::Layout;
 inline Layout toDevice(const ref::SparseLayout& s) {
   return {s.n, s.k, s.highBits, s.signWords, s.lowWords, s.highWords, s.lowBits};
 }

@@ -1,13 +1,8 @@
 // Sparse record decoding and voting (kernels.h: addSparseVotes). Records are decoded in
 // parallel: one thread per upper-bits word, its entries numbered by an exclusive scan of the
 // words' popcounts (per tile with cub::BlockScan, across tiles with cub::DeviceScan). Each
-// check of ref::decodeSparse becomes a local one:
-//   - bit position < H and entry number < entries (from the record's header);
-//   - index < N;
-//   - strictly increasing indices: the upper part (pos - j) never decreases between entries,
-//     and it is equal exactly when the previous bit is set, so only then must the low part
-//     grow (with L = 0 an equal upper part is a repeated index);
-//   - the number of upper bits equals entries, and sign/low padding bits are zero.
+// check of ref::decodeSparse becomes a local one (logic.h: decodeHighWord, paddingOk), plus
+// one per record: the number of upper bits equals the header's entries.
 // Votes go to votes[] by integer atomicAdd: the sums do not depend on the order.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
@@ -20,7 +15,6 @@ namespace signvote::kernels {
 namespace {
 
 using detail::Layout;
-using detail::readBits;
 
 constexpr unsigned kThreads = 256;
 constexpr size_t kEntriesOffset = 40;  // offsetof(WireHeader, entries)
@@ -67,37 +61,17 @@ __global__ void __launch_bounds__(kThreads)
     if (blockIdx.x == 0 && threadIdx.x == 0) atomicOr(&flags[rec], kRecordMalformed);
     return;
   }
-  const uint64_t* signs = r.payload(rec);
-  const uint64_t* low = signs + s.signWords;
-  const uint64_t* high = low + s.lowWords;
-  const unsigned L = s.lowBits;
+  const uint64_t* payload = r.payload(rec);
   const uint64_t w = uint64_t{blockIdx.x} * kThreads + threadIdx.x;
-  uint64_t bits = w < s.highWords ? high[w] : 0;
+  const uint64_t bits = w < s.highWords ? payload[s.signWords + s.lowWords + w] : 0;
   uint64_t j;
-  Scan(scan).ExclusiveSum(uint64_t(__popcll(bits)), j);
+  Scan(scan).ExclusiveSum(uint64_t{logic::popcount64(bits)}, j);
   j += prefix[uint64_t{rec} * tiles + blockIdx.x] - prefix[uint64_t{rec} * tiles];
-  bool bad = false;
-  for (; bits != 0; bits &= bits - 1, ++j) {
-    const uint64_t pos = 64 * w + __ffsll(static_cast<long long>(bits)) - 1;
-    if (pos >= s.highBits || j >= entries) {
-      bad = true;
-      break;
-    }
-    const uint64_t lowPart = readBits(low, j * L, L);
-    const uint64_t index = ((pos - j) << L) | lowPart;
-    if (index >= s.n) {
-      bad = true;
-      break;
-    }
-    const bool prevSet = pos > 0 && ((high[(pos - 1) >> 6] >> ((pos - 1) & 63)) & 1);
-    if (prevSet && (L == 0 || lowPart <= readBits(low, (j - 1) * L, L))) {
-      bad = true;
-      break;
-    }
-    const bool negative = (signs[j >> 6] >> (j & 63)) & 1;
-    atomicAdd(&votes[index], negative ? -1 : 1);
-  }
-  if (bad) atomicOr(&flags[rec], kRecordMalformed);
+  if (bits != 0 &&
+      !logic::decodeHighWord(s, payload, entries, w, j, [&](uint64_t index, bool negative) {
+        atomicAdd(&votes[index], negative ? -1 : 1);
+      }))
+    atomicOr(&flags[rec], kRecordMalformed);
 }
 
 // grid (tiles over payload words, W): zero padding and the payload checksum terms.
@@ -107,26 +81,13 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ typename Reduce::TempStorage reduce;
   const unsigned rec = blockIdx.y;
   const uint64_t entries = r.entries(rec);
-  const uint64_t* payload = r.payload(rec);
   const uint64_t w = uint64_t{blockIdx.x} * kThreads + threadIdx.x;
   uint64_t term = 0;
   if (w < s.payloadWords()) {
-    const uint64_t word = payload[w];
+    const uint64_t word = r.payload(rec)[w];
     term = ref::checksumTerm(word, w);
-    // Bits at or past `used` of a sign or low array must be zero.
-    uint64_t used = ~uint64_t{0}, first = 0;
-    if (w < s.signWords) {
-      used = entries;
-    } else if (w < s.signWords + s.lowWords) {
-      used = entries * s.lowBits;
-      first = s.signWords;
-    }
-    if (entries <= s.k && used != ~uint64_t{0}) {
-      const uint64_t bit0 = 64 * (w - first);
-      const uint64_t keep = used <= bit0 ? 0 : used - bit0;
-      const uint64_t mask = keep >= 64 ? 0 : ~((uint64_t{1} << keep) - 1);
-      if (word & mask) atomicOr(&flags[rec], kRecordMalformed);
-    }
+    if (entries <= s.k && !logic::paddingOk(s, entries, w, word))
+      atomicOr(&flags[rec], kRecordMalformed);
   }
   term = Reduce(reduce).Reduce(term, XorOp{});
   if (threadIdx.x == 0 && term != 0) atomicXor(&xors[rec], term);

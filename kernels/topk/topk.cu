@@ -28,12 +28,8 @@ constexpr uint64_t kTile = uint64_t{kThreads} * kItems;
 constexpr unsigned kBins = 2048;
 constexpr unsigned kChooseThreads = 1024;
 
-struct PassSpec {
-  unsigned shift, bits;
-};
-__host__ __device__ constexpr PassSpec passSpec(int pass) {
-  return pass == 0 ? PassSpec{20, 11} : pass == 1 ? PassSpec{9, 11} : PassSpec{0, 9};
-}
+using logic::passSpec;
+using logic::PassSpec;
 
 template <bool kResidual>
 __global__ void __launch_bounds__(kThreads)
@@ -99,7 +95,7 @@ __global__ void __launch_bounds__(kChooseThreads)
   Scan(scan).ExclusiveSum(count, above);
   for (unsigned j = 0; j < 2; ++j) {
     const unsigned q = 2 * threadIdx.x + j;
-    if (q < nbins && count[j] != 0 && above[j] < need && above[j] + count[j] >= need) {
+    if (q < nbins && logic::isChosenBin(above[j], count[j], need)) {
       const uint32_t digit = nbins - 1 - q;
       const uint32_t prefix = (kPass == 0 ? 0u : status->prefix) | (digit << p.shift);
       status->prefix = prefix;
@@ -110,10 +106,8 @@ __global__ void __launch_bounds__(kChooseThreads)
   }
 }
 
-// Keys above v* in the high half, keys equal to v* in the low half: both totals are < 2^32.
 __device__ __forceinline__ uint64_t classify(float x, uint32_t vstar) {
-  const uint32_t u = magnitudeKey(x);
-  return u > vstar ? (uint64_t{1} << 32) : u == vstar ? 1 : 0;
+  return logic::classify(magnitudeKey(x), vstar);
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -158,12 +152,8 @@ __global__ void __launch_bounds__(kThreads)
   Scan(smem.scan).ExclusiveSum(mine, before);
   before += tilePrefix[blockIdx.x];
   for (unsigned j = 0; j < kItems; ++j) {
-    const uint64_t gt = before >> 32, eq = before & 0xFFFFFFFFull;
-    const uint64_t index = base + uint64_t{threadIdx.x} * kItems + j;
-    uint64_t pos = k;  // k means "not taken"
-    if (cls[j] >> 32) pos = gt + (eq < need ? eq : need);
-    else if (cls[j] != 0 && eq < need) pos = gt + eq;
-    if (pos < k) sel[pos] = static_cast<uint32_t>(index);
+    const uint64_t slot = logic::gatherSlot(cls[j], before, need, k);
+    if (slot < k) sel[slot] = static_cast<uint32_t>(base + uint64_t{threadIdx.x} * kItems + j);
     before += cls[j];
   }
 }

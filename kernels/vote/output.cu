@@ -30,17 +30,8 @@ template <class T>
 __global__ void countsToPlanesKernel(const T* counts, uint64_t chunkWords, int nranks,
                                      uint64_t* planes, uint32_t* flags) {
   SV_GRID_STRIDE(w, chunkWords) {
-    uint64_t nz = 0, neg = 0;
-    bool bad = false;
-    for (unsigned bit = 0; bit < 64; ++bit) {
-      const int v = counts[w * 64 + bit];
-      bad |= v > nranks || v < -nranks;
-      nz |= uint64_t{v != 0} << bit;
-      neg |= uint64_t{v < 0} << bit;
-    }
-    planes[w] = nz;
-    planes[chunkWords + w] = neg;
-    if (bad) atomicOr(flags, 1u);
+    if (!logic::countsWord(counts + w * 64, nranks, &planes[w], &planes[chunkWords + w]))
+      atomicOr(flags, 1u);
   }
 }
 

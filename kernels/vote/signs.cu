@@ -2,8 +2,8 @@
 // packSigns: one warp per 64 elements, two __ballot_sync per plane give one 64-bit word in
 // element order (bit e%64 of word e/64, as the host format), so no shuffle is needed.
 // voteSignPlanes: one thread per 64 positions keeps vertical (bit-sliced) counters of the
-// positive and negative votes, added with ripple-carry half adders, then compares them
-// bit-sliced from the top bit down: O(W log W) word operations per 64 positions, memory-bound.
+// positive and negative votes and compares them bit-sliced (logic.h: voteWord): O(W log W)
+// word operations per 64 positions, so the kernel is bound by reading the W planes.
 #include "../common.cuh"
 
 namespace signvote::kernels {
@@ -12,7 +12,6 @@ namespace {
 using detail::isNaN;
 
 constexpr unsigned kThreads = 256;
-constexpr int kCounterBits = 13;  // counts up to SV_MAX_RANKS = 4096
 
 __global__ void __launch_bounds__(kThreads)
     packSignsKernel(const float* g, uint64_t n, bool ternary, uint64_t chunkWords,
@@ -52,57 +51,19 @@ __global__ void __launch_bounds__(kThreads)
   if (lane == 0 && nans != 0) atomicAdd(nanCount, nans);
 }
 
-// C += x, one bit per position, over `bits` vertical bit-planes.
-__device__ __forceinline__ void addBits(uint64_t (&c)[kCounterBits], uint64_t x, int bits) {
-#pragma unroll
-  for (int b = 0; b < kCounterBits; ++b) {
-    if (b < bits) {
-      const uint64_t carry = c[b] & x;
-      c[b] ^= x;
-      x = carry;
-    }
-  }
-}
-
 __global__ void __launch_bounds__(kThreads)
     voteKernel(const uint64_t* recv, bool ternary, uint64_t chunkWords, int nranks,
                uint64_t* result, uint32_t* flags) {
   const uint64_t w = uint64_t{blockIdx.x} * kThreads + threadIdx.x;
   if (w >= chunkWords) return;
-  const int bits = 32 - __clz(nranks);
   const unsigned planes = ternary ? 2 : 1;
-  uint64_t pos[kCounterBits] = {}, neg[kCounterBits] = {};
-  uint64_t corrupt = 0;
-  for (int s = 0; s < nranks; ++s) {
-    const uint64_t* block = recv + uint64_t(s) * planes * chunkWords;
-    if (ternary) {
-      const uint64_t nz = block[w], ng = block[chunkWords + w];
-      corrupt |= ng & ~nz;
-      addBits(pos, nz & ~ng, bits);
-      addBits(neg, ng, bits);
-    } else {
-      addBits(neg, block[w], bits);
-    }
-  }
+  uint64_t out[2];
+  const uint64_t corrupt = logic::voteWord(nranks, ternary, [&](int s, unsigned plane) {
+    return recv[(uint64_t(s) * planes + plane) * chunkWords + w];
+  }, out);
   if (corrupt) atomicOr(flags, 1u);
-  // gt: neg > other, eq: neg == other, bit-sliced from the top bit down. For binary votes the
-  // other side is the constant floor(W/2): neg > W/2 exactly when neg > W - neg.
-  uint64_t gt = 0, eq = ~uint64_t{0};
-  const unsigned half = static_cast<unsigned>(nranks) / 2;
-#pragma unroll
-  for (int b = kCounterBits - 1; b >= 0; --b) {
-    if (b < bits) {
-      const uint64_t other = ternary ? pos[b] : (((half >> b) & 1) ? ~uint64_t{0} : 0);
-      gt |= eq & neg[b] & ~other;
-      eq &= ~(neg[b] ^ other);
-    }
-  }
-  if (ternary) {
-    result[w] = ~eq;
-    result[chunkWords + w] = gt;
-  } else {
-    result[w] = gt;  // ties go to +1
-  }
+  result[w] = out[0];
+  if (ternary) result[chunkWords + w] = out[1];
 }
 
 }  // namespace

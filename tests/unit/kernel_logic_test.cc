@@ -1,0 +1,277 @@
+// The kernels' per-word logic (kernels/logic.h) run on the host against lib/reference. These
+// are the exact functions the CUDA kernels call, so this suite checks every bit manipulation of
+// the GPU path in CI, where no GPU exists; the GPU suites (tests/kernel) check the parallel
+// composition on a device.
+#include <limits>
+
+#include "common.h"
+#include "logic.h"
+#include "reference/schemes.h"
+#include "reference/sparse_record.h"
+#include "reference/topk.h"
+
+namespace {
+
+namespace ref = signvote::ref;
+namespace logic = signvote::kernels::logic;
+
+logic::Layout toLogic(const ref::SparseLayout& s) {
+  return {s.n, s.k, s.highBits, s.signWords, s.lowWords, s.highWords, s.lowBits};
+}
+
+// The radix select and stable gather of kernels/topk/topk.cu, serialised: histograms per pass,
+// the chosen bin by isChosenBin (exactly one must qualify), then per-tile class sums, their
+// exclusive prefix and gatherSlot per element.
+std::vector<uint32_t> simulatedTopK(const std::vector<float>& x, uint64_t k, uint64_t tile) {
+  const uint64_t n = x.size();
+  std::vector<uint32_t> keys(n);
+  for (uint64_t i = 0; i < n; ++i) keys[i] = ref::magnitudeKey(x[i]);
+  uint32_t prefix = 0, mask = 0, need = static_cast<uint32_t>(k);
+  for (int pass = 0; pass < 3; ++pass) {
+    const logic::PassSpec p = logic::passSpec(pass);
+    const uint32_t nbins = 1u << p.bits;
+    std::vector<uint32_t> hist(nbins);
+    for (uint32_t u : keys)
+      if ((u & mask) == prefix) ++hist[(u >> p.shift) & (nbins - 1)];
+    uint32_t above = 0, winners = 0, chosen = 0, newNeed = 0;
+    for (uint32_t q = 0; q < nbins; ++q) {  // from the top digit down, as the scan does
+      const uint32_t d = nbins - 1 - q;
+      if (logic::isChosenBin(above, hist[d], need)) {
+        ++winners;
+        chosen = d;
+        newNeed = need - above;
+      }
+      above += hist[d];
+    }
+    EXPECT_EQ(winners, 1u) << "pass " << pass;
+    prefix |= chosen << p.shift;
+    mask |= (nbins - 1) << p.shift;
+    need = newNeed;
+  }
+  const uint32_t vstar = prefix;
+  const uint64_t tiles = (n + tile - 1) / tile;
+  std::vector<uint64_t> tileSum(tiles), tilePrefix(tiles);
+  for (uint64_t i = 0; i < n; ++i) tileSum[i / tile] += logic::classify(keys[i], vstar);
+  for (uint64_t t = 1; t < tiles; ++t) tilePrefix[t] = tilePrefix[t - 1] + tileSum[t - 1];
+  std::vector<uint32_t> sel(k, 0xFFFFFFFFu);
+  std::vector<int> hits(k);
+  for (uint64_t t = 0; t < tiles; ++t) {
+    uint64_t before = tilePrefix[t];
+    for (uint64_t i = t * tile; i < std::min(n, (t + 1) * tile); ++i) {
+      const uint64_t cls = logic::classify(keys[i], vstar);
+      const uint64_t slot = logic::gatherSlot(cls, before, need, k);
+      if (slot < k) {
+        sel[slot] = static_cast<uint32_t>(i);
+        ++hits[slot];
+      }
+      before += cls;
+    }
+  }
+  for (uint64_t j = 0; j < k; ++j) EXPECT_EQ(hits[j], 1) << "slot " << j;
+  return sel;
+}
+
+TEST(KernelLogic, RadixSelectAndStableGatherMatchTheReference) {
+  std::mt19937_64 rng(svtest::testSeed() + 30);
+  SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  for (uint64_t n : {1u, 2u, 31u, 32u, 33u, 100u, 4095u, 4096u, 4097u, 7919u, 65537u}) {
+    for (int data = 0; data < 3; ++data) {
+      std::vector<float> x = data == 0 ? svtest::normal(n, rng) : svtest::ties(n, rng);
+      if (data == 2)
+        for (size_t i = 0; i < n; i += 7)
+          x[i] = (i % 3 == 0)   ? std::numeric_limits<float>::infinity()
+                 : (i % 3 == 1) ? std::numeric_limits<float>::quiet_NaN()
+                                : -0.0f;
+      for (uint64_t k : {uint64_t{1}, n / 2, n - 1, n, (n + 99) / 100}) {
+        if (k == 0 || k > n) continue;
+        SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(k) + ", data " +
+                     std::to_string(data));
+        std::vector<uint32_t> expect(k);
+        ref::selectTopKByMagnitude(x.data(), n, k, expect.data());
+        for (uint64_t tile : {uint64_t{64}, uint64_t{4096}})
+          ASSERT_EQ(simulatedTopK(x, k, tile), expect) << "tile " << tile;
+      }
+    }
+  }
+}
+
+struct HostRecord {
+  ref::SparseLayout layout;
+  std::vector<uint32_t> entries;
+  std::vector<uint8_t> neg;
+  std::vector<uint64_t> payload;
+  uint64_t m = 0;
+};
+
+HostRecord makeRecord(uint64_t n, uint64_t k, std::mt19937_64& rng) {
+  HostRecord r;
+  r.layout = ref::sparseLayout(n, k);
+  std::vector<float> acc = svtest::normal(n, rng);
+  for (uint64_t i = 0; i < n; i += 13) acc[i] = 0.0f;  // selected zeros are not sent
+  std::vector<uint32_t> sel(k);
+  ref::selectTopKByMagnitude(acc.data(), n, k, sel.data());
+  r.entries.resize(k);
+  r.neg.resize(k);
+  r.payload.resize(r.layout.payloadWords());
+  r.m = ref::s3gdEncodeSparse(r.layout, acc.data(), sel.data(), r.entries.data(), r.neg.data(),
+                              r.payload.data());
+  return r;
+}
+
+const std::pair<uint64_t, uint64_t> kRecordCases[] = {
+    {1, 1}, {2, 1}, {31, 5}, {32, 32}, {33, 1}, {64, 63}, {65, 64}, {100, 3}, {1000, 10},
+    {4097, 41}, {7919, 792}, {65537, 655}, {65537, 65536}, {(1u << 20) + 1, 10486}};
+
+TEST(KernelLogic, EncodeWordsGiveTheReferencePayload) {
+  std::mt19937_64 rng(svtest::testSeed() + 31);
+  for (auto [n, k] : kRecordCases) {
+    SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(k));
+    const HostRecord r = makeRecord(n, k, rng);
+    const ref::SparseLayout& L = r.layout;
+    for (uint64_t w = 0; w < L.payloadWords(); ++w) {
+      uint64_t word;
+      if (w < L.signWords)
+        word = logic::signWord(w, r.m, [&](uint64_t j) { return r.neg[j] != 0; });
+      else if (w < L.signWords + L.lowWords)
+        word = logic::lowWord(w - L.signWords, r.m, L.lowBits, r.entries.data());
+      else
+        word = logic::highWord(w - L.signWords - L.lowWords, r.m, L.lowBits, r.entries.data());
+      ASSERT_EQ(word, r.payload[w]) << "word " << w;
+    }
+  }
+}
+
+// decodeSparse as addSparseVotes composes it on the GPU: entry numbers from a prefix sum of
+// popcounts, decodeHighWord per word, paddingOk per word, bit count == entries.
+bool simulatedDecode(const ref::SparseLayout& L, const std::vector<uint64_t>& payload,
+                     uint64_t entries, std::vector<int32_t>* votes) {
+  const logic::Layout s = toLogic(L);
+  if (entries > L.k) return false;
+  bool ok = true;
+  uint64_t j = 0;
+  const uint64_t* high = payload.data() + L.signWords + L.lowWords;
+  for (uint64_t w = 0; w < L.highWords; ++w) {
+    ok &= logic::decodeHighWord(s, payload.data(), entries, w, j,
+                                [&](uint64_t index, bool negative) {
+                                  (*votes)[index] += negative ? -1 : 1;
+                                });
+    j += logic::popcount64(high[w]);
+  }
+  for (uint64_t w = 0; w < L.payloadWords(); ++w) ok &= logic::paddingOk(s, entries, w, payload[w]);
+  return ok && j == entries;
+}
+
+TEST(KernelLogic, DecodeAgreesWithTheReferenceOnValidAndCorruptRecords) {
+  std::mt19937_64 rng(svtest::testSeed() + 32);
+  int rejected = 0, trials = 0;
+  for (auto [n, k] : kRecordCases) {
+    const HostRecord r = makeRecord(n, k, rng);
+    const ref::SparseLayout& L = r.layout;
+    for (int t = 0; t < 40; ++t) {
+      SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(k) + ", trial " +
+                   std::to_string(t));
+      std::vector<uint64_t> p = r.payload;
+      uint64_t entries = r.m;
+      if (t > 0) {  // trial 0 is the valid record
+        std::uniform_int_distribution<size_t> word(0, p.size() - 1);
+        const size_t w = word(rng);
+        if (t % 5 == 0) p[w] = rng();
+        else p[w] ^= uint64_t{1} << (rng() % 64);
+        if (t % 7 == 3) entries += (t & 1) ? 1 : -1;
+        if (t % 11 == 4) std::swap(p[w], p[word(rng)]);
+      }
+      std::vector<int32_t> expect(n), got(n);
+      const bool hostOk = ref::decodeSparse(L, p.data(), entries, [&](uint64_t i, bool neg) {
+        expect[i] += neg ? -1 : 1;
+      });
+      const bool gpuOk = simulatedDecode(L, p, entries, &got);
+      ASSERT_EQ(gpuOk, hostOk);
+      if (hostOk) {
+        ASSERT_EQ(got, expect);
+      }
+      ++trials;
+      rejected += !hostOk;
+    }
+  }
+  EXPECT_GT(rejected, trials / 2);
+}
+
+TEST(KernelLogic, BitSlicedVoteMatchesTheReferenceForEveryWorldSize) {
+  std::mt19937_64 rng(svtest::testSeed() + 33);
+  std::vector<int> worlds;
+  for (int W = 1; W <= 16; ++W) worlds.push_back(W);
+  for (int W : {31, 32, 33, 63, 64, 127, 128, 255, 1000, 4095, 4096}) worlds.push_back(W);
+  for (int W : worlds) {
+    for (bool ternary : {false, true}) {
+      SCOPED_TRACE("W = " + std::to_string(W) + (ternary ? " ternary" : " binary"));
+      const unsigned planes = ternary ? 2 : 1;
+      const uint64_t cw = 3;
+      std::vector<uint64_t> recv(W * planes * cw);
+      for (int s = 0; s < W; ++s)
+        for (uint64_t w = 0; w < cw; ++w) {
+          uint64_t* b = recv.data() + s * planes * cw;
+          // Word 0: uniform bits; word 1: mostly negative; word 2: mostly abstaining.
+          const uint64_t a = rng(), c = rng();
+          b[w] = w == 1 ? (a | c) : w == 2 ? (a & c) : a;
+          if (ternary) {
+            b[w] = w == 2 ? (a & c) : (a | c);
+            b[cw + w] = b[w] & (w == 1 ? (rng() | rng()) : rng());
+          }
+        }
+      std::vector<uint64_t> expect(planes * cw);
+      ASSERT_TRUE(ref::voteSignPlanes(recv.data(), ternary ? SV_VOTE_TERNARY : SV_VOTE_BINARY,
+                                      cw, W, expect.data()));
+      for (uint64_t w = 0; w < cw; ++w) {
+        uint64_t out[2];
+        const uint64_t corrupt = logic::voteWord(W, ternary, [&](int s, unsigned plane) {
+          return recv[(uint64_t(s) * planes + plane) * cw + w];
+        }, out);
+        EXPECT_EQ(corrupt, 0u);
+        EXPECT_EQ(out[0], expect[w]) << "word " << w;
+        if (ternary) {
+          EXPECT_EQ(out[1], expect[cw + w]) << "word " << w;
+        }
+      }
+    }
+  }
+}
+
+TEST(KernelLogic, CorruptTernaryPlanesAreReported) {
+  uint64_t planes[2 * 3] = {};  // W = 3, one word per plane per rank
+  planes[2 * 1 + 1] = 0x10;     // rank 1: negative bit 4 without its nonzero bit
+  uint64_t out[2];
+  const uint64_t corrupt = logic::voteWord(3, true, [&](int s, unsigned plane) {
+    return planes[2 * s + plane];
+  }, out);
+  EXPECT_EQ(corrupt, 0x10u);
+}
+
+TEST(KernelLogic, CountsWordMatchesTheReference) {
+  std::mt19937_64 rng(svtest::testSeed() + 34);
+  for (int W : {1, 2, 7, 127, 128, 4096}) {
+    std::uniform_int_distribution<int> d(-W, W);
+    std::vector<int16_t> c16(64);
+    std::vector<int8_t> c8(64);
+    for (int i = 0; i < 64; ++i) {
+      c16[i] = static_cast<int16_t>(d(rng));
+      c8[i] = static_cast<int8_t>(std::max(-127, std::min(127, static_cast<int>(c16[i]))));
+    }
+    uint64_t expect[2], nz, neg;
+    ASSERT_TRUE(ref::countsToPlanes(c16.data(), 2, 1, W, expect));
+    ASSERT_TRUE(logic::countsWord(c16.data(), W, &nz, &neg));
+    EXPECT_EQ(nz, expect[0]);
+    EXPECT_EQ(neg, expect[1]);
+    if (W <= 127) {
+      ASSERT_TRUE(ref::countsToPlanes(c8.data(), 1, 1, W, expect));
+      ASSERT_TRUE(logic::countsWord(c8.data(), W, &nz, &neg));
+      EXPECT_EQ(nz, expect[0]);
+      EXPECT_EQ(neg, expect[1]);
+      c8[17] = static_cast<int8_t>(-W - 1);
+      EXPECT_EQ(logic::countsWord(c8.data(), W, &nz, &neg),
+                ref::countsToPlanes(c8.data(), 1, 1, W, expect));
+      EXPECT_FALSE(logic::countsWord(c8.data(), W, &nz, &neg));
+    }
+  }
+}
+
+}  // namespace
