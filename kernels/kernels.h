@@ -40,7 +40,8 @@ struct TopKStatus {
 // sel[0..k) = the exact top-K of |acc| in increasing index order: every key above the K-th
 // largest key v*, then the keys equal to v* with the lowest indices (+0.0 and -0.0 tie).
 // NaN keys rank above +inf; which NaN is kept is unspecified, since a NaN fails or poisons the
-// exchange under every policy that keeps it. acc may alias g; k <= n; n < 2^32.
+// exchange under every policy that keeps it. acc may alias g (in place, without a residual,
+// nothing is written but replaced NaN); k <= n; n < 2^32.
 // Cost: one pass over g (and residual) writing acc, two filter passes over acc, two gather
 // passes (count per tile, then a stable scatter); no per-element global atomics.
 cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const float* residual,

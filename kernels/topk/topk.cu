@@ -35,6 +35,8 @@ template <bool kResidual>
 __global__ void __launch_bounds__(kThreads)
     accumulateHistKernel(const float* g, const float* residual, float rho, uint64_t n,
                          bool ignoreNaN, float* acc, uint32_t* hist, TopKStatus* status) {
+  // Selecting in place (acc == g, no residual) writes only the NaN it replaces.
+  const bool inPlace = !kResidual && acc == g;
   __shared__ uint32_t bins[kBins];
   __shared__ typename cub::BlockReduce<uint32_t, kThreads>::TempStorage reduce;
   for (unsigned b = threadIdx.x; b < kBins; b += kThreads) bins[b] = 0;
@@ -43,11 +45,16 @@ __global__ void __launch_bounds__(kThreads)
   const uint64_t stride = uint64_t{gridDim.x} * kThreads;
   for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n; i += stride) {
     float a = kResidual ? __fmaf_rn(rho, residual[i], g[i]) : g[i];
+    bool replaced = false;
     if (isNaN(a)) {
-      if (ignoreNaN) a = 0.0f;
-      else ++nans;
+      if (ignoreNaN) {
+        a = 0.0f;
+        replaced = true;
+      } else {
+        ++nans;
+      }
     }
-    acc[i] = a;
+    if (!inPlace || replaced) acc[i] = a;
     atomicAdd(&bins[magnitudeKey(a) >> 20], 1u);
   }
   __syncthreads();

@@ -169,6 +169,37 @@ TEST(TopKKernel, FusedResidualMatchesTheHostBitForBit) {
   }
 }
 
+// acc == g without a residual: the selection of g itself; only a NaN replaced under
+// SV_NONFINITE_IGNORE is written back.
+TEST(TopKKernel, InPlaceSelectionWritesOnlyReplacedNaN) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 6);
+  for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_IGNORE}) {
+    const uint64_t n = 70001, k = 700;
+    std::vector<float> g = svtest::normal(n, rng);
+    g[5] = -std::numeric_limits<float>::quiet_NaN();
+    g[n - 2] = std::numeric_limits<float>::quiet_NaN();
+    DeviceArray<float> dg(n, 3);
+    DeviceArray<uint32_t> dsel(k);
+    DeviceArray<TopKStatus> st(1);
+    dg.upload(g);
+    size_t bytes = 0;
+    CUDA_OK(signvote::kernels::accumulateTopK(nullptr, &bytes, dg.get(), nullptr, 0.0f, n, k,
+                                              policy, dg.get(), dsel.get(), st.get(), nullptr));
+    DeviceArray<char> temp(bytes);
+    CUDA_OK(signvote::kernels::accumulateTopK(temp.get(), &bytes, dg.get(), nullptr, 0.0f, n, k,
+                                              policy, dg.get(), dsel.get(), st.get(), nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> expect = g;
+    if (policy == SV_NONFINITE_IGNORE) expect[5] = expect[n - 2] = 0.0f;
+    const std::vector<float> got = dg.download();
+    for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(svtest::sameBits(got[i], expect[i])) << i;
+    std::vector<uint32_t> sel(k);
+    signvote::ref::selectTopKByMagnitude(expect.data(), n, k, sel.data());
+    EXPECT_EQ(dsel.download(), sel);
+  }
+}
+
 TEST(TopKKernel, ReplayedGraphGivesTheSameBits) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed() + 4);

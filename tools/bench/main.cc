@@ -1,16 +1,19 @@
-// signvote-bench: nccl-tests-style sweep over bucket sizes. Each row times one exchange of all
-// ranks of a loopback world and checks it bit for bit against straight_reference.cc; the exit
-// status is non-zero when any element is wrong.
+// signvote-bench: nccl-tests-style sweeps. Collective mode times one exchange of all ranks of a
+// loopback world per bucket size and checks it bit for bit against straight_reference.cc;
+// kernel mode (kernel_mode.cc) times the GPU kernels. The exit status is non-zero when any
+// element is wrong.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kernel_mode.h"
 #include "options.h"
 #include "report.h"
 #include "signvote/signvote.hpp"
@@ -20,18 +23,6 @@ namespace {
 
 using Grads = std::vector<std::vector<float>>;  // [rank][element]
 
-// The backend line of the header: which backend runs, and why.
-std::string backendLine() {
-  int devices = 0;
-  const cudaError_t e = cudaGetDeviceCount(&devices);
-  if (e != cudaSuccess || devices == 0)
-    return std::string("backend host (no CUDA device: ") +
-           (e != cudaSuccess ? cudaGetErrorString(e) : "none found") + ")";
-  cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, 0);
-  return std::string("backend host (CUDA device ") + prop.name +
-         " found, but this version has no CUDA backend yet)";
-}
 
 Grads randomGrads(int ranks, uint64_t count, std::mt19937_64& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -98,13 +89,50 @@ bench::Row runSize(const bench::Options& o, std::vector<signvote::Comm>& comms, 
           info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong};
 }
 
+
+int kernelMain(bench::Options o, const std::string& device) {
+  if (!o.ranksGiven) o.ranks = 8;
+  const std::string line = "backend CUDA kernels on " + device +
+                           " (the loopback collective has no CUDA backend yet)";
+  bench::printKernelHeader(o, line);
+  std::vector<bench::KernelRow> rows;
+  try {
+    rows = bench::runKernelMode(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "signvote-bench: %s\n", e.what());
+    return 3;
+  }
+  if (!o.json.empty() && !bench::writeKernelJson(o.json, o, line, rows)) {
+    std::fprintf(stderr, "signvote-bench: cannot write %s\n", o.json.c_str());
+    return 3;
+  }
+  uint64_t wrong = 0;
+  for (const auto& r : rows) wrong += r.wrong;
+  std::printf("# wrong elements: %llu %s\n", static_cast<unsigned long long>(wrong),
+              wrong == 0 ? "OK" : "FAILED");
+  return wrong == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bench::Options o;
   const int parsed = bench::parseOptions(argc, argv, &o);
   if (parsed != 0) return parsed == 1 ? 0 : 2;
-  const std::string line = backendLine();
+  std::string device;
+  const bool gpu = bench::cudaDevicePresent(&device);
+  if (o.mode == bench::Mode::kKernels && !gpu) {
+    // Exit 4 lets ctest report a skip; the GPU lane (SIGNVOTE_REQUIRE_GPU=1) wants a failure.
+    const char* req = std::getenv("SIGNVOTE_REQUIRE_GPU");
+    std::fprintf(stderr, "signvote-bench: --mode kernels needs a GPU (%s)\n", device.c_str());
+    return req != nullptr && std::strcmp(req, "1") == 0 ? 1 : 4;
+  }
+  if (o.mode == bench::Mode::kKernels || (o.mode == bench::Mode::kAuto && gpu))
+    return kernelMain(o, device);
+  const std::string line =
+      "backend host" + std::string(gpu ? " (--mode collective; " + device +
+                                             " unused: the collective has no CUDA backend yet)"
+                                       : " (" + device + ")");
   bench::printHeader(o, line);
   std::vector<bench::Row> rows;
   uint64_t wrong = 0;

@@ -13,6 +13,8 @@ namespace {
 
 // "64", "64K", "16M", "1G" (binary multiples, as nccl-tests).
 uint64_t parseSize(const std::string& s) {
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
+    throw std::invalid_argument("'" + s + "' is not a size");
   size_t pos = 0;
   const unsigned long long v = std::stoull(s, &pos);
   uint64_t mult = 1;
@@ -26,6 +28,18 @@ uint64_t parseSize(const std::string& s) {
     if (pos + 1 != s.size()) throw std::invalid_argument("trailing characters in '" + s + "'");
   }
   return v * mult;
+}
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 template <class E>
@@ -56,18 +70,22 @@ const char* voteName(svVote_t v) { return v == SV_VOTE_BINARY ? "binary" : "tern
 int parseOptions(int argc, char** argv, Options* out) {
   Options o;
   std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
+  std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1";
   po::options_description desc(
       "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
       "Options");
   desc.add_options()
       ("help,h", "print this help")
+      ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels (auto: kernels when a CUDA device is present, else the collective on the host backend)")
+      ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
+      ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
       ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
       ("maxbytes,e", po::value(&maxB)->default_value(maxB), "largest bucket in bytes")
       ("stepfactor,f", po::value(&o.stepFactor)->default_value(o.stepFactor), "multiply the size by this between rows")
       ("iters,n", po::value(&o.iters)->default_value(o.iters), "timed iterations per size")
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
-      ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world")
+      ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; default 8 there)")
       ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv")
       ("vote", po::value(&vote)->default_value(vote), "ternary | binary (signsgd_mv)")
       ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32")
@@ -94,6 +112,24 @@ int parseOptions(int argc, char** argv, Options* out) {
                                                    {"counts", SV_FORMAT_COUNTS}, {"signs", SV_FORMAT_SIGNS},
                                                    {"fp32", SV_FORMAT_FP32}});
     if (vm.count("k")) o.density = 0.0;
+    o.mode = pick<Mode>(mode, "mode", {{"auto", Mode::kAuto}, {"collective", Mode::kCollective},
+                                       {"kernels", Mode::kKernels}});
+    for (const std::string& c : splitList(counts)) {
+      const uint64_t n = parseSize(c);
+      if (n == 0 || n > 0xFFFFFFFFull)
+        throw std::invalid_argument("--counts entry '" + c + "' is not in [1, 2^32 - 1]");
+      o.counts.push_back(n);
+    }
+    for (const std::string& d : splitList(densities)) {
+      size_t used = 0;
+      const double v = std::stod(d, &used);
+      if (used != d.size() || !(v > 0.0 && v <= 1.0))
+        throw std::invalid_argument("--densities entry '" + d + "' is not in (0, 1]");
+      o.densities.push_back(v);
+    }
+    o.ranksGiven = !vm["ranks"].defaulted();
+    if (o.ranks < 1 || o.ranks > SV_MAX_RANKS)
+      throw std::invalid_argument("--ranks must be in [1, " + std::to_string(SV_MAX_RANKS) + "]");
     if (o.minBytes < 4 || o.maxBytes < o.minBytes)
       throw std::invalid_argument("need 4 <= --minbytes <= --maxbytes");
     if (!(o.stepFactor > 1.0)) throw std::invalid_argument("--stepfactor must be > 1");

@@ -3,19 +3,27 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "signvote/signvote.h"
 
 namespace bench {
 
+// auto: the GPU kernels when a CUDA device is present, else the collective on the host backend.
+enum class Mode { kAuto, kCollective, kKernels };
+
 struct Options {
+  Mode mode = Mode::kAuto;
+  std::vector<uint64_t> counts;     // kernel mode: bucket element counts
+  std::vector<double> densities;    // kernel mode: K / N of the top-K rows
   uint64_t minBytes = 4096;
   uint64_t maxBytes = 4u << 20;
   double stepFactor = 4;
   int iters = 10;
   int warmup = 2;
   int checkIters = 1;
-  int ranks = 4;
+  int ranks = 4;          // collective default; kernel mode uses 8 unless -r was given
+  bool ranksGiven = false;
   svScheme_t scheme = SV_SCHEME_S3GD_MV;
   svVote_t vote = SV_VOTE_TERNARY;
   svFormat_t format = SV_FORMAT_AUTO;
