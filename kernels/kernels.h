@@ -140,4 +140,28 @@ cudaError_t s3gdCommit(const float* acc, const uint32_t* sel, uint64_t k, uint64
 cudaError_t cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out,
                       unsigned long long* nanCount, cudaStream_t stream);
 
+// ---- the end of an exchange (kernels/vote/verdict.cu) ----------------------------------------
+
+// One thread decides the exchange from the W header verdicts and the checkers' flags, in the
+// host backend's order: the first corrupt or mismatched header (by sender), then NaN (svNonFinite
+// Input, or under SV_NONFINITE_PROPAGATE a NaN output), then any non-zero flag (svCorruptInput).
+// *sticky (device-visible; may be mapped host memory) keeps the first failure code of the
+// communicator; *gate = 1 when nothing may be committed (a failure now or before, or NaN
+// propagation), *nanOut = 1 when the output must be NaN.
+cudaError_t decideVerdict(const uint32_t* headerVerdicts, int nranks, const uint32_t* flags,
+                          int nflags, svNonFinitePolicy_t policy, uint32_t* sticky,
+                          uint32_t* gate, uint32_t* nanOut, cudaStream_t stream);
+
+// out[0..n) = NaN (0x7FC00000) when *when != 0.
+cudaError_t fillNaNWhen(float* out, uint64_t n, const uint32_t* when, cudaStream_t stream);
+
+// out[i] = sum[i] / w, correctly rounded (the host's division). Gated.
+cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const uint32_t* gate,
+                        cudaStream_t stream);
+
+// The loopback transport's reduction step: dst[i] = dst[i] + src[i] for int8 / int16 (exact for
+// vote counts) or float32 (one rounding per step, so W steps in rank order give the host's sum).
+cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
+                    cudaStream_t stream);
+
 }  // namespace signvote::kernels

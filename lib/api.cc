@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "cuda_backend.h"
 #include "error.h"
 #include "handles.h"
 #include "transport/transport.h"
@@ -61,9 +62,13 @@ svResult_t validateConfig(const svConfig_t& c) {
   if (c.version / 10000 != SIGNVOTE_MAJOR)
     return fail(nullptr, svInvalidArgument, "%s: config->version = %u is from another major "
                 "version than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
-  if (raw(c.backend) != SV_BACKEND_HOST)
-    return fail(nullptr, svInvalidArgument, "%s: config->backend = %d is not available in this "
-                "build (supported: SV_BACKEND_HOST = 0)", call, raw(c.backend));
+  if (raw(c.backend) != SV_BACKEND_HOST && raw(c.backend) != SV_BACKEND_CUDA)
+    return fail(nullptr, svInvalidArgument, "%s: config->backend = %d (supported: "
+                "SV_BACKEND_HOST = 0, SV_BACKEND_CUDA = 1)", call, raw(c.backend));
+  std::string why;
+  if (c.backend == SV_BACKEND_CUDA && !cudaBackendAvailable(&why))
+    return fail(nullptr, svInvalidArgument, "%s: config->backend = SV_BACKEND_CUDA but no CUDA "
+                "device is usable (%s)", call, why.c_str());
   if (raw(c.nonFinite) < 0 || raw(c.nonFinite) >= SV_NUM_NONFINITE)
     return fail(nullptr, svInvalidArgument, "%s: config->nonFinite = %d (supported: 0 error, 1 "
                 "ignore, 2 propagate)", call, raw(c.nonFinite));
@@ -159,6 +164,16 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
       c->world = world;
       made.push_back(std::move(c));
     }
+    if (cfg.backend == SV_BACKEND_CUDA) {
+      for (int r = 0; r < nranks; ++r) {
+        const svResult_t e = cudaInitComm(made[r].get());
+        if (e != svSuccess) {
+          for (auto& c : made) cudaDestroyComm(c.get());
+          return fail(nullptr, e, "svCommInitLoopback: creating the CUDA event and status word "
+                      "of rank %d failed; nothing was created", r);
+        }
+      }
+    }
     world->ranks.resize(nranks);
     for (int r = 0; r < nranks; ++r) {
       comms[r] = made[r].release();
@@ -181,6 +196,7 @@ extern "C" svResult_t svCommDestroy(svComm_t comm) {
     return fail(comm, svInvalidUsage, "svCommDestroy: comm (rank %d) still has %d live buckets; "
                 "destroy them first", comm->rank, comm->liveBuckets);
   unregisterComm(comm);
+  cudaDestroyComm(comm);
   comm->world->ranks[comm->rank] = nullptr;
   delete comm;
   return svSuccess;
@@ -215,7 +231,7 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
                 "communicator", static_cast<void*>(comm));
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
-  *asyncError = comm->stickyError;
+  *asyncError = comm->stickyError != svSuccess ? comm->stickyError : cudaStickyError(comm);
   return svSuccess;
 }
 
@@ -226,12 +242,24 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
   if (config == nullptr) return fail(comm, svInvalidArgument, "svBucketCreate: config = NULL");
   uint64_t k = 0;
   SVCHECK(validateBucketConfig(comm, *config, &k));
+  const bool cuda = comm->config.backend == SV_BACKEND_CUDA;
   try {
     auto b = std::make_unique<svBucket>();
     b->comm = comm;
     b->config = *config;
     b->plan = makePlan(*config, k, comm->nranks);
-    if (config->scheme == SV_SCHEME_S3GD_MV) b->residual.assign(config->count, 0.0f);
+    if (cuda) {
+      CudaScratch scratch;
+      if (cudaScratchFor(b->plan, &scratch) != svSuccess)
+        return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
+                    "workspace failed (config->count = %zu)", config->count);
+      b->plan = makePlan(*config, k, comm->nranks, &scratch);
+      if (config->scheme == SV_SCHEME_S3GD_MV && cudaCreateResidual(b.get()) != svSuccess)
+        return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the residual "
+                    "(config->count = %zu floats) failed; nothing was created", config->count);
+    } else if (config->scheme == SV_SCHEME_S3GD_MV) {
+      b->residual.assign(config->count, 0.0f);
+    }
     *bucket = b.release();
   } catch (const std::bad_alloc&) {
     return fail(comm, svSystemError, "svBucketCreate: out of host memory for the residual of "
@@ -246,6 +274,7 @@ extern "C" svResult_t svBucketDestroy(svBucket_t bucket) {
   if (bucket == nullptr) return svSuccess;
   SVCHECK(checkBucket(bucket, "svBucketDestroy"));
   unregisterBucket(bucket);
+  cudaDestroyResidual(bucket);
   --bucket->comm->liveBuckets;
   delete bucket;
   return svSuccess;
@@ -286,6 +315,11 @@ svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
 
 extern "C" svResult_t svBucketGetResidual(svBucket_t bucket, void* dst) {
   SVCHECK(residualAccess(bucket, dst, "svBucketGetResidual", "dst"));
+  if (bucket->comm->config.backend == SV_BACKEND_CUDA) {
+    if (cudaCopyResidual(bucket, dst, nullptr) != svSuccess)
+      return fail(bucket->comm, svUnhandledCudaError, "svBucketGetResidual: cudaMemcpy failed");
+    return svSuccess;
+  }
   if (!bucket->residual.empty())
     std::memcpy(dst, bucket->residual.data(), bucket->residual.size() * sizeof(float));
   return svSuccess;
@@ -293,6 +327,11 @@ extern "C" svResult_t svBucketGetResidual(svBucket_t bucket, void* dst) {
 
 extern "C" svResult_t svBucketSetResidual(svBucket_t bucket, const void* src) {
   SVCHECK(residualAccess(bucket, src, "svBucketSetResidual", "src"));
+  if (bucket->comm->config.backend == SV_BACKEND_CUDA) {
+    if (cudaCopyResidual(bucket, nullptr, src) != svSuccess)
+      return fail(bucket->comm, svUnhandledCudaError, "svBucketSetResidual: cudaMemcpy failed");
+    return svSuccess;
+  }
   if (!bucket->residual.empty())
     std::memcpy(bucket->residual.data(), src, bucket->residual.size() * sizeof(float));
   return svSuccess;

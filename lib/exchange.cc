@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_backend.h"
 #include "error.h"
 #include "handles.h"
 #include "reference/schemes.h"
@@ -26,6 +27,7 @@ struct Op {
   void* recv;
   void* ws;
   size_t wsBytes;
+  svStream_t stream;
 };
 
 struct GroupState {
@@ -52,17 +54,8 @@ struct Outcome {
 };
 
 ref::WireHeader makeHeader(const Plan& p, int rank, uint64_t seq, bool nan) {
-  ref::WireHeader h{};
-  h.magic = ref::kWireMagic;
-  h.version = SIGNVOTE_WIRE_VERSION;
+  ref::WireHeader h = headerTemplate(p, rank, seq);
   h.flags = nan ? ref::kFlagNonFinite : 0;
-  h.rank = static_cast<uint32_t>(rank);
-  h.scheme = static_cast<uint8_t>(p.scheme);
-  h.format = static_cast<uint8_t>(p.format);
-  h.vote = static_cast<uint8_t>(p.vote);
-  h.seq = seq;
-  h.count = p.n;
-  h.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0;
   return h;
 }
 
@@ -318,6 +311,33 @@ svResult_t checkGroupOverlaps(const std::vector<Op>& ops) {
   return svSuccess;
 }
 
+struct Matched {
+  std::vector<Op> ops;  // one per rank
+  uint64_t seq;
+  Outcome outcome;
+};
+
+// SV_BACKEND_CUDA: enqueue every matched exchange; the device decides and gates the commits
+// (cuda_backend.h). A failed launch leaves the group partly enqueued, so every communicator of
+// the group is broken (NCCL's rule for CUDA errors).
+svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& matched) {
+  for (const Matched& m : matched) {
+    std::vector<CudaOp> cops;
+    for (const Op& op : m.ops) cops.push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
+    std::string why;
+    const svResult_t r = cudaRunMatched(cops, m.seq, &why);
+    if (r != svSuccess) {
+      for (const Op& op : ops) op.bucket->comm->stickyError = r;
+      setGroupError(ops, "svGroupEnd: enqueuing the CUDA exchange (bucket count = " +
+                             std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why +
+                             "; the communicators are broken [" + svGetErrorString(r) + "]");
+      return r;
+    }
+  }
+  for (const Op& op : ops) ++op.bucket->comm->seq;
+  return svSuccess;
+}
+
 svResult_t runGroup(std::vector<Op>& ops) {
   if (ops.empty()) return svSuccess;
   SVCHECK(checkGroupOverlaps(ops));
@@ -329,11 +349,6 @@ svResult_t runGroup(std::vector<Op>& ops) {
     if (v.empty()) v.resize(c->nranks);
     v[c->rank].push_back(op);
   }
-  struct Matched {
-    std::vector<Op> ops;  // one per rank
-    uint64_t seq;
-    Outcome outcome;
-  };
   std::vector<Matched> matched;
   for (auto& [world, byRank] : perWorld) {
     for (int r = 0; r < world->nranks; ++r) {
@@ -371,6 +386,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
       matched.push_back(std::move(m));
     }
   }
+  if (ops[0].bucket->comm->config.backend == SV_BACKEND_CUDA) return runGroupCuda(ops, matched);
   for (Matched& m : matched) {
     std::string why;
     World* world = m.ops[0].bucket->comm->world.get();
@@ -406,7 +422,7 @@ svResult_t noteGroupError(svResult_t r) {
 }
 
 svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbuff,
-                           void* workspace, size_t* workspaceBytes) {
+                           void* workspace, size_t* workspaceBytes, svStream_t stream) {
   if (!isLiveBucket(bucket))
     return fail(nullptr, svInvalidArgument,
                 "svExchange: bucket = %p is not a live bucket (NULL, destroyed or never created)",
@@ -441,7 +457,17 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
       overlaps(workspace, p.ws.total, recvbuff, bytes))
     return fail(comm, svInvalidArgument, "svExchange: workspace = %p overlaps sendbuff or "
                 "recvbuff", workspace);
-  const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total};
+  if (comm->config.backend == SV_BACKEND_CUDA) {
+    const std::pair<const char*, const void*> buffers[] = {
+        {"sendbuff", p.n ? sendbuff : nullptr},
+        {"recvbuff", p.n ? recvbuff : nullptr},
+        {"workspace", p.ws.total ? workspace : nullptr}};
+    for (const auto& [field, ptr] : buffers)
+      if (ptr != nullptr && !cudaIsDevicePointer(ptr))
+        return fail(comm, svInvalidArgument, "svExchange: %s = %p is not device memory (the "
+                    "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
+  }
+  const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total, stream};
   if (tg.depth > 0) {
     tg.ops.push_back(op);
     return svSuccess;
@@ -462,9 +488,9 @@ using namespace signvote::detail;
 
 extern "C" svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff,
                                  void* workspace, size_t* workspaceBytes, svStream_t stream) {
-  (void)stream;  // host backend: synchronous
   try {
-    return noteGroupError(exchangeChecked(bucket, sendbuff, recvbuff, workspace, workspaceBytes));
+    return noteGroupError(exchangeChecked(bucket, sendbuff, recvbuff, workspace, workspaceBytes,
+                                           stream));
   } catch (const std::bad_alloc&) {
     return noteGroupError(fail(nullptr, svSystemError,
                                "svExchange: out of host memory; nothing was changed"));

@@ -10,6 +10,8 @@
 #include "plan.h"
 #include "signvote/signvote.h"
 
+struct CUevent_st;  // cudaEvent_t, without the CUDA headers
+
 namespace signvote::detail {
 
 class Transport;
@@ -34,13 +36,18 @@ struct svComm {
   svResult_t stickyError = svSuccess;
   int liveBuckets = 0;
   std::string lastError;
+  // SV_BACKEND_CUDA (lib/cuda_backend.cc)
+  int device = -1;
+  CUevent_st* event = nullptr;  // recorded at the exchange's cross-rank barriers
+  uint32_t* sticky = nullptr;   // mapped pinned word: the first failure the device detected
 };
 
 struct svBucket {
   svComm_t comm = nullptr;
   svBucketConfig_t config{};
   signvote::detail::Plan plan;
-  std::vector<float> residual;  // s3gd_mv only
+  std::vector<float> residual;      // s3gd_mv, host backend
+  float* deviceResidual = nullptr;  // s3gd_mv, SV_BACKEND_CUDA
 };
 
 namespace signvote::detail {

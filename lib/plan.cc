@@ -68,7 +68,7 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
   }
 }
 
-Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks) {
+Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const CudaScratch* cuda) {
   Plan p;
   p.scheme = config.scheme;
   p.vote = config.vote;
@@ -139,8 +139,30 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks) {
     ws.resultOwn = carve.take(p.resultPlanes * planeBytes);
     ws.resultAll = carve.take(W * p.resultPlanes * planeBytes);
   }
+  if (cuda != nullptr) {
+    ws.topkTemp = carve.take(cuda->topk);
+    ws.topkStatus = carve.take(cuda->topkStatus);
+    ws.encTemp = carve.take(cuda->encode);
+    ws.recordInfo = carve.take(cuda->recordInfo);
+    ws.decTemp = carve.take(cuda->decode);
+    ws.ctrl = carve.take(cuda->ctrl);
+  }
   ws.total = carve.total();
   return p;
+}
+
+ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq) {
+  ref::WireHeader h{};
+  h.magic = ref::kWireMagic;
+  h.version = SIGNVOTE_WIRE_VERSION;
+  h.rank = static_cast<uint32_t>(rank);
+  h.scheme = static_cast<uint8_t>(p.scheme);
+  h.format = static_cast<uint8_t>(p.format);
+  h.vote = static_cast<uint8_t>(p.vote);
+  h.seq = seq;
+  h.count = p.n;
+  h.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0;
+  return h;
 }
 
 }  // namespace signvote::detail

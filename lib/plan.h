@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "reference/sparse_record.h"
+#include "reference/wire.h"
 #include "signvote/signvote.h"
 
 namespace signvote::detail {
@@ -35,7 +36,17 @@ struct WorkspaceLayout {
   Region resultAll;    // counts/signs: W chunks of result bit-planes
   Region fp32Send;     // dense: cleaned copy of the gradient
   Region fp32Sum;      // dense: allreduce output
+  // SV_BACKEND_CUDA only (device scratch of the kernels and the exchange's control words)
+  Region topkTemp, topkStatus;  // s3gd: accumulateTopK scratch, TopKStatus
+  Region encTemp, recordInfo;   // sparse: encodeSparse scratch, RecordInfo
+  Region decTemp;               // sparse: addSparseVotes scratch
+  Region ctrl;                  // header verdicts, flags, gate, NaN words (see cuda_backend.cc)
   size_t total = 0;
+};
+
+// Scratch sizes of the CUDA kernels for one bucket (filled by cuda_backend.cc).
+struct CudaScratch {
+  size_t topk = 0, topkStatus = 0, encode = 0, recordInfo = 0, decode = 0, ctrl = 0;
 };
 
 struct Plan {
@@ -62,6 +73,12 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
 
 // Builds the plan for a validated config. config.format AUTO picks the fewest modeled bytes
 // among the scheme's formats, computed for max(nranks, 2) so that one rank plans as two.
-Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks);
+// With `cuda`, the workspace also holds the CUDA backend's regions.
+Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks,
+              const CudaScratch* cuda = nullptr);
+
+// The header every message of this exchange starts with, before sealing (backends fill
+// entries, checksums and the non-finite flag).
+ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq);
 
 }  // namespace signvote::detail

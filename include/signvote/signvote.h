@@ -29,7 +29,17 @@
  *   SV_BACKEND_HOST  buffers are host memory; calls complete before they return and the stream
  *                    argument is ignored. This is the golden model the GPU kernels must match
  *                    bit for bit, and what CI runs end to end.
- *   SV_BACKEND_CUDA  buffers are device memory, calls are stream-ordered (planned).
+ *   SV_BACKEND_CUDA  buffers (gradients, outputs, workspaces) are device memory of the current
+ *                    device; the exchange is enqueued on each rank's stream with no host
+ *                    synchronisation and no allocation, so it can be captured in a CUDA graph.
+ *                    What only the device can see (a NaN under SV_NONFINITE_ERROR, a corrupt or
+ *                    mismatched message) cannot be returned by the call: the exchange then has
+ *                    no effect (outputs and residuals untouched), the communicator's device
+ *                    verdict is set, and every later exchange of that communicator has no effect
+ *                    either; svCommGetAsyncError reports it once the streams are done. Use
+ *                    SV_NONFINITE_PROPAGATE or SV_NONFINITE_IGNORE where NaN must be survivable
+ *                    (mixed precision). Argument errors are still returned by the call, with no
+ *                    effect. Not yet verified on a GPU in this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
  * exchange receives bit-identical output. Vote counts are integers; the only floating-point
@@ -95,7 +105,7 @@ typedef enum { svFloat32 = 0, svNumDataTypes = 1 } svDataType_t;
 
 typedef enum {
   SV_BACKEND_HOST = 0,
-  SV_BACKEND_CUDA = 1, /* not available in this version: svInvalidArgument */
+  SV_BACKEND_CUDA = 1, /* svInvalidArgument when no CUDA device is usable */
   SV_NUM_BACKENDS = 2
 } svBackend_t;
 
@@ -180,7 +190,9 @@ svResult_t svCommUserRank(svComm_t comm, int* rank);
 svResult_t svCommCount(svComm_t comm, int* nranks);
 /* Number of exchanges this rank completed successfully; failed calls do not count. */
 svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
-/* The communicator's stored sticky error (svSuccess while healthy). */
+/* The communicator's stored sticky error (svSuccess while healthy). SV_BACKEND_CUDA: also the
+ * first failure the device detected in an exchange (see "Backends"); read it after the
+ * exchange's stream work completed. Does not block. */
 svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -241,7 +253,8 @@ svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 
 /* Copies the residual (count floats) out of / into the bucket, e.g. for checkpoints. Buckets
  * of schemes without state have no residual: svInvalidUsage. Host memory for the host
- * backend. */
+ * backend; any memory for SV_BACKEND_CUDA (cudaMemcpyDefault; the copy is complete on return,
+ * and must not overlap an exchange still running on a stream). */
 svResult_t svBucketGetResidual(svBucket_t bucket, void* dst);
 svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
 
@@ -261,7 +274,8 @@ svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
  * recvbuff and workspace is svInvalidArgument. count == 0 needs no buffers.
  *
  * Order of effects: the residual is committed and the output written only after the exchange
- * succeeded on every rank; on any error both are untouched.
+ * succeeded on every rank; on any error both are untouched. SV_BACKEND_CUDA: the call enqueues
+ * on `stream` and returns; see "Backends" for errors found on the device.
  *
  * Loopback worlds of more than one rank: call once per rank between svGroupStart and
  * svGroupEnd; the exchanges run at svGroupEnd (svInvalidUsage outside a group). */

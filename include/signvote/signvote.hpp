@@ -99,8 +99,9 @@ class Bucket {
   const svBucketInfo_t& info() const noexcept { return info_; }
   svBucket_t get() const noexcept { return b_; }
 
-  // Host backend: exchanges with a workspace owned by this object. For a loopback world of
-  // more than one rank, call inside signvote::group().
+  // Host backend only: exchanges with a host workspace owned by this object (SV_BACKEND_CUDA
+  // needs a device workspace: use svExchange). For a loopback world of more than one rank,
+  // call inside signvote::group().
   void exchange(const float* send, float* recv, svStream_t stream = nullptr) {
     size_t bytes = workspace_.size();
     check(svExchange(b_, send, recv, workspace_.data(), &bytes, stream), comm_);

@@ -1,6 +1,8 @@
 // Bad input through the C API: each call returns its documented code, names the field (and the
 // value) in svGetLastError, and has no effect: no output written, residual and sequence number
 // unchanged, the communicator still usable.
+#include <cuda_runtime_api.h>
+
 #include <limits>
 #include <string>
 
@@ -23,9 +25,15 @@ TEST(ApiErrors, CommCreationArguments) {
   EXPECT_TRUE(mentions(svGetLastError(nullptr), "nranks = 0"));
   EXPECT_EQ(svCommInitLoopback(c, SV_MAX_RANKS + 1, nullptr), svInvalidArgument);
   svConfig_t cfg = SV_CONFIG_INITIALIZER;
-  cfg.backend = SV_BACKEND_CUDA;
+  cfg.backend = static_cast<svBackend_t>(5);
   EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
-  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend = 1"));
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend = 5"));
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {  // CI: no GPU
+    cfg.backend = SV_BACKEND_CUDA;
+    EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+    EXPECT_TRUE(mentions(svGetLastError(nullptr), "SV_BACKEND_CUDA but no CUDA device"));
+  }
   cfg = SV_CONFIG_INITIALIZER;
   cfg.nonFinite = static_cast<svNonFinitePolicy_t>(7);
   EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);

@@ -1,0 +1,298 @@
+#include "cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include "kernels.h"
+#include "transport/loopback_cuda.h"
+
+namespace signvote::detail {
+
+namespace k = signvote::kernels;
+
+namespace {
+
+// The control words of one exchange, per rank, in its workspace's ctrl region (u32 unless
+// said): header verdicts [W], flags [W + 2] (one per record, the owner step's checker, the
+// result planes' checker), gate, nanOut, then the u64 NaN count of the sign and dense formats.
+struct Ctrl {
+  uint32_t* verdicts;
+  uint32_t* flags;
+  uint32_t* gate;
+  uint32_t* nanOut;
+  unsigned long long* nanCount;
+  static size_t nanOffset(int W) { return (4u * (2 * W + 4) + 7) / 8 * 8; }
+  static size_t bytes(int W) { return nanOffset(W) + 8; }
+  Ctrl(void* base, int W) {
+    auto* u = static_cast<uint32_t*>(base);
+    verdicts = u;
+    flags = u + W;
+    gate = u + 2 * W + 2;
+    nanOut = u + 2 * W + 3;
+    nanCount = reinterpret_cast<unsigned long long*>(static_cast<char*>(base) + nanOffset(W));
+  }
+};
+
+template <class T>
+T* at(const CudaOp& op, const Region& r) {
+  return reinterpret_cast<T*>(static_cast<char*>(op.ws) + r.offset);
+}
+
+}  // namespace
+
+bool cudaBackendAvailable(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    *why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+svResult_t cudaInitComm(svComm* c) {
+  if (cudaGetDevice(&c->device) != cudaSuccess) return svUnhandledCudaError;
+  cudaEvent_t ev = nullptr;
+  if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess)
+    return svUnhandledCudaError;
+  void* sticky = nullptr;
+  if (cudaHostAlloc(&sticky, sizeof(uint32_t), cudaHostAllocMapped) != cudaSuccess) {
+    cudaEventDestroy(ev);
+    return svSystemError;
+  }
+  *static_cast<volatile uint32_t*>(sticky) = 0;
+  c->event = ev;
+  c->sticky = static_cast<uint32_t*>(sticky);
+  return svSuccess;
+}
+
+void cudaDestroyComm(svComm* c) {
+  if (c->event) cudaEventDestroy(c->event);
+  if (c->sticky) cudaFreeHost(c->sticky);
+  c->event = nullptr;
+  c->sticky = nullptr;
+}
+
+svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
+  CudaScratch s;
+  if (p.scheme == SV_SCHEME_S3GD_MV) {
+    if (k::accumulateTopK(nullptr, &s.topk, nullptr, nullptr, 1.0f, p.n, p.k, SV_NONFINITE_ERROR,
+                          nullptr, nullptr, nullptr, nullptr) != cudaSuccess)
+      return svUnhandledCudaError;
+    s.topkStatus = sizeof(k::TopKStatus);
+  }
+  if (p.format == SV_FORMAT_SPARSE) {
+    if (k::encodeSparse(nullptr, &s.encode, p.sparse, nullptr, nullptr, nullptr, nullptr,
+                        nullptr, nullptr) != cudaSuccess ||
+        k::addSparseVotes(nullptr, &s.decode, p.sparse, nullptr, p.sparse.recordBytes(),
+                          p.nranks, nullptr, nullptr, nullptr) != cudaSuccess)
+      return svUnhandledCudaError;
+    s.recordInfo = sizeof(k::RecordInfo);
+  }
+  s.ctrl = Ctrl::bytes(p.nranks);
+  *out = s;
+  return svSuccess;
+}
+
+svResult_t cudaCreateResidual(svBucket* b) {
+  const size_t bytes = b->config.count * sizeof(float);
+  if (bytes == 0) return svSuccess;
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return svSystemError;
+  }
+  if (cudaMemset(p, 0, bytes) != cudaSuccess) {
+    cudaFree(p);
+    return svUnhandledCudaError;
+  }
+  b->deviceResidual = static_cast<float*>(p);
+  return svSuccess;
+}
+
+void cudaDestroyResidual(svBucket* b) {
+  if (b->deviceResidual) cudaFree(b->deviceResidual);
+  b->deviceResidual = nullptr;
+}
+
+svResult_t cudaCopyResidual(svBucket* b, void* dst, const void* src) {
+  const size_t bytes = b->config.count * sizeof(float);
+  if (bytes == 0) return svSuccess;
+  const cudaError_t e = dst ? cudaMemcpy(dst, b->deviceResidual, bytes, cudaMemcpyDefault)
+                            : cudaMemcpy(b->deviceResidual, src, bytes, cudaMemcpyDefault);
+  // A device-to-device cudaMemcpy may return before it completes; the API promises a copy.
+  if (e != cudaSuccess || cudaStreamSynchronize(cudaStreamLegacy) != cudaSuccess)
+    return svUnhandledCudaError;
+  return svSuccess;
+}
+
+bool cudaIsDevicePointer(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
+svResult_t cudaStickyError(const svComm* c) {
+  if (c->sticky == nullptr) return svSuccess;
+  return static_cast<svResult_t>(*static_cast<const volatile uint32_t*>(c->sticky));
+}
+
+#define SV_LAUNCH(call)                                                            \
+  do {                                                                             \
+    const cudaError_t sv_e_ = (call);                                              \
+    if (sv_e_ != cudaSuccess) {                                                    \
+      *why = std::string(#call) + ": " + cudaGetErrorString(sv_e_) + " (" __FILE__ \
+             ":" + std::to_string(__LINE__) + ")";                                 \
+      return svUnhandledCudaError;                                                 \
+    }                                                                              \
+  } while (0)
+
+svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::string* why) {
+  const Plan& p = ops[0].bucket->plan;
+  const int W = p.nranks;
+  const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
+  const WorkspaceLayout& L = p.ws;
+  CudaRanks ranks;
+  for (const CudaOp& op : ops) {
+    ranks.streams.push_back(reinterpret_cast<cudaStream_t>(op.stream));
+    ranks.events.push_back(reinterpret_cast<cudaEvent_t>(op.bucket->comm->event));
+  }
+  std::vector<const void*> sends(W);
+  std::vector<void*> recvs(W);
+  auto collect = [&](const Region& from, const Region& to) {
+    for (int r = 0; r < W; ++r) {
+      sends[r] = at<char>(ops[r], from);
+      recvs[r] = at<char>(ops[r], to);
+    }
+  };
+  const size_t planeBytes = p.chunkWords * 8;
+
+  // Step 1: each rank's contribution and its sealed header.
+  for (int r = 0; r < W; ++r) {
+    const CudaOp& op = ops[r];
+    cudaStream_t s = ranks.streams[r];
+    const Ctrl c(at<void>(op, L.ctrl), W);
+    SV_LAUNCH(cudaMemsetAsync(at<void>(op, L.ctrl), 0, L.ctrl.bytes, s));
+    const auto* g = static_cast<const float*>(op.send);
+    const ref::WireHeader tmpl = headerTemplate(p, r, seq);
+    size_t bytes = 0;
+    if (p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_COUNTS) {
+      auto* status = at<k::TopKStatus>(op, L.topkStatus);
+      bytes = L.topkTemp.bytes;
+      SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, g,
+                                  op.bucket->deviceResidual, op.bucket->config.rho, p.n, p.k,
+                                  policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel), status,
+                                  s));
+      if (p.format == SV_FORMAT_SPARSE) {
+        char* record = at<char>(op, L.record);
+        auto* info = at<k::RecordInfo>(op, L.recordInfo);
+        bytes = L.encTemp.bytes;
+        SV_LAUNCH(k::encodeSparse(at<void>(op, L.encTemp), &bytes, p.sparse,
+                                  at<float>(op, L.acc), at<uint32_t>(op, L.sel),
+                                  at<uint32_t>(op, L.entries),
+                                  reinterpret_cast<uint64_t*>(record + kHeaderBytes), info, s));
+        SV_LAUNCH(k::writeHeader(tmpl, info, p.sparse.payloadWords(), &status->nanCount, record,
+                                 s));
+      } else {
+        SV_LAUNCH(k::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
+                                 p.chunk * W, p.countBytes, at<void>(op, L.countsSend), s));
+        SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, &status->nanCount, at<void>(op, L.header), s));
+      }
+    } else if (p.format == SV_FORMAT_SIGNS) {
+      SV_LAUNCH(k::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
+                             at<uint64_t>(op, L.planesSend), c.nanCount, s));
+      SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
+    } else {
+      SV_LAUNCH(k::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send), c.nanCount, s));
+      SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
+    }
+  }
+  SV_LAUNCH(cudaBarrier(ranks));
+
+  // Step 2: the wire, with the owners' steps in between.
+  if (p.format == SV_FORMAT_SPARSE) {
+    collect(L.record, L.records);
+    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, p.sparse.recordBytes()));
+  } else {
+    collect(L.header, L.headers);
+    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, kHeaderBytes));
+  }
+  if (p.format == SV_FORMAT_COUNTS) {
+    collect(L.countsSend, L.countsOwned);
+    SV_LAUNCH(cudaReduceSum(ranks, sends, recvs, p.chunk,
+                            p.countBytes == 1 ? CudaElem::kInt8 : CudaElem::kInt16, true));
+    for (int r = 0; r < W; ++r)
+      SV_LAUNCH(k::countsToPlanes(at<void>(ops[r], L.countsOwned), p.countBytes, p.chunkWords,
+                                  W, at<uint64_t>(ops[r], L.resultOwn),
+                                  Ctrl(at<void>(ops[r], L.ctrl), W).flags + W, ranks.streams[r]));
+  } else if (p.format == SV_FORMAT_SIGNS) {
+    collect(L.planesSend, L.planesRecv);
+    SV_LAUNCH(cudaAllToAll(ranks, sends, recvs, p.inPlanes * planeBytes));
+    for (int r = 0; r < W; ++r)
+      SV_LAUNCH(k::voteSignPlanes(at<uint64_t>(ops[r], L.planesRecv), p.vote, p.chunkWords, W,
+                                  at<uint64_t>(ops[r], L.resultOwn),
+                                  Ctrl(at<void>(ops[r], L.ctrl), W).flags + W, ranks.streams[r]));
+  } else if (p.format == SV_FORMAT_FP32) {
+    collect(L.fp32Send, L.fp32Sum);
+    SV_LAUNCH(cudaReduceSum(ranks, sends, recvs, p.n, CudaElem::kFloat32, false));
+  }
+  if (p.resultPlanes != 0) {
+    SV_LAUNCH(cudaBarrier(ranks));
+    collect(L.resultOwn, L.resultAll);
+    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, p.resultPlanes * planeBytes));
+    for (int r = 0; r < W; ++r)
+      SV_LAUNCH(k::checkResultPlanes(at<uint64_t>(ops[r], L.resultAll), p.resultPlanes,
+                                     p.chunkWords, W,
+                                     Ctrl(at<void>(ops[r], L.ctrl), W).flags + W + 1,
+                                     ranks.streams[r]));
+  }
+
+  // Step 3: every rank checks what it received and decides; step 4: gated commit.
+  const ref::HeaderExpect expect{0, static_cast<uint8_t>(p.scheme),
+                                 static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
+                                 seq, p.n, p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0};
+  for (int r = 0; r < W; ++r) {
+    const CudaOp& op = ops[r];
+    cudaStream_t s = ranks.streams[r];
+    const Ctrl c(at<void>(op, L.ctrl), W);
+    const bool sparse = p.format == SV_FORMAT_SPARSE;
+    const size_t stride = sparse ? p.sparse.recordBytes() : kHeaderBytes;
+    const char* base = at<char>(op, sparse ? L.records : L.headers);
+    SV_LAUNCH(k::validateHeaders(base, stride, W, expect, c.verdicts, s));
+    if (sparse) {
+      SV_LAUNCH(cudaMemsetAsync(at<int32_t>(op, L.votes), 0, p.n * 4, s));
+      size_t bytes = L.decTemp.bytes;
+      SV_LAUNCH(k::addSparseVotes(at<void>(op, L.decTemp), &bytes, p.sparse, base, stride, W,
+                                  at<int32_t>(op, L.votes), c.flags, s));
+    }
+    SV_LAUNCH(k::decideVerdict(c.verdicts, W, c.flags, W + 2, policy, op.bucket->comm->sticky,
+                               c.gate, c.nanOut, s));
+    auto* out = static_cast<float*>(op.recv);
+    if (p.scheme == SV_SCHEME_S3GD_MV)
+      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
+                              op.bucket->deviceResidual, c.gate, s));
+    switch (p.format) {
+      case SV_FORMAT_SPARSE:
+        SV_LAUNCH(k::votesToOutput(at<int32_t>(op, L.votes), p.n, out, c.gate, s));
+        break;
+      case SV_FORMAT_COUNTS:
+      case SV_FORMAT_SIGNS:
+        SV_LAUNCH(k::planesToOutput(at<uint64_t>(op, L.resultAll), p.resultPlanes, p.chunkWords,
+                                    p.n, out, c.gate, s));
+        break;
+      default:
+        SV_LAUNCH(k::divideGated(at<float>(op, L.fp32Sum), p.n, static_cast<float>(W), out,
+                                 c.gate, s));
+        break;
+    }
+    SV_LAUNCH(k::fillNaNWhen(out, p.n, c.nanOut, s));
+  }
+  // No rank may reuse its workspace (the next exchange) while another still reads it.
+  SV_LAUNCH(cudaBarrier(ranks));
+  return svSuccess;
+}
+
+}  // namespace signvote::detail

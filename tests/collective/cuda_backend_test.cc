@@ -1,0 +1,268 @@
+// SV_BACKEND_CUDA against SV_BACKEND_HOST through the public API: the same gradients through a
+// host world and a CUDA world must give the same output and residual bits on every rank, step
+// after step, for every scheme and format; NaN policies, the sticky device verdict, in-place
+// buffers, one stream per rank or one for all, and CUDA graph replay. GPU only.
+#include <cuda_runtime_api.h>
+
+#include <limits>
+
+#include "gpu.h"
+#include "world.h"
+
+namespace {
+
+using namespace svtest;
+
+// A CUDA world: device gradients, outputs and workspaces, one stream per rank (or one shared).
+struct CudaWorld {
+  int W;
+  size_t n;
+  std::vector<svComm_t> comms;
+  std::vector<svBucket_t> buckets;
+  std::vector<void*> ws, g, out;
+  std::vector<size_t> wsBytes;
+  std::vector<cudaStream_t> streams;
+
+  CudaWorld(int nranks, const svBucketConfig_t& cfg, svNonFinitePolicy_t policy,
+            bool sharedStream)
+      : W(nranks), n(cfg.count), comms(nranks), buckets(nranks), ws(nranks), g(nranks),
+        out(nranks), wsBytes(nranks), streams(nranks) {
+    svConfig_t c = SV_CONFIG_INITIALIZER;
+    c.backend = SV_BACKEND_CUDA;
+    c.nonFinite = policy;
+    EXPECT_EQ(svCommInitLoopback(comms.data(), W, &c), svSuccess) << svGetLastError(nullptr);
+    for (int r = 0; r < W; ++r) {
+      EXPECT_EQ(svBucketCreate(&buckets[r], comms[r], &cfg), svSuccess) << svGetLastError(comms[r]);
+      EXPECT_EQ(svExchange(buckets[r], nullptr, nullptr, nullptr, &wsBytes[r], nullptr),
+                svSuccess);
+      cudaMalloc(&ws[r], std::max<size_t>(wsBytes[r], 1));
+      cudaMalloc(&g[r], std::max<size_t>(n, 1) * 4);
+      cudaMalloc(&out[r], std::max<size_t>(n, 1) * 4);
+      cudaMemset(out[r], 0x7F, std::max<size_t>(n, 1) * 4);  // a sentinel no scheme produces
+      if (sharedStream && r > 0) streams[r] = streams[0];
+      else cudaStreamCreateWithFlags(&streams[r], cudaStreamNonBlocking);
+    }
+  }
+  ~CudaWorld() {
+    cudaDeviceSynchronize();
+    for (int r = 0; r < W; ++r) {
+      EXPECT_EQ(svBucketDestroy(buckets[r]), svSuccess);
+      EXPECT_EQ(svCommDestroy(comms[r]), svSuccess);
+      cudaFree(ws[r]);
+      cudaFree(g[r]);
+      cudaFree(out[r]);
+      if (r == 0 || streams[r] != streams[0]) cudaStreamDestroy(streams[r]);
+    }
+  }
+  void upload(const std::vector<std::vector<float>>& grads) {
+    for (int r = 0; r < W; ++r)
+      if (n) cudaMemcpy(g[r], grads[r].data(), n * 4, cudaMemcpyHostToDevice);
+  }
+  // Enqueues one grouped exchange; inPlace uses g as the output too.
+  svResult_t exchange(bool inPlace = false) {
+    svGroupStart();
+    for (int r = 0; r < W; ++r) {
+      size_t bytes = wsBytes[r];
+      svExchange(buckets[r], g[r], inPlace ? g[r] : out[r], ws[r], &bytes, streams[r]);
+    }
+    return svGroupEnd();
+  }
+  std::vector<float> output(int r, bool inPlace = false) {
+    cudaDeviceSynchronize();
+    std::vector<float> v(n);
+    if (n) cudaMemcpy(v.data(), inPlace ? g[r] : out[r], n * 4, cudaMemcpyDeviceToHost);
+    return v;
+  }
+  std::vector<float> residual(int r) {
+    cudaDeviceSynchronize();
+    std::vector<float> v(n);
+    EXPECT_EQ(svBucketGetResidual(buckets[r], v.data()), svSuccess);
+    return v;
+  }
+  svResult_t asyncError(int r) {
+    cudaDeviceSynchronize();
+    svResult_t e = svSuccess;
+    EXPECT_EQ(svCommGetAsyncError(comms[r], &e), svSuccess);
+    return e;
+  }
+};
+
+void expectSameBits(const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_TRUE(sameBits(a[i], b[i])) << what << " differs at " << i << ": " << a[i] << " vs "
+                                      << b[i];
+}
+
+struct Case {
+  svScheme_t scheme;
+  svFormat_t format;
+  svVote_t vote;
+};
+const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
+                       {SV_SCHEME_S3GD_MV, SV_FORMAT_COUNTS, SV_VOTE_TERNARY},
+                       {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY},
+                       {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_BINARY},
+                       {SV_SCHEME_DENSE, SV_FORMAT_FP32, SV_VOTE_TERNARY}};
+
+TEST(CudaBackend, MatchesTheHostBackendStepByStep) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 40);
+  SCOPED_TRACE("seed " + std::to_string(testSeed()));
+  for (const Case& c : kCases)
+    for (int W : {1, 2, 3, 5, 8})
+      for (size_t n : {size_t{0}, size_t{1}, size_t{33}, size_t{4097}, size_t{65537}})
+        for (bool shared : {false, true}) {
+          SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " +
+                       std::to_string(c.format) + ", vote " + std::to_string(c.vote) +
+                       ", W = " + std::to_string(W) + ", n = " + std::to_string(n) +
+                       (shared ? ", one stream" : ", a stream per rank"));
+          svBucketConfig_t cfg = bucketConfig(c.scheme, n);
+          cfg.format = c.format;
+          cfg.vote = c.vote;
+          if (c.scheme == SV_SCHEME_S3GD_MV) {
+            cfg.k = n / 10;
+            cfg.rho = 0.9f;
+          }
+          World host(W, cfg);
+          CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, shared);
+          for (int step = 0; step < 3; ++step) {
+            std::vector<std::vector<float>> grads(W);
+            for (auto& v : grads) v = (step == 1) ? ties(n, rng) : normal(n, rng);
+            ASSERT_EQ(host.exchange(grads), svSuccess) << svGetLastError(host.comms[0]);
+            dev.upload(grads);
+            ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+            for (int r = 0; r < W; ++r) {
+              expectSameBits(dev.output(r), host.out[r], "output");
+              if (c.scheme == SV_SCHEME_S3GD_MV)
+                expectSameBits(dev.residual(r), host.residual(r), "residual");
+            }
+            ASSERT_EQ(dev.asyncError(0), svSuccess);
+          }
+        }
+}
+
+TEST(CudaBackend, InPlaceExchangeMatchesTheHost) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 41);
+  for (const Case& c : kCases) {
+    const int W = 4;
+    const size_t n = 10007;
+    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
+    cfg.format = c.format;
+    cfg.vote = c.vote;
+    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 100;
+    World host(W, cfg);
+    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+    std::vector<std::vector<float>> grads(W);
+    for (auto& v : grads) v = normal(n, rng);
+    ASSERT_EQ(host.exchange(grads), svSuccess);
+    dev.upload(grads);
+    ASSERT_EQ(dev.exchange(true), svSuccess);
+    for (int r = 0; r < W; ++r) expectSameBits(dev.output(r, true), host.out[r], "in place");
+  }
+}
+
+TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 42);
+  const int W = 3;
+  const size_t n = 5000;
+  for (const Case& c : kCases) {
+    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
+    cfg.format = c.format;
+    cfg.vote = c.vote;
+    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 50;
+    std::vector<std::vector<float>> grads(W);
+    for (auto& v : grads) v = normal(n, rng);
+    std::vector<std::vector<float>> bad = grads;
+    bad[1][77] = std::numeric_limits<float>::quiet_NaN();
+    {  // error: nothing changes, the verdict sticks, later exchanges have no effect either
+      CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+      dev.upload(grads);
+      ASSERT_EQ(dev.exchange(), svSuccess);
+      const std::vector<float> out0 = dev.output(0);
+      const std::vector<float> res0 = c.scheme == SV_SCHEME_S3GD_MV ? dev.residual(2) : out0;
+      dev.upload(bad);
+      ASSERT_EQ(dev.exchange(), svSuccess);  // enqueued; the device decides
+      EXPECT_EQ(dev.asyncError(0), svNonFiniteInput);
+      EXPECT_EQ(dev.asyncError(2), svNonFiniteInput);
+      expectSameBits(dev.output(0), out0, "output after a NaN");
+      if (c.scheme == SV_SCHEME_S3GD_MV) expectSameBits(dev.residual(2), res0, "residual");
+      dev.upload(grads);
+      ASSERT_EQ(dev.exchange(), svSuccess);
+      expectSameBits(dev.output(0), out0, "output after the sticky verdict");
+    }
+    {  // ignore and propagate give the host backend's bits
+      for (svNonFinitePolicy_t policy : {SV_NONFINITE_IGNORE, SV_NONFINITE_PROPAGATE}) {
+        svConfig_t hc = SV_CONFIG_INITIALIZER;
+        hc.nonFinite = policy;
+        World host(W, cfg, &hc);
+        CudaWorld dev(W, cfg, policy, true);
+        ASSERT_EQ(host.exchange(bad), svSuccess);
+        dev.upload(bad);
+        ASSERT_EQ(dev.exchange(), svSuccess);
+        EXPECT_EQ(dev.asyncError(0), svSuccess);
+        for (int r = 0; r < W; ++r) {
+          expectSameBits(dev.output(r), host.out[r], "output");
+          if (c.scheme == SV_SCHEME_S3GD_MV)
+            expectSameBits(dev.residual(r), host.residual(r), "residual");
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaBackend, GraphReplayGivesTheSameBits) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 43);
+  const int W = 4;
+  const size_t n = 30011;
+  for (const Case& c : kCases) {
+    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
+    cfg.format = c.format;
+    cfg.vote = c.vote;
+    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 300;
+    World host(W, cfg);
+    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, true);  // one stream: the whole step is one graph
+    cudaGraph_t graph;
+    CUDA_OK(cudaStreamBeginCapture(dev.streams[0], cudaStreamCaptureModeThreadLocal));
+    ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+    CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
+    cudaGraphExec_t exec;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int step = 0; step < 3; ++step) {
+      std::vector<std::vector<float>> grads(W);
+      for (auto& v : grads) v = normal(n, rng);
+      ASSERT_EQ(host.exchange(grads), svSuccess);
+      dev.upload(grads);
+      CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
+      CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
+      for (int r = 0; r < W; ++r) {
+        expectSameBits(dev.output(r), host.out[r], "replayed output");
+        if (c.scheme == SV_SCHEME_S3GD_MV)
+          expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
+      }
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+}
+
+TEST(CudaBackend, HostPointersAreRefusedWithNoEffect) {
+  SV_REQUIRE_GPU();
+  const size_t n = 100;
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+  cfg.k = 5;
+  CudaWorld dev(1, cfg, SV_NONFINITE_ERROR, false);
+  std::vector<float> hostBuf(n, 1.0f);
+  size_t bytes = dev.wsBytes[0];
+  EXPECT_EQ(svExchange(dev.buckets[0], hostBuf.data(), dev.out[0], dev.ws[0], &bytes, nullptr),
+            svInvalidArgument);
+  EXPECT_NE(std::string(svGetLastError(dev.comms[0])).find("sendbuff"), std::string::npos);
+  uint64_t seq = 1;
+  EXPECT_EQ(svCommGetSequence(dev.comms[0], &seq), svSuccess);
+  EXPECT_EQ(seq, 0u);
+}
+
+}  // namespace
