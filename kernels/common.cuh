@@ -35,9 +35,4 @@ inline unsigned gridFor(uint64_t n, unsigned threads, unsigned maxBlocks = 4096)
 // The launch status of the last kernel launched from this thread.
 inline cudaError_t launched() { return cudaGetLastError(); }
 
-using Layout = logic::Layout;
-inline Layout toDevice(const ref::SparseLayout& s) {
-  return {s.n, s.k, s.highBits, s.signWords, s.lowWords, s.highWords, s.lowBits};
-}
-
 }  // namespace signvote::kernels::detail

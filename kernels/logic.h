@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "reference/mix.h"  // SV_HD
+#include "reference/sparse_record.h"
 
 namespace signvote::kernels::logic {
 
@@ -61,23 +62,10 @@ SV_HD inline uint64_t gatherSlot(uint64_t cls, uint64_t before, uint64_t need, u
   return slot < k ? slot : k;
 }
 
-// ---- sparse records (kernels/sparse), layout as ref::SparseLayout ----
+// ---- sparse records (kernels/sparse) ----
 
-struct Layout {
-  uint64_t n, k, highBits, signWords, lowWords, highWords;
-  unsigned lowBits;
-  SV_HD uint64_t payloadWords() const { return signWords + lowWords + highWords; }
-};
-
-// ref::readBits.
-SV_HD inline uint64_t readBits(const uint64_t* words, uint64_t bitOffset, unsigned width) {
-  if (width == 0) return 0;
-  const uint64_t w = bitOffset >> 6;
-  const unsigned s = bitOffset & 63;
-  uint64_t v = words[w] >> s;
-  if (s + width > 64) v |= words[w + 1] << (64 - s);
-  return width == 64 ? v : (v & ((uint64_t{1} << width) - 1));
-}
+using Layout = ref::SparseLayout;
+using ref::readBits;
 
 // Sign word w of a record with m entries; negative(j) tells entry j's sign.
 template <class Negative>

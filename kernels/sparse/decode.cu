@@ -14,7 +14,7 @@
 namespace signvote::kernels {
 namespace {
 
-using detail::Layout;
+using Layout = ref::SparseLayout;
 
 constexpr unsigned kThreads = 256;
 constexpr size_t kEntriesOffset = 40;  // offsetof(WireHeader, entries)
@@ -115,7 +115,7 @@ cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayou
                            uint32_t* flags, cudaStream_t stream) {
   if (tempBytes == nullptr || nranks <= 0 || stride < layout.recordBytes() || stride % 8 != 0)
     return cudaErrorInvalidValue;
-  const Layout s = detail::toDevice(layout);
+  const Layout& s = layout;
   const uint64_t tiles = (s.highWords + kThreads - 1) / kThreads;
   const uint64_t slots = tiles * nranks;
   size_t scanBytes = 0;

@@ -12,7 +12,7 @@
 namespace signvote::kernels {
 namespace {
 
-using detail::Layout;
+using Layout = ref::SparseLayout;
 
 constexpr unsigned kThreads = 256;
 
@@ -69,7 +69,7 @@ cudaError_t encodeSparse(void* temp, size_t* tempBytes, const ref::SparseLayout&
   if (k > 0)
     SVCUDACHECK(cub::DeviceSelect::If(temp, bytes, sel, entries, &info->entries, k,
                                       NonZeroAt{acc}, stream));
-  const Layout s = detail::toDevice(layout);
+  const Layout& s = layout;
   if (s.payloadWords() == 0) return cudaSuccess;
   buildWordsKernel<<<detail::gridFor(s.payloadWords(), kThreads), kThreads, 0, stream>>>(
       s, acc, entries, payload, info);

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mix.h"  // SV_HD: the layout and readBits are shared with kernels/
+
 namespace signvote::ref {
 
 struct SparseLayout {
@@ -19,8 +21,8 @@ struct SparseLayout {
   unsigned lowBits = 0;  // L
   uint64_t highBits = 0; // H
   size_t signWords = 0, lowWords = 0, highWords = 0;
-  size_t payloadWords() const { return signWords + lowWords + highWords; }
-  size_t recordBytes() const { return 64 + 8 * payloadWords(); }
+  SV_HD size_t payloadWords() const { return signWords + lowWords + highWords; }
+  SV_HD size_t recordBytes() const { return 64 + 8 * payloadWords(); }
 };
 
 SparseLayout sparseLayout(uint64_t n, uint64_t k);
@@ -37,7 +39,7 @@ bool decodeSparse(const SparseLayout& layout, const uint64_t* payload, uint64_t 
                   Visit&& visit);
 
 // ---- implementation of the template ----
-inline uint64_t readBits(const uint64_t* words, uint64_t bitOffset, unsigned width) {
+SV_HD inline uint64_t readBits(const uint64_t* words, uint64_t bitOffset, unsigned width) {
   if (width == 0) return 0;
   const uint64_t w = bitOffset >> 6;
   const unsigned s = bitOffset & 63;

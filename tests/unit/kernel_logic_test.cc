@@ -15,10 +15,6 @@ namespace {
 namespace ref = signvote::ref;
 namespace logic = signvote::kernels::logic;
 
-logic::Layout toLogic(const ref::SparseLayout& s) {
-  return {s.n, s.k, s.highBits, s.signWords, s.lowWords, s.highWords, s.lowBits};
-}
-
 // The radix select and stable gather of kernels/topk/topk.cu, serialised: histograms per pass,
 // the chosen bin by isChosenBin (exactly one must qualify), then per-tile class sums, their
 // exclusive prefix and gatherSlot per element.
@@ -145,7 +141,7 @@ TEST(KernelLogic, EncodeWordsGiveTheReferencePayload) {
 // popcounts, decodeHighWord per word, paddingOk per word, bit count == entries.
 bool simulatedDecode(const ref::SparseLayout& L, const std::vector<uint64_t>& payload,
                      uint64_t entries, std::vector<int32_t>* votes) {
-  const logic::Layout s = toLogic(L);
+  const ref::SparseLayout& s = L;
   if (entries > L.k) return false;
   bool ok = true;
   uint64_t j = 0;
