@@ -70,13 +70,14 @@ const char* voteName(svVote_t v) { return v == SV_VOTE_BINARY ? "binary" : "tern
 int parseOptions(int argc, char** argv, Options* out) {
   Options o;
   std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
-  std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1";
+  std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1", backend = "host";
   po::options_description desc(
       "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
       "Options");
   desc.add_options()
       ("help,h", "print this help")
       ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels (auto: kernels when a CUDA device is present, else the collective on the host backend)")
+      ("backend", po::value(&backend)->default_value(backend), "collective mode: host | cuda (SV_BACKEND_CUDA, one GPU)")
       ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
       ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
       ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
@@ -114,6 +115,8 @@ int parseOptions(int argc, char** argv, Options* out) {
     if (vm.count("k")) o.density = 0.0;
     o.mode = pick<Mode>(mode, "mode", {{"auto", Mode::kAuto}, {"collective", Mode::kCollective},
                                        {"kernels", Mode::kKernels}});
+    o.backend = pick<svBackend_t>(backend, "backend", {{"host", SV_BACKEND_HOST},
+                                                        {"cuda", SV_BACKEND_CUDA}});
     for (const std::string& c : splitList(counts)) {
       const uint64_t n = parseSize(c);
       if (n == 0 || n > 0xFFFFFFFFull)

@@ -14,6 +14,7 @@ enum class Mode { kAuto, kCollective, kKernels };
 
 struct Options {
   Mode mode = Mode::kAuto;
+  svBackend_t backend = SV_BACKEND_HOST;  // collective mode
   std::vector<uint64_t> counts;     // kernel mode: bucket element counts
   std::vector<double> densities;    // kernel mode: K / N of the top-K rows
   uint64_t minBytes = 4096;
