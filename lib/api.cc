@@ -28,6 +28,7 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_DENSE: return "dense";
     case SV_SCHEME_SIGNSGD_MV: return "signsgd_mv";
     case SV_SCHEME_S3GD_MV: return "s3gd_mv";
+    case SV_SCHEME_EF_SIGN: return "ef_sign";
     default: return "?";
   }
 }
@@ -88,7 +89,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
   if (raw(c.scheme) < 0 || raw(c.scheme) >= SV_NUM_SCHEMES)
     return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
-                "signsgd_mv, 2 s3gd_mv)", call, raw(c.scheme));
+                "signsgd_mv, 2 s3gd_mv, 3 ef_sign)", call, raw(c.scheme));
   if (raw(c.datatype) != svFloat32)
     return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
                 "svFloat32 = 0)", call, raw(c.datatype));
@@ -109,11 +110,26 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       (c.scheme == SV_SCHEME_S3GD_MV &&
        (c.format == SV_FORMAT_SPARSE || c.format == SV_FORMAT_COUNTS)) ||
       (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
-      (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32);
+      (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32) ||
+      (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS);
   if (!formatOk)
     return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
-                "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4)", call,
-                static_cast<int>(c.format), schemeName(c.scheme));
+                "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4; ef_sign: "
+                "scaled signs 5)", call, static_cast<int>(c.format), schemeName(c.scheme));
+  if (c.scheme == SV_SCHEME_SIGNSGD_MV) {
+    if (!(c.momentum >= 0.0f && c.momentum < 1.0f))  // also rejects NaN
+      return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside [0, 1)", call,
+                  static_cast<double>(c.momentum));
+  } else if (c.momentum != 0.0f) {
+    return fail(comm, svInvalidArgument, "%s: config->momentum = %g with scheme %s (momentum is "
+                "Signum's, scheme signsgd_mv)", call, static_cast<double>(c.momentum),
+                schemeName(c.scheme));
+  }
+  if (comm->config.backend == SV_BACKEND_CUDA &&
+      (c.scheme == SV_SCHEME_EF_SIGN || c.momentum != 0.0f))
+    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
+                "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
+                c.momentum != 0.0f ? " with momentum" : "");
   *k = c.count;
   if (c.scheme == SV_SCHEME_S3GD_MV) {
     if (c.density != 0.0 && c.k != 0)
@@ -257,7 +273,7 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
       if (config->scheme == SV_SCHEME_S3GD_MV && cudaCreateResidual(b.get()) != svSuccess)
         return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the residual "
                     "(config->count = %zu floats) failed; nothing was created", config->count);
-    } else if (config->scheme == SV_SCHEME_S3GD_MV) {
+    } else if (b->plan.stateful) {
       b->residual.assign(config->count, 0.0f);
     }
     *bucket = b.release();
@@ -288,7 +304,7 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   svBucketInfo_t i{};
   i.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : p.n;
   i.format = p.format;
-  i.recordBytes = p.format == SV_FORMAT_SPARSE ? p.sparse.recordBytes() : 0;
+  i.recordBytes = p.recordBytes;
   i.wireBytes = p.wireBytes;
   i.denseWireBytes = p.denseWireBytes;
   i.bitsPerKept = (p.format == SV_FORMAT_SPARSE && p.k != 0)
@@ -303,9 +319,10 @@ namespace {
 svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
                           const char* field) {
   SVCHECK(checkBucket(bucket, call));
-  if (bucket->config.scheme != SV_SCHEME_S3GD_MV)
-    return fail(bucket->comm, svInvalidUsage, "%s: scheme %s keeps no residual", call,
-                schemeName(bucket->config.scheme));
+  if (!bucket->plan.stateful)
+    return fail(bucket->comm, svInvalidUsage, "%s: scheme %s%s keeps no state", call,
+                schemeName(bucket->config.scheme),
+                bucket->config.scheme == SV_SCHEME_SIGNSGD_MV ? " without momentum" : "");
   if (ptr == nullptr && bucket->config.count > 0)
     return fail(bucket->comm, svInvalidArgument, "%s: %s = NULL with count = %zu", call, field,
                 bucket->config.count);

@@ -48,6 +48,11 @@ bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
   return an != 0 && bn != 0 && pa < pb + bn && pb < pa + an;
 }
 
+// Formats whose messages are whole records (header + payload) gathered from every rank.
+bool hasRecords(const Plan& p) {
+  return p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS;
+}
+
 // ---- what one matched exchange (one op per rank of a world) leaves for the commit ----
 struct Outcome {
   bool propagateNaN = false;  // SV_NONFINITE_PROPAGATE fired: NaN output, no commit
@@ -112,6 +117,7 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
     const Op& op = ops[r];
     const float* g = static_cast<const float*>(op.send);
     svBucket_t b = op.bucket;
+    float scale = 0.0f;
     switch (p.format) {
       case SV_FORMAT_SPARSE:
       case SV_FORMAT_COUNTS:
@@ -122,8 +128,19 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
                            p.chunk * W, p.countBytes, at<void>(op, L.countsSend));
         break;
       case SV_FORMAT_SIGNS:
+        if (p.momentum != 0.0f) {  // Signum: vote on the new momentum
+          nan[r] = ref::signumMomentum(g, b->residual.data(), p.momentum, p.n, policy,
+                                       at<float>(op, L.acc));
+          g = at<float>(op, L.acc);
+        }
         nan[r] = ref::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
-                                at<uint64_t>(op, L.planesSend));
+                                at<uint64_t>(op, L.planesSend)) || nan[r];
+        break;
+      case SV_FORMAT_SCALED_SIGNS:
+        nan[r] = ref::efSignCompress(g, b->residual.data(), p.n, policy, at<float>(op, L.acc),
+                                     reinterpret_cast<uint64_t*>(at<char>(op, L.record) +
+                                                                 kHeaderBytes),
+                                     &scale);
         break;
       case SV_FORMAT_FP32:
         nan[r] = ref::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send));
@@ -132,12 +149,18 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
         return *why = "unplanned format", svInternalError;
     }
     ref::WireHeader h = makeHeader(p, r, seq, nan[r]);
-    if (p.format == SV_FORMAT_SPARSE) {
+    if (hasRecords(p)) {
       auto* payload = reinterpret_cast<uint64_t*>(at<char>(op, L.record) + kHeaderBytes);
-      h.entries = ref::s3gdEncodeSparse(p.sparse, at<float>(op, L.acc), at<uint32_t>(op, L.sel),
-                                        at<uint32_t>(op, L.entries),
-                                        at<uint8_t>(op, L.entryNeg), payload);
-      h.payloadChecksum = ref::checksumWords(payload, p.sparse.payloadWords());
+      if (p.format == SV_FORMAT_SPARSE) {
+        h.entries = ref::s3gdEncodeSparse(p.sparse, at<float>(op, L.acc),
+                                          at<uint32_t>(op, L.sel), at<uint32_t>(op, L.entries),
+                                          at<uint8_t>(op, L.entryNeg), payload);
+      } else {
+        uint32_t bits;
+        std::memcpy(&bits, &scale, 4);
+        h.aux = bits;
+      }
+      h.payloadChecksum = ref::checksumWords(payload, (p.recordBytes - kHeaderBytes) / 8);
       ref::sealHeader(&h);
       std::memcpy(at<char>(op, L.record), &h, sizeof(h));
     } else {
@@ -147,9 +170,9 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
   }
 
   // Step 2: the wire, and the owners' votes in between.
-  if (p.format == SV_FORMAT_SPARSE) {
+  if (hasRecords(p)) {
     collect(L.record, L.records);
-    SVCHECK(t.allGather(sends, recvs, p.sparse.recordBytes()));
+    SVCHECK(t.allGather(sends, recvs, p.recordBytes));
   } else {
     collect(L.header, L.headers);
     SVCHECK(t.allGather(sends, recvs, kHeaderBytes));
@@ -191,13 +214,24 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
   for (int r = 0; r < W; ++r) {
     const Op& op = ops[r];
     std::vector<const ref::WireHeader*> hs(W);
-    const size_t stride = p.format == SV_FORMAT_SPARSE ? p.sparse.recordBytes() : kHeaderBytes;
-    const char* base = at<char>(op, p.format == SV_FORMAT_SPARSE ? L.records : L.headers);
+    const size_t stride = hasRecords(p) ? p.recordBytes : kHeaderBytes;
+    const char* base = at<char>(op, hasRecords(p) ? L.records : L.headers);
     for (int s = 0; s < W; ++s) hs[s] = reinterpret_cast<const ref::WireHeader*>(base + s * stride);
     Outcome o;
     std::string reason;
     svResult_t v = checkHeaders(hs, p, seq, policy, &o, &reason);
     if (v == svSuccess && !o.propagateNaN) {
+      if (p.format == SV_FORMAT_SCALED_SIGNS) {
+        const uint64_t words = (p.recordBytes - kHeaderBytes) / 8;
+        for (int s = 0; s < W && v == svSuccess; ++s) {
+          const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
+          if (ref::checksumWords(payload, words) != hs[s]->payloadChecksum ||
+              !ref::scaledPlanesValid(payload, p.n) || (hs[s]->aux >> 32) != 0) {
+            reason = "the scaled signs from rank " + std::to_string(s) + " are malformed";
+            v = svCorruptInput;
+          }
+        }
+      }
       if (p.format == SV_FORMAT_SPARSE) {
         int32_t* votes = at<int32_t>(op, L.votes);
         std::fill(votes, votes + p.n, 0);
@@ -231,10 +265,26 @@ svResult_t commit(const Op& op, const Outcome& o) {
     std::fill(out, out + p.n, std::numeric_limits<float>::quiet_NaN());
     return svSuccess;
   }
+  float* state = op.bucket->residual.data();
   if (p.scheme == SV_SCHEME_S3GD_MV)
-    ref::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
-                    op.bucket->residual.data());
+    ref::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, state);
+  else if (p.momentum != 0.0f && p.n != 0)
+    std::memcpy(state, at<float>(op, L.acc), p.n * 4);
   switch (p.format) {
+    case SV_FORMAT_SCALED_SIGNS: {
+      std::vector<const uint64_t*> planes(p.nranks);
+      std::vector<float> scales(p.nranks);
+      for (int s = 0; s < p.nranks; ++s) {
+        const char* rec = at<char>(op, L.records) + s * p.recordBytes;
+        const auto* h = reinterpret_cast<const ref::WireHeader*>(rec);
+        const auto bits = static_cast<uint32_t>(h->aux);
+        std::memcpy(&scales[s], &bits, 4);
+        planes[s] = reinterpret_cast<const uint64_t*>(rec + kHeaderBytes);
+      }
+      ref::efSignMean(planes.data(), scales.data(), p.nranks, p.n, out);
+      ref::efSignCommit(at<float>(op, L.acc), scales[op.bucket->comm->rank], p.n, state);
+      return svSuccess;
+    }
     case SV_FORMAT_SPARSE:
       ref::votesToOutput(at<int32_t>(op, L.votes), p.n, out);
       return svSuccess;
@@ -279,6 +329,7 @@ const char* fieldMismatch(const svBucket& a, const svBucket& b) {
   if (x.count != y.count) return "count";
   if (a.plan.k != b.plan.k) return "k";
   if (std::memcmp(&x.rho, &y.rho, sizeof(float)) != 0) return "rho";
+  if (std::memcmp(&x.momentum, &y.momentum, sizeof(float)) != 0) return "momentum";
   if (x.vote != y.vote) return "vote";
   if (x.format != y.format) return "format";
   if (a.comm->config.nonFinite != b.comm->config.nonFinite) return "comm nonFinite policy";

@@ -63,6 +63,8 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
     }
     case SV_FORMAT_FP32:
       return peers * (kHeaderBytes + 2 * c.chunk * 4);
+    case SV_FORMAT_SCALED_SIGNS:
+      return peers * (kHeaderBytes + 2 * ceilDiv(config.count, 64) * 8);
     default:
       return 0;
   }
@@ -80,6 +82,7 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
     switch (config.scheme) {
       case SV_SCHEME_DENSE: p.format = SV_FORMAT_FP32; break;
       case SV_SCHEME_SIGNSGD_MV: p.format = SV_FORMAT_SIGNS; break;
+      case SV_SCHEME_EF_SIGN: p.format = SV_FORMAT_SCALED_SIGNS; break;
       default: {
         const int w = nranks < 2 ? 2 : nranks;
         p.format = modelWireBytes(SV_FORMAT_SPARSE, config, k, w) <=
@@ -89,6 +92,9 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       }
     }
   }
+  p.momentum = config.scheme == SV_SCHEME_SIGNSGD_MV ? config.momentum : 0.0f;
+  p.stateful = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_EF_SIGN ||
+               p.momentum != 0.0f;
   const Chunking c = chunking(p.n, nranks);
   p.chunk = c.chunk;
   p.chunkWords = c.chunkWords;
@@ -99,22 +105,26 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   const size_t planeBytes = p.chunkWords * 8;
   Carver carve;
   WorkspaceLayout& ws = p.ws;
-  if (p.scheme == SV_SCHEME_S3GD_MV) {
-    ws.acc = carve.take(p.n * 4);
-    ws.sel = carve.take(k * 4);
-  }
-  if (p.format != SV_FORMAT_SPARSE) {
+  if (p.stateful) ws.acc = carve.take(p.n * 4);
+  if (p.scheme == SV_SCHEME_S3GD_MV) ws.sel = carve.take(k * 4);
+  if (p.format != SV_FORMAT_SPARSE && p.format != SV_FORMAT_SCALED_SIGNS) {
     ws.header = carve.take(kHeaderBytes);
     ws.headers = carve.take(W * kHeaderBytes);
   }
   switch (p.format) {
     case SV_FORMAT_SPARSE:
       p.sparse = ref::sparseLayout(p.n, k);
+      p.recordBytes = p.sparse.recordBytes();
       ws.entries = carve.take(k * 4);
       ws.entryNeg = carve.take(k);
-      ws.record = carve.take(p.sparse.recordBytes());
-      ws.records = carve.take(W * p.sparse.recordBytes());
+      ws.record = carve.take(p.recordBytes);
+      ws.records = carve.take(W * p.recordBytes);
       ws.votes = carve.take(p.n * 4);
+      break;
+    case SV_FORMAT_SCALED_SIGNS:
+      p.recordBytes = kHeaderBytes + 2 * ceilDiv(p.n, 64) * 8;
+      ws.record = carve.take(p.recordBytes);
+      ws.records = carve.take(W * p.recordBytes);
       break;
     case SV_FORMAT_COUNTS:
       p.countBytes = countBytesFor(nranks);

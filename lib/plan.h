@@ -19,12 +19,12 @@ struct Region {
   size_t offset = 0, bytes = 0;
 };
 struct WorkspaceLayout {
-  Region acc;          // s3gd: accumulated a = fma(rho, a, g), N floats
+  Region acc;          // the new state before commit (s3gd's a, Signum's m, ef_sign's p)
   Region sel;          // s3gd: selected indices, K u32
   Region entries;      // sparse: non-zero selected indices, K u32
   Region entryNeg;     // sparse: their signs, K u8
-  Region record;       // sparse: own record
-  Region records;      // sparse: W records gathered
+  Region record;       // sparse, scaled signs: own record (header + payload)
+  Region records;      // sparse, scaled signs: W records gathered
   Region votes;        // sparse: per-coordinate vote sums, N i32
   Region header;       // non-sparse: own header
   Region headers;      // non-sparse: W headers gathered
@@ -61,6 +61,9 @@ struct Plan {
   unsigned countBytes = 0;   // counts: 1 (W <= 127) or 2
   unsigned inPlanes = 0;     // signs: 1 (binary) or 2 (ternary: nonzero, negative)
   unsigned resultPlanes = 0; // counts/signs: 1 (binary: negative) or 2 (nonzero, negative)
+  bool stateful = false;     // a state vector per bucket (s3gd_mv, ef_sign, Signum)
+  float momentum = 0.0f;     // Signum's beta
+  uint64_t recordBytes = 0;  // sparse, scaled signs: one record, header included
   uint64_t wireBytes = 0, denseWireBytes = 0;
   WorkspaceLayout ws;
 };

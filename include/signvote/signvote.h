@@ -42,9 +42,10 @@
  *                    effect. Not yet verified on a GPU in this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
- * exchange receives bit-identical output. Vote counts are integers; the only floating-point
- * arithmetic is the residual update a = fma(rho, a, g) (one float32 fused multiply-add) and the
- * dense scheme's sum, which runs in rank order 0, 1, ..., W-1 and is then divided by W.
+ * exchange receives bit-identical output. Vote counts are integers; every floating-point step
+ * is spelled out with its rounding (one float32 fma for s3gd_mv's residual and Signum's
+ * momentum, fixed-order sums for the dense mean, ef_sign's scale and mean), so the host and
+ * the GPU give the same bits (docs/schemes.md).
  *
  * Thread safety: one thread at a time per communicator. Different communicators may be used
  * from different threads.
@@ -109,10 +110,10 @@ typedef enum {
   SV_NUM_BACKENDS = 2
 } svBackend_t;
 
-/* What happens when the value a rank would compress is NaN. The check covers the accumulated
- * value a = fma(rho, a, g) for s3gd_mv and the gradient g for the other schemes, so a NaN that
- * appears through inf - inf in the residual is caught too. +-inf is a valid (largest) magnitude
- * and votes with its sign. */
+/* What happens when the value a rank would compress is NaN. The check covers the value after
+ * the state update (s3gd_mv's a = fma(rho, a, g), Signum's momentum m, ef_sign's p = g + e) and
+ * the gradient g otherwise, so a NaN that appears through inf - inf in the state is caught too.
+ * +-inf is a valid (largest) magnitude and votes with its sign. */
 typedef enum {
   SV_NONFINITE_ERROR = 0,     /* default: svNonFiniteInput on every rank, no effect */
   SV_NONFINITE_IGNORE = 1,    /* NaN is replaced by +0.0 (in the vote and in the residual) */
@@ -125,13 +126,24 @@ typedef enum {
   /* Mean of the ranks' gradients: sum in rank order, then divided by nranks (fp32). */
   SV_SCHEME_DENSE = 0,
   /* signSGD with majority vote (Bernstein et al. 2019): each rank sends sign(g) of every
-   * coordinate; the output is the majority sign. See svVote_t for the sign and tie rules. */
+   * coordinate; the output is the majority sign. See svVote_t for the sign and tie rules.
+   * Signum: with svBucketConfig_t.momentum = beta != 0 each rank keeps a momentum
+   * m = fma(beta, m, (1 - beta) * g) (float32, (1 - beta) and the product rounded first) and
+   * sends sign(m); m is the bucket's state (svBucketGetResidual), committed after success. */
   SV_SCHEME_SIGNSGD_MV = 1,
   /* Sparse-signSGD with majority vote (S3GD-MV, Park & Lee 2023): a = fma(rho, a, g); S = the
    * exact top-K of |a| (see svBucketConfig_t.k); send sign(a) on S; a[S] = 0 after success.
    * The output is the ternary majority vote over the union of the ranks' supports. */
   SV_SCHEME_S3GD_MV = 2,
-  SV_NUM_SCHEMES = 3
+  /* Error-feedback sign (Karimireddy et al. 2019): p = g + e (float32); the rank sends
+   * c = scale * sign(p) with scale = sum(|p|) / count, the sum taken by the fixed pairwise tree
+   * of docs/schemes.md; e = p - c (float32) is the bucket's state, committed after success.
+   * The output is the mean of the ranks' c: summed in rank order, then divided by nranks.
+   * Because e = p - c is rounded, c + e equals p exactly only where the subtraction is exact
+   * (for example wherever sign(p) = 0, or scale/2 <= |p| <= 2 scale); elsewhere within half
+   * an ulp of p. sign(0) = 0: a zero coordinate sends nothing and keeps e = p. */
+  SV_SCHEME_EF_SIGN = 3,
+  SV_NUM_SCHEMES = 4
 } svScheme_t;
 
 typedef enum {
@@ -156,7 +168,9 @@ typedef enum {
   SV_FORMAT_SIGNS = 3,  /* signsgd_mv: all-to-all of packed sign bit-planes (1 plane binary,
                            2 planes ternary), the chunk owner votes, allgather of the result */
   SV_FORMAT_FP32 = 4,   /* dense: allreduce of float32 sums */
-  SV_NUM_FORMATS = 5
+  SV_FORMAT_SCALED_SIGNS = 5, /* ef_sign: allgather of each rank's ternary sign planes and its
+                                 float32 scale; every rank forms the mean itself */
+  SV_NUM_FORMATS = 6
 } svFormat_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -223,14 +237,18 @@ typedef struct {
   float rho;
   svVote_t vote;
   svFormat_t format;
+  /* signsgd_mv: Signum's momentum beta in [0, 1) (0: plain signSGD, no state). Must be 0 for
+   * the other schemes. */
+  float momentum;
 } svBucketConfig_t;
 
 #define SV_BUCKET_CONFIG_INITIALIZER                                                     \
   { sizeof(svBucketConfig_t), SV_BUCKET_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_SCHEME_S3GD_MV, \
-    svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO }
+    svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO, 0.0f }
 
 /* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
- * format and allocates the residual (zero-filled; count * 4 bytes for s3gd_mv, none otherwise).
+ * format and allocates the state vector ("residual", zero-filled, count floats: s3gd_mv's
+ * residual, ef_sign's error, Signum's momentum; none for dense and plain signsgd_mv).
  * Not collective; every rank creates its own with an equal config. On error nothing is
  * created. */
 svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
@@ -251,8 +269,8 @@ typedef struct {
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 
-/* Copies the residual (count floats) out of / into the bucket, e.g. for checkpoints. Buckets
- * of schemes without state have no residual: svInvalidUsage. Host memory for the host
+/* Copies the state vector (count floats; see svBucketCreate) out of / into the bucket, e.g. for
+ * checkpoints. Buckets without state: svInvalidUsage. Host memory for the host
  * backend; any memory for SV_BACKEND_CUDA (cudaMemcpyDefault; the copy is complete on return,
  * and must not overlap an exchange still running on a stream). */
 svResult_t svBucketGetResidual(svBucket_t bucket, void* dst);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "topk.h"
 
@@ -171,6 +172,88 @@ bool planesToOutput(const uint64_t* all, unsigned planes, uint64_t chunkWords, u
 
 void votesToOutput(const int32_t* votes, uint64_t n, float* out) {
   for (uint64_t i = 0; i < n; ++i) out[i] = votes[i] < 0 ? -1.0f : votes[i] > 0 ? 1.0f : 0.0f;
+}
+
+bool signumMomentum(const float* g, const float* m, float beta, uint64_t n,
+                    svNonFinitePolicy_t policy, float* mNew) {
+  const float omb = 1.0f - beta;
+  bool nan = false;
+  for (uint64_t i = 0; i < n; ++i) {
+    float v = std::fma(beta, m[i], omb * g[i]);
+    if (isNaN(v)) {
+      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
+      else nan = true;
+    }
+    mNew[i] = v;
+  }
+  return nan;
+}
+
+float pairwiseAbsSum(const float* x, uint64_t n) {
+  if (n == 0) return 0.0f;
+  uint64_t len = 1;
+  while (len < n) len <<= 1;
+  std::vector<float> s(len, 0.0f);
+  for (uint64_t i = 0; i < n; ++i) s[i] = std::fabs(x[i]);
+  for (uint64_t width = 1; width < len; width <<= 1)
+    for (uint64_t i = 0; i < len; i += 2 * width) s[i] = s[i] + s[i + width];
+  return s[0];
+}
+
+bool efSignCompress(const float* g, const float* e, uint64_t n, svNonFinitePolicy_t policy,
+                    float* p, uint64_t* planes, float* scale) {
+  bool nan = false;
+  for (uint64_t i = 0; i < n; ++i) {
+    float v = g[i] + e[i];
+    if (isNaN(v)) {
+      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
+      else nan = true;
+    }
+    p[i] = v;
+  }
+  const uint64_t words = (n + 63) / 64;
+  std::memset(planes, 0, 2 * words * 8);
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t bit = uint64_t{1} << (i & 63);
+    if (p[i] != 0.0f) planes[i >> 6] |= bit;
+    if (p[i] < 0.0f) planes[words + (i >> 6)] |= bit;
+  }
+  *scale = n == 0 ? 0.0f : pairwiseAbsSum(p, n) / static_cast<float>(n);
+  return nan;
+}
+
+bool scaledPlanesValid(const uint64_t* planes, uint64_t n) {
+  const uint64_t words = (n + 63) / 64;
+  const uint64_t tail = (n & 63) ? ~((uint64_t{1} << (n & 63)) - 1) : 0;
+  for (uint64_t w = 0; w < words; ++w) {
+    const uint64_t nz = planes[w], neg = planes[words + w];
+    if (neg & ~nz) return false;
+    if (w == words - 1 && ((nz | neg) & tail)) return false;
+  }
+  return true;
+}
+
+void efSignMean(const uint64_t* const* planes, const float* scales, int nranks, uint64_t n,
+                float* out) {
+  const uint64_t words = (n + 63) / 64;
+  auto term = [&](int s, uint64_t i) {
+    const uint64_t bit = uint64_t{1} << (i & 63);
+    if (!(planes[s][i >> 6] & bit)) return 0.0f;
+    return (planes[s][words + (i >> 6)] & bit) ? -scales[s] : scales[s];
+  };
+  const float w = static_cast<float>(nranks);
+  for (uint64_t i = 0; i < n; ++i) {
+    float sum = term(0, i);
+    for (int s = 1; s < nranks; ++s) sum += term(s, i);
+    out[i] = sum / w;
+  }
+}
+
+void efSignCommit(const float* p, float scale, uint64_t n, float* e) {
+  for (uint64_t i = 0; i < n; ++i) {
+    const float c = p[i] > 0.0f ? scale : p[i] < 0.0f ? -scale : 0.0f;
+    e[i] = p[i] - c;
+  }
 }
 
 bool cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out) {

@@ -54,6 +54,33 @@ bool packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords, i
 bool voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWords, int nranks,
                     uint64_t* result);
 
+// ---- Signum (signsgd_mv with momentum) ----
+// mNew = fma(beta, m, (1 - beta) * g) in float32 ((1 - beta) and the product rounded first);
+// NaN results become +0.0 under SV_NONFINITE_IGNORE. Returns true when a NaN was found (and not
+// ignored).
+bool signumMomentum(const float* g, const float* m, float beta, uint64_t n,
+                    svNonFinitePolicy_t policy, float* mNew);
+
+// ---- ef_sign ----
+// sum |x[i]| by a fixed binary tree: level 1 adds neighbours (x0+x1, x2+x3, ...), each level
+// then adds neighbouring partial sums, the array padded with zeros to a power of two; float32.
+// Any aligned power-of-two block is summed exactly as a GPU block reduction sums it.
+float pairwiseAbsSum(const float* x, uint64_t n);
+// p = g + e (float32; NaN becomes +0.0 under IGNORE), scale = pairwiseAbsSum(p) / float(n),
+// planes = ternary sign planes of p (nonzero, negative) over ceil(n/64) words each, padding
+// zero. Returns true when a NaN was found (not ignored).
+bool efSignCompress(const float* g, const float* e, uint64_t n, svNonFinitePolicy_t policy,
+                    float* p, uint64_t* planes, float* scale);
+// True when planes (2 x ceil(n/64) words) are well formed: negative implies nonzero, no bit at
+// or past n.
+bool scaledPlanesValid(const uint64_t* planes, uint64_t n);
+// out[i] = (c_0[i] + c_1[i] + ... + c_{W-1}[i]) / W in float32, in rank order, with
+// c_s[i] = -scale_s, +0.0 or +scale_s from rank s's planes.
+void efSignMean(const uint64_t* const* planes, const float* scales, int nranks, uint64_t n,
+                float* out);
+// e = p - c with c as above (so e = p where sign(p) = 0).
+void efSignCommit(const float* p, float scale, uint64_t n, float* e);
+
 // ---- all voting formats ----
 // Output from nranks blocks of result planes (binary 1 plane, ternary 2): -1.0f, +0.0f or
 // +1.0f per element. False when a ternary block has a negative bit without nonzero.

@@ -26,7 +26,7 @@ struct WireHeader {
   uint64_t count;    // N
   uint64_t k;        // K (s3gd_mv), else 0
   uint64_t entries;  // sparse records: coded entries (<= K); else 0
-  uint64_t reserved1;
+  uint64_t aux;      // scheme word: ef_sign's float32 scale in the low 32 bits; else 0
   uint32_t payloadChecksum;  // sparse records: checksum64 of the payload words, folded; else 0
   uint32_t headerChecksum;   // over the 64 bytes with this field zero
 };

@@ -258,7 +258,7 @@ TEST(ApiErrors, ResidualAccessors) {
   World w(1, bucketConfig(SV_SCHEME_DENSE, 8));
   std::vector<float> r(8);
   EXPECT_EQ(svBucketGetResidual(w.buckets[0], r.data()), svInvalidUsage);
-  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "keeps no residual"));
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "keeps no state"));
   World s(1, bucketConfig(SV_SCHEME_S3GD_MV, 8));
   EXPECT_EQ(svBucketGetResidual(s.buckets[0], nullptr), svInvalidArgument);
   EXPECT_TRUE(mentions(svGetLastError(s.comms[0]), "dst = NULL"));

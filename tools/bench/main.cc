@@ -49,6 +49,7 @@ svBucketConfig_t bucketConfig(const bench::Options& o, uint64_t count) {
   cfg.k = o.density != 0.0 ? 0 : o.k;
   cfg.density = o.density;
   cfg.rho = o.rho;
+  cfg.momentum = o.scheme == SV_SCHEME_SIGNSGD_MV ? o.momentum : 0.0f;
   return cfg;
 }
 
@@ -206,7 +207,8 @@ bench::Row runSize(const bench::Options& o, Runner& run, uint64_t bytes, std::mt
   for (int s = 0; s < 3; ++s) run.load(s, randomGrads(W, count, rng));
   const double us = run.timedUs(o.warmup, o.iters);
   uint64_t wrong = 0;
-  const bool stateful = o.scheme == SV_SCHEME_S3GD_MV;
+  const bool stateful = o.scheme == SV_SCHEME_S3GD_MV || o.scheme == SV_SCHEME_EF_SIGN ||
+                        (o.scheme == SV_SCHEME_SIGNSGD_MV && o.momentum != 0.0f);
   const svBucketInfo_t info = run.info();
   for (int c = 0; c < o.checkIters; ++c) {
     const Grads fresh = randomGrads(W, count, rng);
@@ -214,7 +216,8 @@ bench::Row runSize(const bench::Options& o, Runner& run, uint64_t bytes, std::mt
     if (stateful)
       for (int r = 0; r < W; ++r) residuals.push_back(run.residual(r));
     const std::vector<float> expect =
-        bench::straightExchange({o.scheme, o.vote, o.rho, info.k, &fresh, &residuals});
+        bench::straightExchange({o.scheme, o.vote, o.rho, o.momentum, info.k, &fresh,
+                                 &residuals});
     run.load(3, fresh);
     run.step(3);
     for (int r = 0; r < W; ++r) {

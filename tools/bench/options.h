@@ -31,6 +31,7 @@ struct Options {
   uint64_t k = 0;
   double density = 0.01;
   float rho = 1.0f;
+  float momentum = 0.0f;
   uint64_t seed = 1;
   std::string json;
 };

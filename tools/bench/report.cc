@@ -20,6 +20,8 @@ void printHeader(const Options& o, const std::string& backendLine) {
     else std::printf("k %llu, ", static_cast<unsigned long long>(o.k));
     std::printf("rho %g, ", static_cast<double>(o.rho));
   }
+  if (o.scheme == SV_SCHEME_SIGNSGD_MV && o.momentum != 0.0f)
+    std::printf("momentum %g, ", static_cast<double>(o.momentum));
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
               static_cast<unsigned long long>(o.seed));
   std::printf("# %s\n", backendLine.c_str());
@@ -55,6 +57,7 @@ bool writeJson(const std::string& path, const Options& o, const std::string& bac
   j["density"] = o.density;
   j["k"] = o.k;
   j["rho"] = o.rho;
+  j["momentum"] = o.momentum;
   j["iters"] = o.iters;
   j["warmup"] = o.warmup;
   j["check"] = o.checkIters;

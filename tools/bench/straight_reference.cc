@@ -8,6 +8,12 @@ namespace bench {
 
 namespace {
 int signOf(float x) { return x < 0.0f ? -1 : x > 0.0f ? 1 : 0; }
+
+// sum |x| over [lo, lo + len) of x zero-padded, len a power of two: halves, recursively.
+float halvingSum(const std::vector<float>& x, size_t lo, size_t len) {
+  if (len == 1) return lo < x.size() ? std::fabs(x[lo]) : 0.0f;
+  return halvingSum(x, lo, len / 2) + halvingSum(x, lo + len / 2, len / 2);
+}
 }  // namespace
 
 std::vector<float> straightExchange(const StraightInput& in) {
@@ -22,16 +28,45 @@ std::vector<float> straightExchange(const StraightInput& in) {
     }
     return out;
   }
+  if (in.scheme == SV_SCHEME_EF_SIGN) {
+    std::vector<std::vector<float>> c(W, std::vector<float>(n));
+    for (size_t r = 0; r < W; ++r) {
+      std::vector<float>& e = (*in.residuals)[r];
+      std::vector<float> p(n);
+      for (size_t i = 0; i < n; ++i) p[i] = grads[r][i] + e[i];
+      size_t len = 1;
+      while (len < n) len *= 2;
+      const float scale = n ? halvingSum(p, 0, len) / static_cast<float>(n) : 0.0f;
+      for (size_t i = 0; i < n; ++i) {
+        c[r][i] = static_cast<float>(signOf(p[i])) * scale;
+        if (p[i] == 0.0f) c[r][i] = 0.0f;  // +0.0, never -0.0
+        e[i] = p[i] - c[r][i];
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      float s = c[0][i];
+      for (size_t r = 1; r < W; ++r) s += c[r][i];
+      out[i] = s / static_cast<float>(W);
+    }
+    return out;
+  }
   std::vector<long> votes(n, 0);
   if (in.scheme == SV_SCHEME_SIGNSGD_MV) {
+    std::vector<std::vector<float>> m = grads;  // what each rank signs
+    if (in.momentum != 0.0f)
+      for (size_t r = 0; r < W; ++r)
+        for (size_t i = 0; i < n; ++i) {
+          const float scaled = (1.0f - in.momentum) * grads[r][i];
+          m[r][i] = (*in.residuals)[r][i] = std::fma(in.momentum, (*in.residuals)[r][i], scaled);
+        }
     for (size_t i = 0; i < n; ++i) {
       if (in.vote == SV_VOTE_BINARY) {
         long neg = 0;
-        for (size_t r = 0; r < W; ++r) neg += grads[r][i] < 0.0f;
+        for (size_t r = 0; r < W; ++r) neg += m[r][i] < 0.0f;
         out[i] = neg > static_cast<long>(W) - neg ? -1.0f : 1.0f;
       } else {
         long v = 0;
-        for (size_t r = 0; r < W; ++r) v += signOf(grads[r][i]);
+        for (size_t r = 0; r < W; ++r) v += signOf(m[r][i]);
         out[i] = static_cast<float>((v > 0) - (v < 0));
       }
     }

@@ -14,9 +14,10 @@ struct StraightInput {
   svScheme_t scheme;
   svVote_t vote;
   float rho;
+  float momentum;  // signsgd_mv: Signum's beta
   uint64_t k;
   const std::vector<std::vector<float>>* grads;      // one per rank
-  std::vector<std::vector<float>>* residuals;        // s3gd_mv: in, updated in place
+  std::vector<std::vector<float>>* residuals;        // state (s3gd_mv, ef_sign, Signum): in, updated in place
 };
 
 // The common output of the exchange.
