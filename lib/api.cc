@@ -29,6 +29,7 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_SIGNSGD_MV: return "signsgd_mv";
     case SV_SCHEME_S3GD_MV: return "s3gd_mv";
     case SV_SCHEME_EF_SIGN: return "ef_sign";
+    case SV_SCHEME_TOPK_EF: return "topk_ef";
     default: return "?";
   }
 }
@@ -89,7 +90,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
   if (raw(c.scheme) < 0 || raw(c.scheme) >= SV_NUM_SCHEMES)
     return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
-                "signsgd_mv, 2 s3gd_mv, 3 ef_sign)", call, raw(c.scheme));
+                "signsgd_mv, 2 s3gd_mv, 3 ef_sign, 4 topk_ef)", call, raw(c.scheme));
   if (raw(c.datatype) != svFloat32)
     return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
                 "svFloat32 = 0)", call, raw(c.datatype));
@@ -111,27 +112,28 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
        (c.format == SV_FORMAT_SPARSE || c.format == SV_FORMAT_COUNTS)) ||
       (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
       (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32) ||
-      (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS);
+      (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS) ||
+      (c.scheme == SV_SCHEME_TOPK_EF && c.format == SV_FORMAT_SPARSE_VALUES);
   if (!formatOk)
     return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
                 "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4; ef_sign: "
-                "scaled signs 5)", call, static_cast<int>(c.format), schemeName(c.scheme));
-  if (c.scheme == SV_SCHEME_SIGNSGD_MV) {
+                "scaled signs 5; topk_ef: sparse values 6)", call, static_cast<int>(c.format), schemeName(c.scheme));
+  if (c.scheme == SV_SCHEME_SIGNSGD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (!(c.momentum >= 0.0f && c.momentum < 1.0f))  // also rejects NaN
       return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside [0, 1)", call,
                   static_cast<double>(c.momentum));
   } else if (c.momentum != 0.0f) {
     return fail(comm, svInvalidArgument, "%s: config->momentum = %g with scheme %s (momentum is "
-                "Signum's, scheme signsgd_mv)", call, static_cast<double>(c.momentum),
+                "for signsgd_mv and topk_ef)", call, static_cast<double>(c.momentum),
                 schemeName(c.scheme));
   }
   if (comm->config.backend == SV_BACKEND_CUDA &&
-      (c.scheme == SV_SCHEME_EF_SIGN || c.momentum != 0.0f))
+      (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF || c.momentum != 0.0f))
     return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
                 "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
                 c.momentum != 0.0f ? " with momentum" : "");
   *k = c.count;
-  if (c.scheme == SV_SCHEME_S3GD_MV) {
+  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (c.density != 0.0 && c.k != 0)
       return fail(comm, svInvalidArgument, "%s: config->k = %zu and config->density = %g are both "
                   "set; set one", call, c.k, c.density);
@@ -274,7 +276,7 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
         return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the residual "
                     "(config->count = %zu floats) failed; nothing was created", config->count);
     } else if (b->plan.stateful) {
-      b->residual.assign(config->count, 0.0f);
+      b->residual.assign(b->plan.stateFloats, 0.0f);
     }
     *bucket = b.release();
   } catch (const std::bad_alloc&) {
@@ -302,15 +304,17 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
     return fail(bucket->comm, svInvalidArgument, "svBucketGetInfo: info = NULL");
   const Plan& p = bucket->plan;
   svBucketInfo_t i{};
-  i.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : p.n;
+  i.k = p.selects ? p.k : p.n;
   i.format = p.format;
   i.recordBytes = p.recordBytes;
   i.wireBytes = p.wireBytes;
   i.denseWireBytes = p.denseWireBytes;
-  i.bitsPerKept = (p.format == SV_FORMAT_SPARSE && p.k != 0)
+  i.bitsPerKept = ((p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SPARSE_VALUES) &&
+                   p.k != 0)
                       ? 8.0 * static_cast<double>(i.recordBytes) / static_cast<double>(p.k)
                       : 0.0;
   i.workspaceBytes = p.ws.total;
+  i.stateFloats = p.stateFloats;
   *info = i;
   return svSuccess;
 }

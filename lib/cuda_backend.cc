@@ -253,7 +253,7 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::str
   // Step 3: every rank checks what it received and decides; step 4: gated commit.
   const ref::HeaderExpect expect{0, static_cast<uint8_t>(p.scheme),
                                  static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
-                                 seq, p.n, p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0};
+                                 seq, p.n, p.selects ? p.k : 0};
   for (int r = 0; r < W; ++r) {
     const CudaOp& op = ops[r];
     cudaStream_t s = ranks.streams[r];

@@ -50,7 +50,8 @@ bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
 
 // Formats whose messages are whole records (header + payload) gathered from every rank.
 bool hasRecords(const Plan& p) {
-  return p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS;
+  return p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS ||
+         p.format == SV_FORMAT_SPARSE_VALUES;
 }
 
 // ---- what one matched exchange (one op per rank of a world) leaves for the commit ----
@@ -72,7 +73,7 @@ svResult_t checkHeaders(const std::vector<const ref::WireHeader*>& hs, const Pla
     const char* reason = "";
     const ref::HeaderExpect e{static_cast<uint32_t>(s), static_cast<uint8_t>(p.scheme),
                               static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
-                              seq, p.n, p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0};
+                              seq, p.n, p.selects ? p.k : 0};
     const svResult_t r = ref::validateHeader(*hs[s], e, &reason);
     if (r != svSuccess) {
       *why = "the message from rank " + std::to_string(s) + " failed validation (" + reason + ")";
@@ -136,6 +137,12 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
         nan[r] = ref::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
                                 at<uint64_t>(op, L.planesSend)) || nan[r];
         break;
+      case SV_FORMAT_SPARSE_VALUES:
+        nan[r] = ref::topkEfAccumulateSelect(
+            g, p.momentum != 0.0f ? b->residual.data() + p.n : nullptr, b->residual.data(),
+            p.momentum, p.n, p.k, policy, at<float>(op, L.accU), at<float>(op, L.acc),
+            at<uint32_t>(op, L.sel));
+        break;
       case SV_FORMAT_SCALED_SIGNS:
         nan[r] = ref::efSignCompress(g, b->residual.data(), p.n, policy, at<float>(op, L.acc),
                                      reinterpret_cast<uint64_t*>(at<char>(op, L.record) +
@@ -151,10 +158,13 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
     ref::WireHeader h = makeHeader(p, r, seq, nan[r]);
     if (hasRecords(p)) {
       auto* payload = reinterpret_cast<uint64_t*>(at<char>(op, L.record) + kHeaderBytes);
-      if (p.format == SV_FORMAT_SPARSE) {
+      if (p.format != SV_FORMAT_SCALED_SIGNS) {
         h.entries = ref::s3gdEncodeSparse(p.sparse, at<float>(op, L.acc),
                                           at<uint32_t>(op, L.sel), at<uint32_t>(op, L.entries),
                                           at<uint8_t>(op, L.entryNeg), payload);
+        if (p.format == SV_FORMAT_SPARSE_VALUES)
+          ref::encodeValues(at<float>(op, L.acc), at<uint32_t>(op, L.entries), h.entries, p.k,
+                            payload + p.sparse.payloadWords());
       } else {
         uint32_t bits;
         std::memcpy(&bits, &scale, 4);
@@ -232,6 +242,18 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
           }
         }
       }
+      if (p.format == SV_FORMAT_SPARSE_VALUES) {
+        const uint64_t words = (p.recordBytes - kHeaderBytes) / 8;
+        for (int s = 0; s < W && v == svSuccess; ++s) {
+          const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
+          if (ref::checksumWords(payload, words) != hs[s]->payloadChecksum ||
+              !ref::sparseValuesValid(p.sparse, payload, hs[s]->entries,
+                                      payload + p.sparse.payloadWords())) {
+            reason = "the values record from rank " + std::to_string(s) + " is malformed";
+            v = svCorruptInput;
+          }
+        }
+      }
       if (p.format == SV_FORMAT_SPARSE) {
         int32_t* votes = at<int32_t>(op, L.votes);
         std::fill(votes, votes + p.n, 0);
@@ -266,11 +288,27 @@ svResult_t commit(const Op& op, const Outcome& o) {
     return svSuccess;
   }
   float* state = op.bucket->residual.data();
-  if (p.scheme == SV_SCHEME_S3GD_MV)
+  if (p.selects) {  // s3gd's a, topk_ef's v (and u): the selected coordinates become +0.0
     ref::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, state);
-  else if (p.momentum != 0.0f && p.n != 0)
+    if (p.stateFloats == 2 * p.n)
+      ref::s3gdCommit(at<float>(op, L.accU), at<uint32_t>(op, L.sel), p.k, p.n, state + p.n);
+  } else if (p.momentum != 0.0f && p.n != 0) {
     std::memcpy(state, at<float>(op, L.acc), p.n * 4);
+  }
   switch (p.format) {
+    case SV_FORMAT_SPARSE_VALUES: {
+      std::fill(out, out + p.n, 0.0f);
+      for (int s = 0; s < p.nranks; ++s) {
+        const char* rec = at<char>(op, L.records) + s * p.recordBytes;
+        const auto* payload = reinterpret_cast<const uint64_t*>(rec + kHeaderBytes);
+        ref::addSparseValues(p.sparse, payload,
+                             reinterpret_cast<const ref::WireHeader*>(rec)->entries,
+                             payload + p.sparse.payloadWords(), out);
+      }
+      const float w = static_cast<float>(p.nranks);
+      for (uint64_t i = 0; i < p.n; ++i) out[i] = out[i] / w;
+      return svSuccess;
+    }
     case SV_FORMAT_SCALED_SIGNS: {
       std::vector<const uint64_t*> planes(p.nranks);
       std::vector<float> scales(p.nranks);

@@ -65,6 +65,8 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
       return peers * (kHeaderBytes + 2 * c.chunk * 4);
     case SV_FORMAT_SCALED_SIGNS:
       return peers * (kHeaderBytes + 2 * ceilDiv(config.count, 64) * 8);
+    case SV_FORMAT_SPARSE_VALUES:
+      return peers * (ref::sparseLayout(config.count, k).recordBytes() + ceilDiv(k, 2) * 8);
     default:
       return 0;
   }
@@ -83,6 +85,7 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       case SV_SCHEME_DENSE: p.format = SV_FORMAT_FP32; break;
       case SV_SCHEME_SIGNSGD_MV: p.format = SV_FORMAT_SIGNS; break;
       case SV_SCHEME_EF_SIGN: p.format = SV_FORMAT_SCALED_SIGNS; break;
+      case SV_SCHEME_TOPK_EF: p.format = SV_FORMAT_SPARSE_VALUES; break;
       default: {
         const int w = nranks < 2 ? 2 : nranks;
         p.format = modelWireBytes(SV_FORMAT_SPARSE, config, k, w) <=
@@ -92,9 +95,12 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       }
     }
   }
-  p.momentum = config.scheme == SV_SCHEME_SIGNSGD_MV ? config.momentum : 0.0f;
-  p.stateful = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_EF_SIGN ||
-               p.momentum != 0.0f;
+  p.momentum = config.momentum;
+  p.selects = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_TOPK_EF;
+  p.stateful = p.selects || config.scheme == SV_SCHEME_EF_SIGN || p.momentum != 0.0f;
+  p.stateFloats = !p.stateful ? 0
+                  : (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ? 2 * p.n
+                                                                                : p.n;
   const Chunking c = chunking(p.n, nranks);
   p.chunk = c.chunk;
   p.chunkWords = c.chunkWords;
@@ -106,15 +112,19 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   Carver carve;
   WorkspaceLayout& ws = p.ws;
   if (p.stateful) ws.acc = carve.take(p.n * 4);
-  if (p.scheme == SV_SCHEME_S3GD_MV) ws.sel = carve.take(k * 4);
-  if (p.format != SV_FORMAT_SPARSE && p.format != SV_FORMAT_SCALED_SIGNS) {
+  if (p.stateFloats == 2 * p.n) ws.accU = carve.take(p.n * 4);
+  if (p.selects) ws.sel = carve.take(k * 4);
+  if (p.format != SV_FORMAT_SPARSE && p.format != SV_FORMAT_SCALED_SIGNS &&
+      p.format != SV_FORMAT_SPARSE_VALUES) {
     ws.header = carve.take(kHeaderBytes);
     ws.headers = carve.take(W * kHeaderBytes);
   }
   switch (p.format) {
     case SV_FORMAT_SPARSE:
+    case SV_FORMAT_SPARSE_VALUES:
       p.sparse = ref::sparseLayout(p.n, k);
-      p.recordBytes = p.sparse.recordBytes();
+      p.recordBytes = p.sparse.recordBytes() +
+                      (p.format == SV_FORMAT_SPARSE_VALUES ? ceilDiv(k, 2) * 8 : 0);
       ws.entries = carve.take(k * 4);
       ws.entryNeg = carve.take(k);
       ws.record = carve.take(p.recordBytes);
@@ -171,7 +181,7 @@ ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq) {
   h.vote = static_cast<uint8_t>(p.vote);
   h.seq = seq;
   h.count = p.n;
-  h.k = p.scheme == SV_SCHEME_S3GD_MV ? p.k : 0;
+  h.k = p.selects ? p.k : 0;
   return h;
 }
 

@@ -20,7 +20,8 @@ struct Region {
 };
 struct WorkspaceLayout {
   Region acc;          // the new state before commit (s3gd's a, Signum's m, ef_sign's p)
-  Region sel;          // s3gd: selected indices, K u32
+  Region sel;          // s3gd, topk_ef: selected indices, K u32
+  Region accU;         // topk_ef with momentum: the new u before commit
   Region entries;      // sparse: non-zero selected indices, K u32
   Region entryNeg;     // sparse: their signs, K u8
   Region record;       // sparse, scaled signs: own record (header + payload)
@@ -61,7 +62,9 @@ struct Plan {
   unsigned countBytes = 0;   // counts: 1 (W <= 127) or 2
   unsigned inPlanes = 0;     // signs: 1 (binary) or 2 (ternary: nonzero, negative)
   unsigned resultPlanes = 0; // counts/signs: 1 (binary: negative) or 2 (nonzero, negative)
-  bool stateful = false;     // a state vector per bucket (s3gd_mv, ef_sign, Signum)
+  bool stateful = false;     // a state vector per bucket (s3gd_mv, ef_sign, Signum, topk_ef)
+  bool selects = false;      // the scheme keeps an exact top-K (s3gd_mv, topk_ef)
+  uint64_t stateFloats = 0;  // floats of state (count, or 2 x count for topk_ef with momentum)
   float momentum = 0.0f;     // Signum's beta
   uint64_t recordBytes = 0;  // sparse, scaled signs: one record, header included
   uint64_t wireBytes = 0, denseWireBytes = 0;

@@ -45,7 +45,7 @@ struct World {
   }
 
   std::vector<float> residual(int r) const {
-    std::vector<float> v(out[r].size());
+    std::vector<float> v(info().stateFloats);
     EXPECT_EQ(svBucketGetResidual(buckets[r], v.data()), svSuccess);
     return v;
   }

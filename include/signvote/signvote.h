@@ -143,7 +143,15 @@ typedef enum {
    * (for example wherever sign(p) = 0, or scale/2 <= |p| <= 2 scale); elsewhere within half
    * an ulp of p. sign(0) = 0: a zero coordinate sends nothing and keeps e = p. */
   SV_SCHEME_EF_SIGN = 3,
-  SV_NUM_SCHEMES = 4
+  /* Top-K values with error feedback, DGC-style (Lin et al. 2018): u = fma(momentum, u, g)
+   * (momentum correction; u = g when momentum = 0), v = v + u, S = the exact top-K of |v| (the
+   * rules of s3gd_mv), send the values v[S]; then v[S] = +0.0 and, with momentum, u[S] = +0.0
+   * (momentum factor masking). The output is the mean of the sent values: per coordinate the
+   * values of the ranks that sent it, added in rank order starting from +0.0, divided by
+   * nranks (0 where nobody sent). The state is v, then u when momentum != 0. DGC's density
+   * warm-up is a schedule of K: create a bucket per phase. */
+  SV_SCHEME_TOPK_EF = 4,
+  SV_NUM_SCHEMES = 5
 } svScheme_t;
 
 typedef enum {
@@ -170,7 +178,9 @@ typedef enum {
   SV_FORMAT_FP32 = 4,   /* dense: allreduce of float32 sums */
   SV_FORMAT_SCALED_SIGNS = 5, /* ef_sign: allgather of each rank's ternary sign planes and its
                                  float32 scale; every rank forms the mean itself */
-  SV_NUM_FORMATS = 6
+  SV_FORMAT_SPARSE_VALUES = 6, /* topk_ef: allgather of fixed-size records: the sparse record's
+                                  Elias-Fano indices and signs, then the float32 values */
+  SV_NUM_FORMATS = 7
 } svFormat_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -225,11 +235,11 @@ typedef struct {
   svScheme_t scheme;
   svDataType_t datatype; /* input gradient and output update type; svFloat32 only for now */
   size_t count;          /* N, elements in the bucket, 0 <= N <= SV_MAX_COUNT */
-  /* s3gd_mv: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
+  /* s3gd_mv, topk_ef: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
    * clamp): K > count is svInvalidArgument. K == 0 sends nothing: the output is all +0.0 and
    * the residual keeps accumulating. Ignored when density != 0. */
   size_t k;
-  /* s3gd_mv: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
+  /* s3gd_mv, topk_ef: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
    * (0, 1]. 0 means "use k". */
   double density;
   /* s3gd_mv: residual decay, a = fma(rho, a, g) in float32. 1 = full error accumulation (the
@@ -237,8 +247,8 @@ typedef struct {
   float rho;
   svVote_t vote;
   svFormat_t format;
-  /* signsgd_mv: Signum's momentum beta in [0, 1) (0: plain signSGD, no state). Must be 0 for
-   * the other schemes. */
+  /* Momentum in [0, 1): Signum's beta for signsgd_mv (0: plain signSGD, no state), DGC's
+   * momentum correction for topk_ef. Must be 0 for the other schemes. */
   float momentum;
 } svBucketConfig_t;
 
@@ -248,7 +258,8 @@ typedef struct {
 
 /* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
  * format and allocates the state vector ("residual", zero-filled, count floats: s3gd_mv's
- * residual, ef_sign's error, Signum's momentum; none for dense and plain signsgd_mv).
+ * residual, ef_sign's error, Signum's momentum; topk_ef's v then, with momentum, u: 2 x count;
+ * none for dense and plain signsgd_mv; svBucketInfo_t.stateFloats has the size).
  * Not collective; every rank creates its own with an equal config. On error nothing is
  * created. */
 svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
@@ -266,10 +277,11 @@ typedef struct {
   uint64_t denseWireBytes;   /* the same for an fp32 ring allreduce of the bucket */
   double bitsPerKept;        /* sparse: record bits / K (index + sign + header share); else 0 */
   size_t workspaceBytes;     /* what svExchange needs (also returned by its size query) */
+  size_t stateFloats;        /* floats of state svBucketGetResidual copies (0: none) */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 
-/* Copies the state vector (count floats; see svBucketCreate) out of / into the bucket, e.g. for
+/* Copies the state vector (stateFloats floats; see svBucketCreate) out of / into the bucket, e.g. for
  * checkpoints. Buckets without state: svInvalidUsage. Host memory for the host
  * backend; any memory for SV_BACKEND_CUDA (cudaMemcpyDefault; the copy is complete on return,
  * and must not overlap an exchange still running on a stream). */

@@ -106,17 +106,17 @@ class Bucket {
     size_t bytes = workspace_.size();
     check(svExchange(b_, send, recv, workspace_.data(), &bytes, stream), comm_);
   }
-  // s3gd_mv's residual (count floats).
+  // The bucket's state vector (info().stateFloats floats; see svBucketCreate).
   std::vector<float> residual() const {
-    std::vector<float> r(count_);
+    std::vector<float> r(info_.stateFloats);
     check(svBucketGetResidual(b_, r.data()), comm_);
     return r;
   }
   void setResidual(const std::vector<float>& r) {
-    if (r.size() != count_)
+    if (r.size() != info_.stateFloats)
       throw Error(svInvalidArgument, "signvote::Bucket::setResidual: size " +
-                                         std::to_string(r.size()) + " != count " +
-                                         std::to_string(count_));
+                                         std::to_string(r.size()) + " != stateFloats " +
+                                         std::to_string(info_.stateFloats));
     check(svBucketSetResidual(b_, r.data()), comm_);
   }
   size_t count() const noexcept { return count_; }

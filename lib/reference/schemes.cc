@@ -256,6 +256,67 @@ void efSignCommit(const float* p, float scale, uint64_t n, float* e) {
   }
 }
 
+bool topkEfAccumulateSelect(const float* g, const float* u, const float* v, float momentum,
+                            uint64_t n, uint64_t k, svNonFinitePolicy_t policy, float* uNew,
+                            float* vNew, uint32_t* sel) {
+  bool nan = false;
+  auto clean = [&](float x) {
+    if (isNaN(x)) {
+      if (policy == SV_NONFINITE_IGNORE) return 0.0f;
+      nan = true;
+    }
+    return x;
+  };
+  for (uint64_t i = 0; i < n; ++i) {
+    const float ui = momentum != 0.0f ? clean(std::fma(momentum, u[i], g[i])) : g[i];
+    if (momentum != 0.0f) uNew[i] = ui;
+    vNew[i] = clean(v[i] + ui);
+  }
+  selectTopKByMagnitude(vNew, n, k, sel);
+  return nan;
+}
+
+namespace {
+uint32_t valueBits(const uint64_t* words, uint64_t j) {
+  return static_cast<uint32_t>(words[j >> 1] >> (32 * (j & 1)));
+}
+}  // namespace
+
+void encodeValues(const float* v, const uint32_t* entries, uint64_t m, uint64_t k,
+                  uint64_t* words) {
+  std::memset(words, 0, (k + 1) / 2 * 8);
+  for (uint64_t j = 0; j < m; ++j) {
+    uint32_t bits;
+    std::memcpy(&bits, &v[entries[j]], 4);
+    words[j >> 1] |= uint64_t{bits} << (32 * (j & 1));
+  }
+}
+
+bool sparseValuesValid(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                       const uint64_t* values) {
+  uint64_t j = 0;
+  bool valuesOk = true;
+  const bool decoded = decodeSparse(layout, payload, entries, [&](uint64_t, bool negative) {
+    const uint32_t bits = valueBits(values, j++);
+    valuesOk &= (bits & 0x7FFFFFFFu) != 0 && ((bits >> 31) != 0) == negative;
+  });
+  if (!decoded || !valuesOk) return false;
+  for (uint64_t t = entries; t < 2 * ((layout.k + 1) / 2); ++t)
+    if (valueBits(values, t) != 0) return false;
+  return true;
+}
+
+void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                     const uint64_t* values, float* sums) {
+  uint64_t j = 0;
+  decodeSparse(layout, payload, entries, [&](uint64_t index, bool) {
+    const uint32_t bits = valueBits(values, j++);
+    float x;
+    std::memcpy(&x, &bits, 4);
+    sums[index] += x;
+  });
+}
+
 bool cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out) {
   bool nan = false;
   for (uint64_t i = 0; i < n; ++i) {

@@ -81,6 +81,25 @@ void efSignMean(const uint64_t* const* planes, const float* scales, int nranks, 
 // e = p - c with c as above (so e = p where sign(p) = 0).
 void efSignCommit(const float* p, float scale, uint64_t n, float* e);
 
+// ---- topk_ef (DGC-style top-K values) ----
+// uNew = fma(momentum, u, g) (uNew = g and u unused when momentum == 0), vNew = v + uNew, NaN
+// in either becoming +0.0 under IGNORE; sel = exact top-K of |vNew| (topk.h). Returns true
+// when a NaN was found (and not ignored).
+bool topkEfAccumulateSelect(const float* g, const float* u, const float* v, float momentum,
+                            uint64_t n, uint64_t k, svNonFinitePolicy_t policy, float* uNew,
+                            float* vNew, uint32_t* sel);
+// The values array that follows a sparse payload: entry j's float32 bits in bits
+// 32*(j%2) .. 32*(j%2)+31 of word j/2, ceil(K/2) words, padding zero.
+void encodeValues(const float* v, const uint32_t* entries, uint64_t m, uint64_t k,
+                  uint64_t* words);
+// True when the sparse payload decodes (decodeSparse) and its values agree: non-zero, the same
+// sign bit as the entry's, zero padding past `entries`.
+bool sparseValuesValid(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                       const uint64_t* values);
+// sums[index] += value for each entry of a valid record (call per rank, in rank order).
+void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
+                     const uint64_t* values, float* sums);
+
 // ---- all voting formats ----
 // Output from nranks blocks of result planes (binary 1 plane, ternary 2): -1.0f, +0.0f or
 // +1.0f per element. False when a ternary block has a negative bit without nonzero.

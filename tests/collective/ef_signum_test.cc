@@ -207,19 +207,116 @@ TEST(Signum, BadMomentumIsRefusedWithNoEffect) {
     EXPECT_EQ(b, nullptr);
     EXPECT_NE(std::string(svGetLastError(c)).find("config->momentum"), std::string::npos);
   }
-  for (svScheme_t s : {SV_SCHEME_S3GD_MV, SV_SCHEME_EF_SIGN, SV_SCHEME_DENSE}) {
+  for (svScheme_t s : {SV_SCHEME_S3GD_MV, SV_SCHEME_EF_SIGN, SV_SCHEME_DENSE}) {  // no momentum
     svBucketConfig_t cfg = bucketConfig(s, 10);
     cfg.k = s == SV_SCHEME_S3GD_MV ? 1 : 0;
     cfg.momentum = 0.5f;
     svBucket_t b = nullptr;
     EXPECT_EQ(svBucketCreate(&b, c, &cfg), svInvalidArgument);
-    EXPECT_NE(std::string(svGetLastError(c)).find("momentum is Signum's"), std::string::npos);
+    EXPECT_NE(std::string(svGetLastError(c)).find("momentum is for signsgd_mv and topk_ef"),
+              std::string::npos);
   }
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_EF_SIGN, 10);
   cfg.format = SV_FORMAT_SIGNS;
   svBucket_t b = nullptr;
   EXPECT_EQ(svBucketCreate(&b, c, &cfg), svInvalidArgument);
   EXPECT_EQ(svCommDestroy(c), svSuccess);
+}
+
+// topk_ef (DGC-style): u = fma(m, u, g); v = v + u; S = top-K of |v| (full stable sort here);
+// the mean of the sent values; v[S] = u[S] = 0.
+struct TopkEfModel {
+  float momentum;
+  size_t k;
+  std::vector<std::vector<float>> u, v;
+  std::vector<std::vector<float>> lastV;  // v before masking
+  std::vector<float> step(const std::vector<std::vector<float>>& g) {
+    const size_t W = g.size(), n = g[0].size();
+    std::vector<float> sum(n, 0.0f);
+    std::vector<std::vector<float>> sent(W, std::vector<float>(n, 0.0f));
+    std::vector<std::vector<bool>> has(W, std::vector<bool>(n, false));
+    lastV.assign(W, {});
+    for (size_t r = 0; r < W; ++r) {
+      for (size_t i = 0; i < n; ++i) {
+        if (momentum != 0.0f) u[r][i] = std::fma(momentum, u[r][i], g[r][i]);
+        v[r][i] = v[r][i] + (momentum != 0.0f ? u[r][i] : g[r][i]);
+      }
+      lastV[r] = v[r];
+      for (uint32_t i : bruteTopK(v[r], k)) {
+        if (v[r][i] != 0.0f) {
+          sent[r][i] = v[r][i];
+          has[r][i] = true;
+        }
+        v[r][i] = 0.0f;
+        if (momentum != 0.0f) u[r][i] = 0.0f;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t r = 0; r < W; ++r)
+        if (has[r][i]) sum[i] += sent[r][i];
+      sum[i] = sum[i] / static_cast<float>(W);
+    }
+    return sum;
+  }
+};
+
+TEST(TopkEf, MatchesTheModelOverStepsWorldSizesAndMomentum) {
+  std::mt19937_64 rng(testSeed() + 55);
+  SCOPED_TRACE("seed " + std::to_string(testSeed()));
+  for (float momentum : {0.0f, 0.9f})
+    for (int W : {1, 2, 3, 8})
+      for (size_t n : {size_t{1}, size_t{33}, size_t{1000}})
+        for (size_t k : {size_t{0}, size_t{1}, n / 10, n}) {
+          SCOPED_TRACE("W = " + std::to_string(W) + ", n = " + std::to_string(n) + ", k = " +
+                       std::to_string(k) + ", momentum " + std::to_string(momentum));
+          svBucketConfig_t cfg = bucketConfig(SV_SCHEME_TOPK_EF, n);
+          cfg.k = k;
+          cfg.momentum = momentum;
+          World w(W, cfg);
+          ASSERT_EQ(w.info().format, SV_FORMAT_SPARSE_VALUES);
+          ASSERT_EQ(w.info().stateFloats, momentum != 0.0f ? 2 * n : n);
+          TopkEfModel m{momentum, k, std::vector<std::vector<float>>(W, std::vector<float>(n)),
+                        std::vector<std::vector<float>>(W, std::vector<float>(n)), {}};
+          for (int step = 0; step < 3; ++step) {
+            const auto g = grads(W, n, rng);
+            const std::vector<float> expect = m.step(g);
+            ASSERT_EQ(w.exchange(g), svSuccess) << svGetLastError(w.comms[0]);
+            w.expectRanksAgree();
+            for (int r = 0; r < W; ++r) {
+              expectSameBits(w.out[r], expect, "output");
+              std::vector<float> state(w.info().stateFloats);
+              ASSERT_EQ(svBucketGetResidual(w.buckets[r], state.data()), svSuccess);
+              std::vector<float> modelState = m.v[r];
+              if (momentum != 0.0f)
+                modelState.insert(modelState.end(), m.u[r].begin(), m.u[r].end());
+              expectSameBits(state, modelState, "state");
+            }
+          }
+        }
+}
+
+// One rank: the output is what was sent (x / 1 = x), so sent + new v = the accumulated v.
+TEST(TopkEf, SentPlusNewResidualIsTheAccumulatedValue) {
+  std::mt19937_64 rng(testSeed() + 56);
+  const size_t n = 2000, k = 150;
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_TOPK_EF, n);
+  cfg.k = k;
+  World w(1, cfg);
+  std::vector<float> v(n, 0.0f);
+  for (int step = 0; step < 5; ++step) {
+    const auto g = grads(1, n, rng);
+    for (size_t i = 0; i < n; ++i) v[i] = v[i] + g[0][i];
+    ASSERT_EQ(w.exchange(g), svSuccess);
+    const std::vector<float> res = w.residual(0);
+    size_t sent = 0;
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(w.out[0][i] + res[i], v[i]) << "step " << step << ", i " << i;
+      ASSERT_TRUE(w.out[0][i] == 0.0f || res[i] == 0.0f);
+      sent += w.out[0][i] != 0.0f;
+    }
+    EXPECT_LE(sent, k);
+    v = res;
+  }
 }
 
 }  // namespace

@@ -49,7 +49,8 @@ svBucketConfig_t bucketConfig(const bench::Options& o, uint64_t count) {
   cfg.k = o.density != 0.0 ? 0 : o.k;
   cfg.density = o.density;
   cfg.rho = o.rho;
-  cfg.momentum = o.scheme == SV_SCHEME_SIGNSGD_MV ? o.momentum : 0.0f;
+  cfg.momentum =
+      (o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF) ? o.momentum : 0.0f;
   return cfg;
 }
 
@@ -207,9 +208,8 @@ bench::Row runSize(const bench::Options& o, Runner& run, uint64_t bytes, std::mt
   for (int s = 0; s < 3; ++s) run.load(s, randomGrads(W, count, rng));
   const double us = run.timedUs(o.warmup, o.iters);
   uint64_t wrong = 0;
-  const bool stateful = o.scheme == SV_SCHEME_S3GD_MV || o.scheme == SV_SCHEME_EF_SIGN ||
-                        (o.scheme == SV_SCHEME_SIGNSGD_MV && o.momentum != 0.0f);
   const svBucketInfo_t info = run.info();
+  const bool stateful = info.stateFloats != 0;
   for (int c = 0; c < o.checkIters; ++c) {
     const Grads fresh = randomGrads(W, count, rng);
     std::vector<std::vector<float>> residuals;

@@ -58,6 +58,7 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_DENSE: return "dense";
     case SV_SCHEME_SIGNSGD_MV: return "signsgd_mv";
     case SV_SCHEME_EF_SIGN: return "ef_sign";
+    case SV_SCHEME_TOPK_EF: return "topk_ef";
     default: return "s3gd_mv";
   }
 }
@@ -68,6 +69,7 @@ const char* formatName(svFormat_t f) {
     case SV_FORMAT_SIGNS: return "signs";
     case SV_FORMAT_FP32: return "fp32";
     case SV_FORMAT_SCALED_SIGNS: return "scaled";
+    case SV_FORMAT_SPARSE_VALUES: return "values";
     default: return "auto";
   }
 }
@@ -93,10 +95,10 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; default 8 there)")
-      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign")
-      ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's momentum beta in [0, 1)")
+      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef")
+      ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1)")
       ("vote", po::value(&vote)->default_value(vote), "ternary | binary (signsgd_mv)")
-      ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32 | scaled")
+      ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32 | scaled | values")
       ("k", po::value(&o.k), "s3gd_mv: kept coordinates per rank (instead of --density)")
       ("density", po::value(&o.density)->default_value(o.density), "s3gd_mv: K = ceil(density * count)")
       ("rho", po::value(&o.rho)->default_value(o.rho), "s3gd_mv: residual decay")
@@ -115,12 +117,14 @@ int parseOptions(int argc, char** argv, Options* out) {
     o.scheme = pick<svScheme_t>(scheme, "scheme", {{"dense", SV_SCHEME_DENSE},
                                                    {"signsgd_mv", SV_SCHEME_SIGNSGD_MV},
                                                    {"s3gd_mv", SV_SCHEME_S3GD_MV},
-                                                   {"ef_sign", SV_SCHEME_EF_SIGN}});
+                                                   {"ef_sign", SV_SCHEME_EF_SIGN},
+                                                   {"topk_ef", SV_SCHEME_TOPK_EF}});
     o.vote = pick<svVote_t>(vote, "vote", {{"ternary", SV_VOTE_TERNARY}, {"binary", SV_VOTE_BINARY}});
     o.format = pick<svFormat_t>(format, "format", {{"auto", SV_FORMAT_AUTO}, {"sparse", SV_FORMAT_SPARSE},
                                                    {"counts", SV_FORMAT_COUNTS}, {"signs", SV_FORMAT_SIGNS},
                                                    {"fp32", SV_FORMAT_FP32},
-                                                   {"scaled", SV_FORMAT_SCALED_SIGNS}});
+                                                   {"scaled", SV_FORMAT_SCALED_SIGNS},
+                                                   {"values", SV_FORMAT_SPARSE_VALUES}});
     if (vm.count("k")) o.density = 0.0;
     o.mode = pick<Mode>(mode, "mode", {{"auto", Mode::kAuto}, {"collective", Mode::kCollective},
                                        {"kernels", Mode::kKernels}});

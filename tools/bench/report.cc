@@ -15,12 +15,12 @@ double ratio(const Row& r) {
 void printHeader(const Options& o, const std::string& backendLine) {
   std::printf("# signvote-bench: scheme %s, vote %s, format %s, ranks %d, ", schemeName(o.scheme),
               voteName(o.vote), formatName(o.format), o.ranks);
-  if (o.scheme == SV_SCHEME_S3GD_MV) {
+  if (o.scheme == SV_SCHEME_S3GD_MV || o.scheme == SV_SCHEME_TOPK_EF) {
     if (o.density != 0.0) std::printf("density %g, ", o.density);
     else std::printf("k %llu, ", static_cast<unsigned long long>(o.k));
-    std::printf("rho %g, ", static_cast<double>(o.rho));
+    if (o.scheme == SV_SCHEME_S3GD_MV) std::printf("rho %g, ", static_cast<double>(o.rho));
   }
-  if (o.scheme == SV_SCHEME_SIGNSGD_MV && o.momentum != 0.0f)
+  if (o.momentum != 0.0f)
     std::printf("momentum %g, ", static_cast<double>(o.momentum));
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
               static_cast<unsigned long long>(o.seed));

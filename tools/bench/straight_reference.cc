@@ -50,6 +50,31 @@ std::vector<float> straightExchange(const StraightInput& in) {
     }
     return out;
   }
+  if (in.scheme == SV_SCHEME_TOPK_EF) {  // state: v, then u with momentum
+    std::vector<float> sum(n, 0.0f);
+    for (size_t r = 0; r < W; ++r) {
+      std::vector<float>& st = (*in.residuals)[r];
+      float* v = st.data();
+      float* u = in.momentum != 0.0f ? st.data() + n : nullptr;
+      for (size_t i = 0; i < n; ++i) {
+        const float ui = u ? (u[i] = std::fma(in.momentum, u[i], grads[r][i])) : grads[r][i];
+        v[i] = v[i] + ui;
+      }
+      std::vector<size_t> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t x, size_t y) { return std::fabs(v[x]) > std::fabs(v[y]); });
+      std::sort(order.begin(), order.begin() + in.k);  // rank order adds per coordinate
+      for (size_t j = 0; j < in.k; ++j) {
+        const size_t i = order[j];
+        if (v[i] != 0.0f) sum[i] += v[i];
+        v[i] = 0.0f;
+        if (u) u[i] = 0.0f;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) out[i] = sum[i] / static_cast<float>(W);
+    return out;
+  }
   std::vector<long> votes(n, 0);
   if (in.scheme == SV_SCHEME_SIGNSGD_MV) {
     std::vector<std::vector<float>> m = grads;  // what each rank signs
