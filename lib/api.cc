@@ -127,11 +127,34 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "for signsgd_mv and topk_ef)", call, static_cast<double>(c.momentum),
                 schemeName(c.scheme));
   }
+  if (raw(c.adaptiveK) < 0 || raw(c.adaptiveK) >= SV_NUM_ADAPTIVE_K)
+    return fail(comm, svInvalidArgument, "%s: config->adaptiveK = %d (supported: 0 none, 1 "
+                "norm ratio)", call, raw(c.adaptiveK));
+  if (c.adaptiveK == SV_ADAPTIVE_K_NONE) {
+    if (c.kMin != 0 || c.kBudget != 0 || c.kWindow != 0)
+      return fail(comm, svInvalidArgument, "%s: config->kMin = %zu, kBudget = %zu, kWindow = %u "
+                  "are set without config->adaptiveK", call, c.kMin, c.kBudget, c.kWindow);
+  } else {
+    if (c.scheme != SV_SCHEME_S3GD_MV && c.scheme != SV_SCHEME_TOPK_EF)
+      return fail(comm, svInvalidArgument, "%s: config->adaptiveK with scheme %s (top-K schemes "
+                  "only: s3gd_mv, topk_ef)", call, schemeName(c.scheme));
+    if (c.kMin < 1 || c.kMin > c.count)
+      return fail(comm, svInvalidArgument, "%s: config->kMin = %zu is outside [1, count = %zu]",
+                  call, c.kMin, c.count);
+    if (c.kBudget != 0 && (c.kWindow < 1 || c.kBudget / c.kWindow < c.kMin))
+      return fail(comm, svInvalidArgument, "%s: config->kBudget = %zu cannot give kMin = %zu to "
+                  "each of kWindow = %u exchanges", call, c.kBudget, c.kMin, c.kWindow);
+    if (c.kBudget == 0 && c.kWindow != 0)
+      return fail(comm, svInvalidArgument, "%s: config->kWindow = %u without config->kBudget",
+                  call, c.kWindow);
+  }
   if (comm->config.backend == SV_BACKEND_CUDA &&
-      (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF || c.momentum != 0.0f))
-    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
+      (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF || c.momentum != 0.0f ||
+       c.adaptiveK != SV_ADAPTIVE_K_NONE))
+    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s%s is not implemented on "
                 "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
-                c.momentum != 0.0f ? " with momentum" : "");
+                c.momentum != 0.0f ? " with momentum" : "",
+                c.adaptiveK != SV_ADAPTIVE_K_NONE ? " with adaptive K" : "");
   *k = c.count;
   if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (c.density != 0.0 && c.k != 0)
@@ -266,6 +289,9 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
     b->comm = comm;
     b->config = *config;
     b->plan = makePlan(*config, k, comm->nranks);
+    b->lastK = b->plan.selects ? k : config->count;
+    if (config->adaptiveK != SV_ADAPTIVE_K_NONE)
+      b->plan.ws.total = adaptiveWorkspaceBytes(b->plan, *config);
     if (cuda) {
       CudaScratch scratch;
       if (cudaScratchFor(b->plan, &scratch) != svSuccess)
@@ -315,6 +341,7 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
                       : 0.0;
   i.workspaceBytes = p.ws.total;
   i.stateFloats = p.stateFloats;
+  i.lastK = bucket->lastK;
   *info = i;
   return svSuccess;
 }

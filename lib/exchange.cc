@@ -96,9 +96,9 @@ svResult_t checkHeaders(const std::vector<const ref::WireHeader*>& hs, const Pla
 
 // Runs one exchange across the W ranks of a world (ops[r] is rank r's call) into the
 // workspaces. Returns the verdict; *why names the cause.
-svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Outcome* outcome,
+svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, uint64_t seq,
+                      Outcome* outcome,
                       std::string* why) {
-  const Plan& p = ops[0].bucket->plan;
   const int W = p.nranks;
   const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
   const WorkspaceLayout& L = p.ws;
@@ -279,8 +279,7 @@ svResult_t runMatched(const std::vector<Op>& ops, Transport& t, uint64_t seq, Ou
 }
 
 // Writes the output (and commits the residual) of one rank's validated exchange.
-svResult_t commit(const Op& op, const Outcome& o) {
-  const Plan& p = op.bucket->plan;
+svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
   const WorkspaceLayout& L = p.ws;
   float* out = static_cast<float*>(op.recv);
   if (o.propagateNaN) {
@@ -343,8 +342,7 @@ svResult_t commit(const Op& op, const Outcome& o) {
 }
 
 // Result planes must be well formed before commit writes them out.
-bool validateResult(const Op& op) {
-  const Plan& p = op.bucket->plan;
+bool validateResult(const Op& op, const Plan& p) {
   if (p.resultPlanes != 2) return true;
   const uint64_t* all = at<uint64_t>(op, p.ws.resultAll);
   for (int s = 0; s < p.nranks; ++s) {
@@ -368,6 +366,10 @@ const char* fieldMismatch(const svBucket& a, const svBucket& b) {
   if (a.plan.k != b.plan.k) return "k";
   if (std::memcmp(&x.rho, &y.rho, sizeof(float)) != 0) return "rho";
   if (std::memcmp(&x.momentum, &y.momentum, sizeof(float)) != 0) return "momentum";
+  if (x.adaptiveK != y.adaptiveK) return "adaptiveK";
+  if (x.kMin != y.kMin) return "kMin";
+  if (x.kBudget != y.kBudget) return "kBudget";
+  if (x.kWindow != y.kWindow) return "kWindow";
   if (x.vote != y.vote) return "vote";
   if (x.format != y.format) return "format";
   if (a.comm->config.nonFinite != b.comm->config.nonFinite) return "comm nonFinite policy";
@@ -404,7 +406,35 @@ struct Matched {
   std::vector<Op> ops;  // one per rank
   uint64_t seq;
   Outcome outcome;
+  Plan plan;            // the bucket's plan, or this exchange's K under adaptive K
+  float sumSquares = 0; // adaptive K: G, the ranks' squared gradient norms summed
 };
+
+// Adaptive K: G from every rank's squared norm (summed in rank order by the transport), then
+// this exchange's plan. All ranks hold the same adaptive state (it only moves on success).
+svResult_t planAdaptive(Matched& m, Transport& t, std::string* why) {
+  const svBucket& b0 = *m.ops[0].bucket;
+  const int W = b0.plan.nranks;
+  std::vector<float> norms(W), sums(W);
+  Transport::Sends sends(W);
+  Transport::Recvs recvs(W);
+  for (int r = 0; r < W; ++r) {
+    const svBucket& b = *m.ops[r].bucket;
+    const ref::AdaptiveState &x = b.adaptive, &y = b0.adaptive;
+    if (x.started != y.started || std::memcmp(&x.mean, &y.mean, 4) != 0 || x.spent != y.spent ||
+        x.step != y.step)
+      return *why = "ranks hold different adaptive-K states", svInternalError;
+    norms[r] = ref::pairwiseSquareSum(static_cast<const float*>(m.ops[r].send), b.plan.n,
+                                      b.comm->config.nonFinite);
+    sends[r] = &norms[r];
+    recvs[r] = &sums[r];
+  }
+  SVCHECK(t.allReduceSum(sends, recvs, 1, Elem::kFloat32));
+  m.sumSquares = sums[0];
+  const uint64_t kt = ref::adaptiveK(b0.config, b0.plan.k, b0.adaptive, m.sumSquares);
+  m.plan = stepPlan(b0.plan, b0.config, kt);
+  return svSuccess;
+}
 
 // SV_BACKEND_CUDA: enqueue every matched exchange; the device decides and gates the commits
 // (cuda_backend.h). A failed launch leaves the group partly enqueued, so every communicator of
@@ -472,6 +502,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
           return svMismatch;
         }
       }
+      m.plan = byRank[0][j].bucket->plan;
       matched.push_back(std::move(m));
     }
   }
@@ -479,10 +510,13 @@ svResult_t runGroup(std::vector<Op>& ops) {
   for (Matched& m : matched) {
     std::string why;
     World* world = m.ops[0].bucket->comm->world.get();
-    const svResult_t r = runMatched(m.ops, *world->transport, m.seq, &m.outcome, &why);
+    svResult_t r = svSuccess;
+    if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE)
+      r = planAdaptive(m, *world->transport, &why);
+    if (r == svSuccess) r = runMatched(m.ops, m.plan, *world->transport, m.seq, &m.outcome, &why);
     if (r == svSuccess && !m.outcome.propagateNaN) {
       for (const Op& op : m.ops)
-        if (!validateResult(op)) {
+        if (!validateResult(op, m.plan)) {
           setGroupError(ops, "svGroupEnd: a vote result message is malformed [" +
                                  std::string(svGetErrorString(svCorruptInput)) + "]");
           return svCorruptInput;
@@ -495,8 +529,15 @@ svResult_t runGroup(std::vector<Op>& ops) {
       return r;
     }
   }
-  for (Matched& m : matched)
-    for (const Op& op : m.ops) SVCHECK(commit(op, m.outcome));
+  for (Matched& m : matched) {
+    for (const Op& op : m.ops) {
+      SVCHECK(commit(op, m.plan, m.outcome));
+      svBucket& b = *op.bucket;
+      b.lastK = m.plan.k;
+      if (b.config.adaptiveK != SV_ADAPTIVE_K_NONE && !m.outcome.propagateNaN)
+        b.adaptive = ref::adaptiveAdvance(b.config, b.adaptive, m.sumSquares, m.plan.k);
+    }
+  }
   for (const Op& op : ops) ++op.bucket->comm->seq;
   return svSuccess;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "plan.h"
+#include "reference/schemes.h"
 #include "signvote/signvote.h"
 
 struct CUevent_st;  // cudaEvent_t, without the CUDA headers
@@ -48,6 +49,8 @@ struct svBucket {
   signvote::detail::Plan plan;
   std::vector<float> residual;      // s3gd_mv, host backend
   float* deviceResidual = nullptr;  // s3gd_mv, SV_BACKEND_CUDA
+  signvote::ref::AdaptiveState adaptive;  // SV_ADAPTIVE_K_NORM_RATIO, committed after success
+  uint64_t lastK = 0;
 };
 
 namespace signvote::detail {

@@ -1,5 +1,6 @@
 #include "plan.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace signvote::detail {
@@ -169,6 +170,21 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   }
   ws.total = carve.total();
   return p;
+}
+
+Plan stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt) {
+  svBucketConfig_t c = config;
+  c.format = bucketPlan.format;
+  return makePlan(c, kt, bucketPlan.nranks);
+}
+
+size_t adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config) {
+  // Within the K range where L = floor(log2(N/K)) is constant every region grows with K, so
+  // the largest K of each range (N >> L) and kMin bound all the others.
+  size_t most = stepPlan(bucketPlan, config, config.kMin).ws.total;
+  for (unsigned L = 0; L < 64 && (config.count >> L) >= config.kMin; ++L)
+    most = std::max(most, stepPlan(bucketPlan, config, config.count >> L).ws.total);
+  return most;
 }
 
 ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq) {

@@ -83,6 +83,11 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
 Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks,
               const CudaScratch* cuda = nullptr);
 
+// Adaptive K: the plan of one exchange with K = kt (the bucket's resolved format kept), and
+// the workspace bytes that hold the plan of every K in [config.kMin, config.count].
+Plan stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt);
+size_t adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config);
+
 // The header every message of this exchange starts with, before sealing (backends fill
 // entries, checksums and the non-finite flag).
 ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq);

@@ -164,6 +164,23 @@ typedef enum {
   SV_NUM_VOTES = 2
 } svVote_t;
 
+/* Adaptive per-step K for the top-K schemes (s3gd_mv, topk_ef). */
+typedef enum {
+  SV_ADAPTIVE_K_NONE = 0, /* K is fixed (svBucketConfig_t.k / density) */
+  /* A STAND-IN for Ruan et al.'s rule (arXiv 2210.13532), whose closed form we have not read:
+   * spend more of the budget when the gradient is large. Each exchange first sums the ranks'
+   * squared gradient norms (G; a fixed-order float32 sum per rank, then in rank order across
+   * ranks, so every rank has the same G), then
+   *   K_t = clamp(llround(Kbar * G / E), kMin, count), Kbar = the configured K,
+   * E = the running mean of G (E = G on the first exchange, then E = fma(0.9, E, 0.1 G) after
+   * each successful one; K_t = clamp(Kbar) when G / E is not finite), capped so that the K_t of
+   * a window of kWindow exchanges sum to at most kBudget while every later exchange of the
+   * window can still take kMin. The format is fixed at creation; the workspace is sized for
+   * every K the rule can pick. svBucketInfo_t.lastK reports the K of the last exchange. */
+  SV_ADAPTIVE_K_NORM_RATIO = 1,
+  SV_NUM_ADAPTIVE_K = 2
+} svAdaptiveK_t;
+
 /* Wire formats. Every message starts with a 64-byte header (magic, wire version, rank, flags, scheme,
  * sequence number, count, K, entries, checksums) that receivers validate. Sizes are exact and documented
  * in docs/formats.md; svBucketGetInfo reports the chosen format and its modeled bytes. */
@@ -250,11 +267,18 @@ typedef struct {
   /* Momentum in [0, 1): Signum's beta for signsgd_mv (0: plain signSGD, no state), DGC's
    * momentum correction for topk_ef. Must be 0 for the other schemes. */
   float momentum;
+  /* s3gd_mv, topk_ef: adaptive per-step K (see svAdaptiveK_t). kMin >= 1 when adaptive;
+   * kBudget = 0 means no budget, else kBudget >= kMin * kWindow and kWindow >= 1. */
+  svAdaptiveK_t adaptiveK;
+  size_t kMin;
+  size_t kBudget;
+  unsigned int kWindow;
 } svBucketConfig_t;
 
 #define SV_BUCKET_CONFIG_INITIALIZER                                                     \
   { sizeof(svBucketConfig_t), SV_BUCKET_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_SCHEME_S3GD_MV, \
-    svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO, 0.0f }
+    svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO, 0.0f, SV_ADAPTIVE_K_NONE, 0, \
+    0, 0 }
 
 /* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
  * format and allocates the state vector ("residual", zero-filled, count floats: s3gd_mv's
@@ -278,6 +302,7 @@ typedef struct {
   double bitsPerKept;        /* sparse: record bits / K (index + sign + header share); else 0 */
   size_t workspaceBytes;     /* what svExchange needs (also returned by its size query) */
   size_t stateFloats;        /* floats of state svBucketGetResidual copies (0: none) */
+  size_t lastK;              /* K of the last successful exchange (adaptive K), else k */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 

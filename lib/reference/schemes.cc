@@ -1,5 +1,6 @@
 #include "schemes.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -189,15 +190,57 @@ bool signumMomentum(const float* g, const float* m, float beta, uint64_t n,
   return nan;
 }
 
-float pairwiseAbsSum(const float* x, uint64_t n) {
+namespace {
+// The fixed tree of docs/schemes.md over f(x[i]), zero-padded to a power of two.
+template <class F>
+float treeSum(const float* x, uint64_t n, F f) {
   if (n == 0) return 0.0f;
   uint64_t len = 1;
   while (len < n) len <<= 1;
   std::vector<float> s(len, 0.0f);
-  for (uint64_t i = 0; i < n; ++i) s[i] = std::fabs(x[i]);
+  for (uint64_t i = 0; i < n; ++i) s[i] = f(x[i]);
   for (uint64_t width = 1; width < len; width <<= 1)
     for (uint64_t i = 0; i < len; i += 2 * width) s[i] = s[i] + s[i + width];
   return s[0];
+}
+}  // namespace
+
+float pairwiseAbsSum(const float* x, uint64_t n) {
+  return treeSum(x, n, [](float v) { return std::fabs(v); });
+}
+
+float pairwiseSquareSum(const float* x, uint64_t n, svNonFinitePolicy_t policy) {
+  return treeSum(x, n, [policy](float v) {
+    if (isNaN(v) && policy == SV_NONFINITE_IGNORE) return 0.0f;
+    return v * v;
+  });
+}
+
+uint64_t adaptiveK(const svBucketConfig_t& c, uint64_t kbar, const AdaptiveState& s, float G) {
+  const uint64_t n = c.count;
+  const float ratio = s.started ? G / s.mean : 1.0f;
+  double want = static_cast<double>(kbar);
+  if (std::isfinite(ratio)) want = std::round(static_cast<double>(kbar) * ratio);
+  uint64_t k = want >= static_cast<double>(n) ? n : static_cast<uint64_t>(want);
+  k = std::max<uint64_t>(std::min<uint64_t>(k, n), c.kMin);
+  if (c.kBudget != 0) {
+    const uint64_t later = c.kWindow - 1 - s.step;  // exchanges after this one in the window
+    const uint64_t cap = c.kBudget - s.spent - c.kMin * later;
+    k = std::min(k, cap);
+  }
+  return k;
+}
+
+AdaptiveState adaptiveAdvance(const svBucketConfig_t& c, AdaptiveState s, float G, uint64_t kt) {
+  if (std::isfinite(G)) {  // a NaN or overflowing step does not move the mean
+    s.mean = s.started ? std::fma(0.9f, s.mean, 0.1f * G) : G;
+    s.started = true;
+  }
+  if (c.kBudget != 0) {
+    s.spent += kt;
+    if (++s.step == c.kWindow) s.spent = s.step = 0;
+  }
+  return s;
 }
 
 bool efSignCompress(const float* g, const float* e, uint64_t n, svNonFinitePolicy_t policy,

@@ -66,6 +66,8 @@ bool signumMomentum(const float* g, const float* m, float beta, uint64_t n,
 // then adds neighbouring partial sums, the array padded with zeros to a power of two; float32.
 // Any aligned power-of-two block is summed exactly as a GPU block reduction sums it.
 float pairwiseAbsSum(const float* x, uint64_t n);
+// The same tree over x[i]^2 (float32 products); NaN counts as 0 under SV_NONFINITE_IGNORE.
+float pairwiseSquareSum(const float* x, uint64_t n, svNonFinitePolicy_t policy);
 // p = g + e (float32; NaN becomes +0.0 under IGNORE), scale = pairwiseAbsSum(p) / float(n),
 // planes = ternary sign planes of p (nonzero, negative) over ceil(n/64) words each, padding
 // zero. Returns true when a NaN was found (not ignored).
@@ -99,6 +101,18 @@ bool sparseValuesValid(const SparseLayout& layout, const uint64_t* payload, uint
 // sums[index] += value for each entry of a valid record (call per rank, in rank order).
 void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
                      const uint64_t* values, float* sums);
+
+// ---- adaptive K (SV_ADAPTIVE_K_NORM_RATIO; see signvote.h) ----
+struct AdaptiveState {
+  bool started = false;  // E holds a value
+  float mean = 0.0f;     // E, the running mean of G
+  uint64_t spent = 0;    // K_t summed over this window
+  uint64_t step = 0;     // exchanges done in this window
+};
+// K_t for global squared norm G (kbar: the configured K).
+uint64_t adaptiveK(const svBucketConfig_t& c, uint64_t kbar, const AdaptiveState& s, float G);
+// The state after a successful exchange that used K_t.
+AdaptiveState adaptiveAdvance(const svBucketConfig_t& c, AdaptiveState s, float G, uint64_t kt);
 
 // ---- all voting formats ----
 // Output from nranks blocks of result planes (binary 1 plane, ternary 2): -1.0f, +0.0f or
