@@ -56,4 +56,13 @@ inline std::vector<uint32_t> bruteTopK(const std::vector<float>& x, size_t k) {
 
 inline int signOf(float x) { return x < 0.0f ? -1 : x > 0.0f ? 1 : 0; }
 
+// Fatal (within the calling helper) when a and b differ in any bit; names the first index.
+inline void expectSameBits(const std::vector<float>& a, const std::vector<float>& b,
+                           const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_TRUE(sameBits(a[i], b[i])) << what << " differs at " << i << ": " << a[i] << " vs "
+                                      << b[i];
+}
+
 }  // namespace svtest

@@ -87,13 +87,6 @@ struct CudaWorld {
   }
 };
 
-void expectSameBits(const std::vector<float>& a, const std::vector<float>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    ASSERT_TRUE(sameBits(a[i], b[i])) << what << " differs at " << i << ": " << a[i] << " vs "
-                                      << b[i];
-}
-
 struct Case {
   svScheme_t scheme;
   svFormat_t format;

@@ -36,13 +36,6 @@ std::vector<std::vector<float>> grads(int W, size_t n, std::mt19937_64& rng) {
   return g;
 }
 
-void expectSameBits(const std::vector<float>& a, const std::vector<float>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    ASSERT_TRUE(sameBits(a[i], b[i])) << what << " differs at " << i << ": " << a[i] << " vs "
-                                      << b[i];
-}
-
 TEST(S3gd, MatchesBruteForceOverStepsWorldSizesAndFormats) {
   std::mt19937_64 rng(testSeed());
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
