@@ -231,36 +231,22 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
     std::string reason;
     svResult_t v = checkHeaders(hs, p, seq, policy, &o, &reason);
     if (v == svSuccess && !o.propagateNaN) {
-      if (p.format == SV_FORMAT_SCALED_SIGNS) {
+      if (hasRecords(p)) {
         const uint64_t words = (p.recordBytes - kHeaderBytes) / 8;
+        int32_t* votes = p.format == SV_FORMAT_SPARSE ? at<int32_t>(op, L.votes) : nullptr;
+        if (votes) std::fill(votes, votes + p.n, 0);
         for (int s = 0; s < W && v == svSuccess; ++s) {
           const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
-          if (ref::checksumWords(payload, words) != hs[s]->payloadChecksum ||
-              !ref::scaledPlanesValid(payload, p.n) || (hs[s]->aux >> 32) != 0) {
-            reason = "the scaled signs from rank " + std::to_string(s) + " are malformed";
-            v = svCorruptInput;
-          }
-        }
-      }
-      if (p.format == SV_FORMAT_SPARSE_VALUES) {
-        const uint64_t words = (p.recordBytes - kHeaderBytes) / 8;
-        for (int s = 0; s < W && v == svSuccess; ++s) {
-          const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
-          if (ref::checksumWords(payload, words) != hs[s]->payloadChecksum ||
-              !ref::sparseValuesValid(p.sparse, payload, hs[s]->entries,
-                                      payload + p.sparse.payloadWords())) {
-            reason = "the values record from rank " + std::to_string(s) + " is malformed";
-            v = svCorruptInput;
-          }
-        }
-      }
-      if (p.format == SV_FORMAT_SPARSE) {
-        int32_t* votes = at<int32_t>(op, L.votes);
-        std::fill(votes, votes + p.n, 0);
-        for (int s = 0; s < W && v == svSuccess; ++s) {
-          const auto* payload = reinterpret_cast<const uint64_t*>(base + s * stride + kHeaderBytes);
-          if (ref::checksumWords(payload, p.sparse.payloadWords()) != hs[s]->payloadChecksum ||
-              !ref::addSparseVotes(p.sparse, payload, hs[s]->entries, votes)) {
+          const ref::WireHeader& h = *hs[s];
+          bool ok = ref::checksumWords(payload, words) == h.payloadChecksum;
+          if (ok && p.format == SV_FORMAT_SPARSE)
+            ok = ref::addSparseVotes(p.sparse, payload, h.entries, votes);
+          if (ok && p.format == SV_FORMAT_SPARSE_VALUES)
+            ok = ref::sparseValuesValid(p.sparse, payload, h.entries,
+                                        payload + p.sparse.payloadWords());
+          if (ok && p.format == SV_FORMAT_SCALED_SIGNS)
+            ok = ref::scaledPlanesValid(payload, p.n) && (h.aux >> 32) == 0;
+          if (!ok) {
             reason = "the record from rank " + std::to_string(s) + " is malformed";
             v = svCorruptInput;
           }
