@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The recorded convergence runs of docs/convergence.md (issue 7): signvote-train on
+# Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
+# every scheme. Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
+# docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
+# Usage: bash tools/convergence.sh [build dir, default build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build}"
+train="$build/tools/signvote-train"
+[ -x "$train" ] || { echo "build $train first (cmake --build $build)" >&2; exit 1; }
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+out="bench/results/$(date -u +%Y-%m-%d)-$commit-convergence.csv"
+mkdir -p bench/results
+methods=(
+  "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 1"
+  "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 0"
+  "--scheme signsgd_mv --lr 1e-3"
+  "--scheme ef_sign --lr 0.1"
+  "--scheme topk_ef --lr 0.1 --density 0.01"
+  "--scheme dense --lr 0.1"
+)
+{
+  echo "# signvote-train convergence runs at commit $commit, $(date -u); $(nproc) cores, host backend"
+  "$train" --steps 1 --eval-every 1 --seed 0 | head -1
+  for split in noniid iid; do
+    for m in "${methods[@]}"; do
+      for seed in 1 2 3; do
+        # shellcheck disable=SC2086
+        "$train" $m --split "$split" --labels 1 --ranks 10 --batch 64 --steps 1500 \
+          --eval-every 100 --seed "$seed" --no-header
+      done
+    done
+  done
+} | tee "$out"
+python3 tools/convergence_report.py "$out" docs/convergence.md docs/convergence-noniid.png
