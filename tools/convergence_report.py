@@ -54,6 +54,29 @@ def main(src, md, png):
                 f.write(f"| {m} | {100 * statistics.mean(accs):.2f} +- {100 * sd:.2f} | "
                         f"{bits[(s, m)]:.0f} |\n")
             f.write("\n")
+        mean = {k: statistics.mean(v) for k, v in final.items()}
+        pick = lambda split, prefix: next(((k, v) for k, v in mean.items()
+                                            if k[0] == split and k[1].startswith(prefix)), None)
+        s3 = pick("noniid", "s3gd_mv (density 0.01, rho 1)")
+        sg = pick("noniid", "signsgd_mv")
+        dn = pick("iid", "dense")
+        f.write("## What the runs show\n\n")
+        if s3 and sg:
+            f.write(f"- Non-IID: S3GD-MV (1 % density, rho = 1) beats signSGD-MV by "
+                    f"{100 * (s3[1] - sg[1]):.1f} points of test accuracy with "
+                    f"{bits[sg[0]] / bits[s3[0]]:.1f}x fewer uplink bits (the S3GD-MV claim; "
+                    "the issue asks for >= 5 points at >= 5x).\n")
+        r0 = pick("noniid", "s3gd_mv (density 0.01, rho 0)")
+        if s3 and r0:
+            f.write(f"- Without error accumulation (rho = 0) S3GD-MV loses "
+                    f"{100 * (s3[1] - r0[1]):.1f} points non-IID: the residual matters.\n")
+        if dn:
+            worst = min((v - dn[1], k[1]) for k, v in mean.items()
+                        if k[0] == "iid" and not k[1].startswith("dense"))
+            f.write(f"- IID: every compressed method is within {100 * abs(worst[0]):.1f} points "
+                    f"of dense SGD or above it (lowest: {worst[1]}).\n")
+        f.write("\n`ctest -L convergence` (tests/convergence/short.sh) asserts these orderings on "
+                "300-step runs in CI.\n\n")
         f.write(f"![accuracy vs uplink bits, non-IID]({os.path.basename(png)})\n")
     with tempfile.TemporaryDirectory() as tmp:
         plots = []
@@ -63,9 +86,9 @@ def main(src, md, png):
                 for b in sorted(pts):
                     d.write(f"{b} {100 * statistics.mean(pts[b])}\n")
             plots.append(f"'{path}' with linespoints title '{m}'")
-        script = ("set terminal pngcairo size 1000,600; set output '" + png + "'; "
+        script = ("set terminal pngcairo size 1000,600 noenhanced; set output '" + png + "'; "
                   "set logscale x; set xlabel 'cumulative uplink bits per rank'; "
-                  "set ylabel 'test accuracy (%), mean of 3 seeds'; set key bottom right; "
+                  "set ylabel 'test accuracy (%), mean of 3 seeds'; set key right center; "
                   "set title 'Fashion-MNIST, non-IID (one label per rank), 10 ranks'; "
                   "plot " + ", ".join(plots) + "\n")
         try:
