@@ -290,6 +290,8 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
     b->config = *config;
     b->plan = makePlan(*config, k, comm->nranks);
     b->lastK = b->plan.selects ? k : config->count;
+    b->lastRecordBytes = b->plan.recordBytes;
+    b->lastWireBytes = b->plan.wireBytes;
     if (config->adaptiveK != SV_ADAPTIVE_K_NONE)
       b->plan.ws.total = adaptiveWorkspaceBytes(b->plan, *config);
     if (cuda) {
@@ -342,6 +344,8 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   i.workspaceBytes = p.ws.total;
   i.stateFloats = p.stateFloats;
   i.lastK = bucket->lastK;
+  i.lastRecordBytes = bucket->lastRecordBytes;
+  i.lastWireBytes = bucket->lastWireBytes;
   *info = i;
   return svSuccess;
 }

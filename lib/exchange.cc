@@ -520,6 +520,8 @@ svResult_t runGroup(std::vector<Op>& ops) {
       SVCHECK(commit(op, m.plan, m.outcome));
       svBucket& b = *op.bucket;
       b.lastK = m.plan.k;
+      b.lastRecordBytes = m.plan.recordBytes;
+      b.lastWireBytes = m.plan.wireBytes;
       if (b.config.adaptiveK != SV_ADAPTIVE_K_NONE && !m.outcome.propagateNaN)
         b.adaptive = ref::adaptiveAdvance(b.config, b.adaptive, m.sumSquares, m.plan.k);
     }

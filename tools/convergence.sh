@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recorded convergence runs of docs/convergence.md (issue 7): signvote-train on
 # Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
-# every scheme. Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
+# every scheme, and adaptive K against fixed K at the same total K (window 100 x Kbar = 797).
+# Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
 set -euo pipefail
@@ -15,6 +16,7 @@ mkdir -p bench/results
 methods=(
   "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 1"
   "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 0"
+  "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 1 --adaptive-k --kmin 80 --kwindow 100 --kbudget 79700"
   "--scheme signsgd_mv --lr 1e-3"
   "--scheme ef_sign --lr 0.1"
   "--scheme topk_ef --lr 0.1 --density 0.01"

@@ -17,6 +17,8 @@ def label(row):
         name += f" (density {row['density']}, rho {row['rho']})"
     elif name == "topk_ef":
         name += f" (density {row['density']})"
+    if row.get("adaptive") == "1":
+        name += " + adaptive K (same total K)"
     return f"{name}, lr {row['lr']}"
 
 

@@ -303,6 +303,8 @@ typedef struct {
   size_t workspaceBytes;     /* what svExchange needs (also returned by its size query) */
   size_t stateFloats;        /* floats of state svBucketGetResidual copies (0: none) */
   size_t lastK;              /* K of the last successful exchange (adaptive K), else k */
+  size_t lastRecordBytes;    /* recordBytes of that exchange (they follow K under adaptive K) */
+  uint64_t lastWireBytes;    /* wireBytes of that exchange */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 

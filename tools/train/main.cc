@@ -2,7 +2,8 @@
 // does (public API only). W ranks in one process over the loopback transport (host backend),
 // an MLP 784-H-10 on Fashion-MNIST (Debian package dataset-fashion-mnist), IID or non-IID
 // splits, every scheme of the library. Prints CSV rows (test accuracy every --eval-every steps,
-// cumulative bits per rank) and a final summary line.
+// cumulative uplink bits: the rank's own message; wire bits: what it sends, which ring
+// algorithms make equal to what it receives, so also its downlink).
 #include <boost/program_options.hpp>
 
 #include <cstdio>
@@ -24,6 +25,9 @@ struct Args {
   int ranks = 10, batch = 64, steps = 1500, hidden = 100, evalEvery = 100, labels = 1;
   double density = 0.01, lr = 1e-3;
   float rho = 1.0f, momentum = 0.0f;
+  bool adaptive = false;
+  size_t kMin = 1, kBudget = 0;
+  unsigned kWindow = 0;
   uint64_t seed = 1;
   bool header = true;
 };
@@ -44,7 +48,7 @@ uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t
   switch (info.format) {
     case SV_FORMAT_SPARSE:
     case SV_FORMAT_SCALED_SIGNS:
-    case SV_FORMAT_SPARSE_VALUES: return info.recordBytes;
+    case SV_FORMAT_SPARSE_VALUES: return info.lastRecordBytes;  // follows K under adaptive K
     case SV_FORMAT_SIGNS: return 64 + (vote == SV_VOTE_BINARY ? 1 : 2) * words * 8;
     case SV_FORMAT_COUNTS: return 64 + words * 64 * (ranks <= 127 ? 1 : 2);
     default: return 64 + 4 * n;
@@ -69,11 +73,16 @@ int run(const Args& a) {
   if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF) cfg.density = a.density;
   cfg.rho = a.rho;
   cfg.momentum = a.momentum;
+  if (a.adaptive) {
+    cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+    cfg.kMin = a.kMin;
+    cfg.kBudget = a.kBudget;
+    cfg.kWindow = a.kWindow;
+  }
   std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks);
   std::vector<signvote::Bucket> buckets;
   for (auto& c : comms) buckets.emplace_back(c, cfg);
-  const svBucketInfo_t info = buckets[0].info();
-  const uint64_t up = uplinkBytes(info, n, a.ranks, cfg.vote);
+  uint64_t upBits = 0, wireBits = 0, kSum = 0;
 
   std::vector<std::vector<float>> grads(a.ranks), outs(a.ranks, std::vector<float>(n));
   std::vector<std::vector<uint32_t>> order = shards;
@@ -82,7 +91,7 @@ int run(const Args& a) {
   std::vector<uint8_t> y(a.batch);
   if (a.header)
     std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
-                "test_acc,uplink_bits,wire_bits\n");
+                "test_acc,uplink_bits,wire_bits,adaptive,k_sum\n");
   double lossSum = 0;
   int lossCount = 0;
   for (int step = 1; step <= a.steps; ++step) {
@@ -101,15 +110,21 @@ int run(const Args& a) {
       for (int r = 0; r < a.ranks; ++r) buckets[r].exchange(grads[r].data(), outs[r].data());
     });
     for (size_t i = 0; i < n; ++i) params[i] -= static_cast<float>(a.lr) * outs[0][i];
+    svBucketInfo_t info{};
+    signvote::check(svBucketGetInfo(buckets[0].get(), &info));
+    upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote);
+    wireBits += 8 * info.lastWireBytes;
+    kSum += info.lastK;
     if (step % a.evalEvery == 0 || step == a.steps) {
       const double acc =
           mlp.accuracy(params, testSet.images.data(), testSet.labels.data(), testSet.size());
-      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu\n", a.scheme.c_str(),
-                  a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
+      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu\n",
+                  a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
                   static_cast<double>(a.rho), static_cast<double>(a.momentum),
                   static_cast<unsigned long long>(a.seed), step, lossSum / lossCount, acc,
-                  static_cast<unsigned long long>(8 * up * step),
-                  static_cast<unsigned long long>(8 * info.wireBytes * step));
+                  static_cast<unsigned long long>(upBits),
+                  static_cast<unsigned long long>(wireBits), a.adaptive ? 1 : 0,
+                  static_cast<unsigned long long>(kSum));
       std::fflush(stdout);
       lossSum = 0;
       lossCount = 0;
@@ -140,6 +155,10 @@ int main(int argc, char** argv) {
       ("split", po::value(&a.split)->default_value(a.split), "iid | noniid")
       ("labels", po::value(&a.labels)->default_value(a.labels), "non-IID: labels per rank")
       ("eval-every", po::value(&a.evalEvery)->default_value(a.evalEvery), "steps between test evaluations")
+      ("adaptive-k", "s3gd_mv, topk_ef: SV_ADAPTIVE_K_NORM_RATIO (K from --density is Kbar)")
+      ("kmin", po::value(&a.kMin)->default_value(a.kMin), "adaptive K: smallest K")
+      ("kbudget", po::value(&a.kBudget)->default_value(a.kBudget), "adaptive K: sum of K per window (0: none)")
+      ("kwindow", po::value(&a.kWindow)->default_value(a.kWindow), "adaptive K: exchanges per budget window")
       ("seed", po::value(&a.seed)->default_value(a.seed), "seed of the split, the batches and the weights")
       ("data-dir", po::value(&a.dataDir)->default_value(a.dataDir), "folder of the gzipped IDX files")
       ("no-header", "omit the CSV header line");
@@ -152,6 +171,7 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     a.header = !vm.count("no-header");
+    a.adaptive = vm.count("adaptive-k") != 0;
     if (a.split != "iid" && a.split != "noniid")
       throw std::invalid_argument("--split must be iid or noniid");
     if (a.ranks < 1 || a.batch < 1 || a.steps < 1 || a.hidden < 1 || a.evalEvery < 1)
