@@ -40,6 +40,13 @@ inline std::vector<float> ties(size_t n, std::mt19937_64& rng) {
   return v;
 }
 
+// One gradient per rank, each tie-heavy (one in three) or normal.
+inline std::vector<std::vector<float>> grads(int W, size_t n, std::mt19937_64& rng) {
+  std::vector<std::vector<float>> g(W);
+  for (auto& v : g) v = (rng() % 3 == 0) ? ties(n, rng) : normal(n, rng);
+  return g;
+}
+
 // Brute force: indices sorted by |x| descending, ties by lowest index; first k, index-sorted.
 inline std::vector<uint32_t> bruteTopK(const std::vector<float>& x, size_t k) {
   std::vector<uint32_t> order(x.size());

@@ -43,12 +43,6 @@ struct EfModel {
   }
 };
 
-std::vector<std::vector<float>> grads(int W, size_t n, std::mt19937_64& rng) {
-  std::vector<std::vector<float>> g(W);
-  for (auto& v : g) v = (rng() % 3 == 0) ? ties(n, rng) : normal(n, rng);
-  return g;
-}
-
 TEST(EfSign, MatchesTheModelOverStepsAndWorldSizes) {
   std::mt19937_64 rng(testSeed() + 50);
   SCOPED_TRACE("seed " + std::to_string(testSeed()));

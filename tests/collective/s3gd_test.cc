@@ -30,12 +30,6 @@ struct Model {
   }
 };
 
-std::vector<std::vector<float>> grads(int W, size_t n, std::mt19937_64& rng) {
-  std::vector<std::vector<float>> g(W);
-  for (auto& v : g) v = (rng() % 3 == 0) ? ties(n, rng) : normal(n, rng);
-  return g;
-}
-
 TEST(S3gd, MatchesBruteForceOverStepsWorldSizesAndFormats) {
   std::mt19937_64 rng(testSeed());
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
