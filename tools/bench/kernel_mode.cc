@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -418,28 +417,14 @@ void printKernelRow(const KernelRow& r) {
   std::fflush(stdout);
 }
 
-bool writeKernelJson(const std::string& path, const Options& o, const std::string& backend,
-                     const std::vector<KernelRow>& rows) {
-  nlohmann::json j;
-  j["tool"] = "signvote-bench";
-  j["mode"] = "kernels";
-  j["backend"] = backend;
-  j["vote"] = voteName(o.vote);
-  j["ranks"] = o.ranks;
-  j["iters"] = o.iters;
-  j["warmup"] = o.warmup;
-  j["check"] = o.checkIters;
-  j["seed"] = o.seed;
-  j["version"] = SIGNVOTE_VERSION_CODE;
-  j["records"] = nlohmann::json::array();
+nlohmann::json kernelRecords(const std::vector<KernelRow>& rows) {
+  nlohmann::json records = nlohmann::json::array();
   for (const KernelRow& r : rows)
-    j["records"].push_back({{"kernel", r.kernel}, {"n", r.n}, {"k", r.k}, {"ranks", r.ranks},
-                            {"ms", r.ms}, {"bytes", r.bytes}, {"gbps", r.gbps},
-                            {"copy_gbps", r.copyGBs}, {"reads", r.reads},
-                            {"checked", r.checked}, {"wrong", r.wrong}});
-  std::ofstream f(path);
-  f << j.dump(2) << "\n";
-  return static_cast<bool>(f);
+    records.push_back({{"kernel", r.kernel}, {"n", r.n}, {"k", r.k}, {"ranks", r.ranks},
+                       {"ms", r.ms}, {"bytes", r.bytes}, {"gbps", r.gbps},
+                       {"copy_gbps", r.copyGBs}, {"reads", r.reads},
+                       {"checked", r.checked}, {"wrong", r.wrong}});
+  return records;
 }
 
 }  // namespace bench

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "options.h"
 
 namespace bench {
@@ -31,7 +33,7 @@ std::vector<KernelRow> runKernelMode(const Options& o);
 
 void printKernelHeader(const Options& o, const std::string& backendLine);
 void printKernelRow(const KernelRow& r);
-bool writeKernelJson(const std::string& path, const Options& o, const std::string& backend,
-                     const std::vector<KernelRow>& rows);
+// One JSON record per row (report.h: finishRun writes them).
+nlohmann::json kernelRecords(const std::vector<KernelRow>& rows);
 
 }  // namespace bench

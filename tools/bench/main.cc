@@ -240,15 +240,9 @@ int kernelMain(bench::Options o, const std::string& device) {
     std::fprintf(stderr, "signvote-bench: %s\n", e.what());
     return 3;
   }
-  if (!o.json.empty() && !bench::writeKernelJson(o.json, o, line, rows)) {
-    std::fprintf(stderr, "signvote-bench: cannot write %s\n", o.json.c_str());
-    return 3;
-  }
   uint64_t wrong = 0;
   for (const auto& r : rows) wrong += r.wrong;
-  std::printf("# wrong elements: %llu %s\n", static_cast<unsigned long long>(wrong),
-              wrong == 0 ? "OK" : "FAILED");
-  return wrong == 0 ? 0 : 1;
+  return bench::finishRun(o, "kernels", line, bench::kernelRecords(rows), wrong);
 }
 
 }  // namespace
@@ -313,11 +307,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "signvote-bench: %s\n", e.what());
     return 3;
   }
-  if (!o.json.empty() && !bench::writeJson(o.json, o, line, rows)) {
-    std::fprintf(stderr, "signvote-bench: cannot write %s\n", o.json.c_str());
-    return 3;
-  }
-  std::printf("# wrong elements: %llu %s\n", static_cast<unsigned long long>(wrong),
-              wrong == 0 ? "OK" : "FAILED");
-  return wrong == 0 ? 0 : 1;
+  return bench::finishRun(o, "collective", line, bench::jsonRecords(rows), wrong);
 }

@@ -46,33 +46,47 @@ void printRow(const Row& r) {
   std::fflush(stdout);
 }
 
-bool writeJson(const std::string& path, const Options& o, const std::string& backend,
-               const std::vector<Row>& rows) {
-  nlohmann::json j;
-  j["tool"] = "signvote-bench";
-  j["backend"] = backend;
-  j["scheme"] = schemeName(o.scheme);
-  j["vote"] = voteName(o.vote);
-  j["ranks"] = o.ranks;
-  j["density"] = o.density;
-  j["k"] = o.k;
-  j["rho"] = o.rho;
-  j["momentum"] = o.momentum;
-  j["iters"] = o.iters;
-  j["warmup"] = o.warmup;
-  j["check"] = o.checkIters;
-  j["seed"] = o.seed;
-  j["version"] = SIGNVOTE_VERSION_CODE;
-  for (const Row& r : rows) {
-    j["records"].push_back({{"bytes", r.bytes}, {"count", r.count}, {"k", r.k},
-                            {"format", formatName(r.format)}, {"wire_bytes", r.wireBytes},
-                            {"dense_wire_bytes", r.denseWireBytes}, {"ratio", ratio(r)},
-                            {"bits_per_kept", r.bitsPerKept}, {"time_us", r.timeUs},
-                            {"algbw_gbps", r.algbwGBs}, {"wrong", r.wrong}});
+nlohmann::json jsonRecords(const std::vector<Row>& rows) {
+  nlohmann::json records = nlohmann::json::array();
+  for (const Row& r : rows)
+    records.push_back({{"bytes", r.bytes}, {"count", r.count}, {"k", r.k},
+                       {"format", formatName(r.format)}, {"wire_bytes", r.wireBytes},
+                       {"dense_wire_bytes", r.denseWireBytes}, {"ratio", ratio(r)},
+                       {"bits_per_kept", r.bitsPerKept}, {"time_us", r.timeUs},
+                       {"algbw_gbps", r.algbwGBs}, {"wrong", r.wrong}});
+  return records;
+}
+
+int finishRun(const Options& o, const char* mode, const std::string& backend,
+              nlohmann::json records, uint64_t wrong) {
+  if (!o.json.empty()) {
+    nlohmann::json j;
+    j["tool"] = "signvote-bench";
+    j["mode"] = mode;
+    j["backend"] = backend;
+    j["scheme"] = schemeName(o.scheme);
+    j["vote"] = voteName(o.vote);
+    j["ranks"] = o.ranks;
+    j["density"] = o.density;
+    j["k"] = o.k;
+    j["rho"] = o.rho;
+    j["momentum"] = o.momentum;
+    j["iters"] = o.iters;
+    j["warmup"] = o.warmup;
+    j["check"] = o.checkIters;
+    j["seed"] = o.seed;
+    j["version"] = SIGNVOTE_VERSION_CODE;
+    j["records"] = std::move(records);
+    std::ofstream f(o.json);
+    f << j.dump(2) << "\n";
+    if (!f) {
+      std::fprintf(stderr, "signvote-bench: cannot write %s\n", o.json.c_str());
+      return 3;
+    }
   }
-  std::ofstream f(path);
-  f << j.dump(2) << "\n";
-  return static_cast<bool>(f);
+  std::printf("# wrong elements: %llu %s\n", static_cast<unsigned long long>(wrong),
+              wrong == 0 ? "OK" : "FAILED");
+  return wrong == 0 ? 0 : 1;
 }
 
 }  // namespace bench

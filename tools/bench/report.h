@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,13 @@ struct Row {
 
 void printHeader(const Options& o, const std::string& backendLine);
 void printRow(const Row& r);
-// Writes every row and the run's settings; false when the file cannot be written.
-bool writeJson(const std::string& path, const Options& o, const std::string& backend,
-               const std::vector<Row>& rows);
+// One JSON record per row.
+nlohmann::json jsonRecords(const std::vector<Row>& rows);
+
+// The end of every run: writes the run's settings and `records` to o.json when it is set,
+// prints the "# wrong elements" line and returns the exit status (0; 1 when an element is
+// wrong; 3 when the JSON file cannot be written).
+int finishRun(const Options& o, const char* mode, const std::string& backend,
+              nlohmann::json records, uint64_t wrong);
 
 }  // namespace bench
