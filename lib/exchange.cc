@@ -170,9 +170,7 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
         std::memcpy(&bits, &scale, 4);
         h.aux = bits;
       }
-      h.payloadChecksum = ref::checksumWords(payload, (p.recordBytes - kHeaderBytes) / 8);
-      ref::sealHeader(&h);
-      std::memcpy(at<char>(op, L.record), &h, sizeof(h));
+      ref::sealRecord(h, at<uint64_t>(op, L.record), (p.recordBytes - kHeaderBytes) / 8);
     } else {
       ref::sealHeader(&h);
       std::memcpy(at<char>(op, L.header), &h, sizeof(h));

@@ -19,6 +19,12 @@ void sealHeader(WireHeader* h) {
   h->headerChecksum = checksumWords(w, 8);
 }
 
+void sealRecord(WireHeader h, uint64_t* record, size_t payloadWords) {
+  h.payloadChecksum = checksumWords(record + 8, payloadWords);
+  sealHeader(&h);
+  std::memcpy(record, &h, sizeof(h));
+}
+
 svResult_t validateHeader(const WireHeader& h, const HeaderExpect& e, const char** why) {
   WireHeader copy = h;
   sealHeader(&copy);

@@ -39,6 +39,10 @@ uint32_t checksumWords(const uint64_t* words, size_t nwords);
 // Fills the header checksum in place.
 void sealHeader(WireHeader* h);
 
+// A record is the 64-byte header (8 words) then payloadWords words: fills h's payload checksum
+// from record[8 ..], seals h and writes it to record[0 .. 8).
+void sealRecord(WireHeader h, uint64_t* record, size_t payloadWords);
+
 // What the receiver expects; validateHeader returns svSuccess or svCorruptInput / svMismatch
 // with the reason in *why (a static string).
 struct HeaderExpect {

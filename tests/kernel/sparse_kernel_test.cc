@@ -33,9 +33,7 @@ std::vector<uint64_t> hostRecord(const ref::SparseLayout& L, const std::vector<f
   std::vector<uint8_t> neg(L.k);
   tmpl.entries = ref::s3gdEncodeSparse(L, acc.data(), sel.data(), entries.data(), neg.data(),
                                        rec.data() + 8);
-  tmpl.payloadChecksum = ref::checksumWords(rec.data() + 8, L.payloadWords());
-  ref::sealHeader(&tmpl);
-  std::memcpy(rec.data(), &tmpl, 64);
+  ref::sealRecord(tmpl, rec.data(), L.payloadWords());
   return rec;
 }
 

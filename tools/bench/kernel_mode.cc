@@ -283,9 +283,7 @@ class SizeRun {
       ref::WireHeader h = headerTemplate(n_, kk, 0);
       h.entries = ref::s3gdEncodeSparse(L, accRef.data(), selRef.data(), ent.data(), neg.data(),
                                         ownRef.data() + 8);
-      h.payloadChecksum = ref::checksumWords(ownRef.data() + 8, L.payloadWords());
-      ref::sealHeader(&h);
-      std::memcpy(ownRef.data(), &h, 64);
+      ref::sealRecord(h, ownRef.data(), L.payloadWords());
       r.checked = recWords;
       r.wrong = differentBits(records.download(recWords).data(), ownRef.data(), recWords, 8);
     }
