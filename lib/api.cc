@@ -30,6 +30,8 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_S3GD_MV: return "s3gd_mv";
     case SV_SCHEME_EF_SIGN: return "ef_sign";
     case SV_SCHEME_TOPK_EF: return "topk_ef";
+    case SV_SCHEME_DGS: return "dgs";
+    case SV_SCHEME_LIEC: return "liec";
     default: return "?";
   }
 }
@@ -90,7 +92,8 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
   if (raw(c.scheme) < 0 || raw(c.scheme) >= SV_NUM_SCHEMES)
     return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
-                "signsgd_mv, 2 s3gd_mv, 3 ef_sign, 4 topk_ef)", call, raw(c.scheme));
+                "signsgd_mv, 2 s3gd_mv, 3 ef_sign, 4 topk_ef, 5 dgs, 6 liec)", call,
+                raw(c.scheme));
   if (raw(c.datatype) != svFloat32)
     return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
                 "svFloat32 = 0)", call, raw(c.datatype));
@@ -113,20 +116,47 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
       (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32) ||
       (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS) ||
-      (c.scheme == SV_SCHEME_TOPK_EF && c.format == SV_FORMAT_SPARSE_VALUES);
+      ((c.scheme == SV_SCHEME_TOPK_EF || c.scheme == SV_SCHEME_DGS) &&
+       c.format == SV_FORMAT_SPARSE_VALUES) ||
+      (c.scheme == SV_SCHEME_LIEC &&
+       (c.format == SV_FORMAT_CHUNK_SIGNS || c.format == SV_FORMAT_FP32));
   if (!formatOk)
     return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
                 "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4; ef_sign: "
-                "scaled signs 5; topk_ef: sparse values 6)", call, static_cast<int>(c.format), schemeName(c.scheme));
+                "scaled signs 5; topk_ef, dgs: sparse values 6; liec: chunk signs 7 or fp32 4)",
+                call, static_cast<int>(c.format), schemeName(c.scheme));
   if (c.scheme == SV_SCHEME_SIGNSGD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (!(c.momentum >= 0.0f && c.momentum < 1.0f))  // also rejects NaN
       return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside [0, 1)", call,
                   static_cast<double>(c.momentum));
+  } else if (c.scheme == SV_SCHEME_DGS) {
+    if (!(c.momentum > 0.0f && c.momentum < 1.0f))
+      return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside (0, 1) (dgs "
+                  "divides the unsent momentum by it)", call, static_cast<double>(c.momentum));
   } else if (c.momentum != 0.0f) {
     return fail(comm, svInvalidArgument, "%s: config->momentum = %g with scheme %s (momentum is "
-                "for signsgd_mv and topk_ef)", call, static_cast<double>(c.momentum),
+                "for signsgd_mv, topk_ef and dgs)", call, static_cast<double>(c.momentum),
                 schemeName(c.scheme));
   }
+  if (c.scheme == SV_SCHEME_DGS) {
+    uint64_t downK = 0;
+    if (c.downDensity != 0.0 && c.downK != 0)
+      return fail(comm, svInvalidArgument, "%s: config->downK = %zu and config->downDensity = %g "
+                  "are both set; set one", call, c.downK, c.downDensity);
+    if (!resolveDownK(c, &downK))
+      return fail(comm, svInvalidArgument, "%s: config->downDensity = %g is outside (0, 1]",
+                  call, c.downDensity);
+    if (downK > c.count)
+      return fail(comm, svInvalidArgument, "%s: config->downK = %zu exceeds config->count = %zu",
+                  call, c.downK, c.count);
+  } else if (c.downK != 0 || c.downDensity != 0.0) {
+    return fail(comm, svInvalidArgument, "%s: config->downK = %zu, downDensity = %g with scheme "
+                "%s (downlink compression is for dgs)", call, c.downK, c.downDensity,
+                schemeName(c.scheme));
+  }
+  if (c.period != 0 && c.scheme != SV_SCHEME_LIEC)
+    return fail(comm, svInvalidArgument, "%s: config->period = %u with scheme %s (the averaging "
+                "period is for liec)", call, c.period, schemeName(c.scheme));
   if (raw(c.adaptiveK) < 0 || raw(c.adaptiveK) >= SV_NUM_ADAPTIVE_K)
     return fail(comm, svInvalidArgument, "%s: config->adaptiveK = %d (supported: 0 none, 1 "
                 "norm ratio)", call, raw(c.adaptiveK));
@@ -135,9 +165,10 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       return fail(comm, svInvalidArgument, "%s: config->kMin = %zu, kBudget = %zu, kWindow = %u "
                   "are set without config->adaptiveK", call, c.kMin, c.kBudget, c.kWindow);
   } else {
-    if (c.scheme != SV_SCHEME_S3GD_MV && c.scheme != SV_SCHEME_TOPK_EF)
+    if (c.scheme != SV_SCHEME_S3GD_MV && c.scheme != SV_SCHEME_TOPK_EF &&
+        c.scheme != SV_SCHEME_DGS)
       return fail(comm, svInvalidArgument, "%s: config->adaptiveK with scheme %s (top-K schemes "
-                  "only: s3gd_mv, topk_ef)", call, schemeName(c.scheme));
+                  "only: s3gd_mv, topk_ef, dgs)", call, schemeName(c.scheme));
     if (c.kMin < 1 || c.kMin > c.count)
       return fail(comm, svInvalidArgument, "%s: config->kMin = %zu is outside [1, count = %zu]",
                   call, c.kMin, c.count);
@@ -149,14 +180,16 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                   call, c.kWindow);
   }
   if (comm->config.backend == SV_BACKEND_CUDA &&
-      (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF || c.momentum != 0.0f ||
+      (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF ||
+       c.scheme == SV_SCHEME_DGS || c.scheme == SV_SCHEME_LIEC || c.momentum != 0.0f ||
        c.adaptiveK != SV_ADAPTIVE_K_NONE))
     return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s%s is not implemented on "
                 "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
                 c.momentum != 0.0f ? " with momentum" : "",
                 c.adaptiveK != SV_ADAPTIVE_K_NONE ? " with adaptive K" : "");
   *k = c.count;
-  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
+  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
+      c.scheme == SV_SCHEME_DGS) {
     if (c.density != 0.0 && c.k != 0)
       return fail(comm, svInvalidArgument, "%s: config->k = %zu and config->density = %g are both "
                   "set; set one", call, c.k, c.density);
@@ -304,7 +337,9 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
         return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the residual "
                     "(config->count = %zu floats) failed; nothing was created", config->count);
     } else if (b->plan.stateful) {
-      b->residual.assign(b->plan.stateFloats, 0.0f);
+      // liec's error starts at -0.0, the float32 additive identity (see SV_SCHEME_LIEC).
+      b->residual.assign(b->plan.stateFloats,
+                         b->plan.format == SV_FORMAT_CHUNK_SIGNS ? -0.0f : 0.0f);
     }
     *bucket = b.release();
   } catch (const std::bad_alloc&) {
@@ -346,6 +381,10 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   i.lastK = bucket->lastK;
   i.lastRecordBytes = bucket->lastRecordBytes;
   i.lastWireBytes = bucket->lastWireBytes;
+  i.downK = p.downK;
+  i.chunk = p.chunk;
+  i.averageNext = p.format == SV_FORMAT_CHUNK_SIGNS && bucket->config.period != 0 &&
+                  (bucket->exchanges + 1) % bucket->config.period == 0;
   *info = i;
   return svSuccess;
 }

@@ -94,6 +94,52 @@ svResult_t checkHeaders(const std::vector<const ref::WireHeader*>& hs, const Pla
   return svSuccess;
 }
 
+// Elements of owner chunk d (the last chunks may be short or empty).
+uint64_t chunkLen(const Plan& p, int d) {
+  const uint64_t lo = std::min<uint64_t>(p.n, d * p.chunk);
+  return std::min<uint64_t>(p.n - lo, p.chunk);
+}
+
+// liec's owners: messages to the owners, each owner's step on its error, results to all.
+// Averaging exchanges reduce-scatter the cleaned gradients instead and add the error.
+svResult_t liecOwners(const std::vector<Op>& ops, const Plan& p, Transport& t,
+                      std::string* why) {
+  const int W = p.nranks;
+  const WorkspaceLayout& L = p.ws;
+  Transport::Sends sends(W);
+  Transport::Recvs recvs(W);
+  auto collect = [&](const Region& from, const Region& to) {
+    for (int r = 0; r < W; ++r) {
+      sends[r] = at<char>(ops[r], from);
+      recvs[r] = at<char>(ops[r], to);
+    }
+  };
+  const uint64_t words = ref::chunkSignsWords(p.chunkWords);
+  if (!p.average) {
+    collect(L.planesSend, L.planesRecv);
+    SVCHECK(t.allToAll(sends, recvs, words * 8));
+    for (int r = 0; r < W; ++r)
+      if (!ref::liecOwner(at<uint64_t>(ops[r], L.planesRecv), W, chunkLen(p, r), p.chunkWords,
+                          ops[r].bucket->residual.data(), at<float>(ops[r], L.eNew),
+                          at<uint64_t>(ops[r], L.resultOwn)))
+        return *why = "a chunk-signs message is malformed", svCorruptInput;
+    collect(L.resultOwn, L.resultAll);
+    return t.allGather(sends, recvs, words * 8);
+  }
+  collect(L.acc, L.fp32Sum);
+  SVCHECK(t.reduceScatterSum(sends, recvs, p.chunk, Elem::kFloat32));
+  const float w = static_cast<float>(W);
+  for (int r = 0; r < W; ++r) {
+    const float* sum = at<float>(ops[r], L.fp32Sum);
+    const float* e = ops[r].bucket->residual.data();
+    float* a = at<float>(ops[r], L.resultOwn);
+    for (uint64_t x = 0; x < p.chunk; ++x) a[x] = sum[x] / w + e[x];
+    std::fill(at<float>(ops[r], L.eNew), at<float>(ops[r], L.eNew) + p.chunk, -0.0f);
+  }
+  collect(L.resultOwn, L.resultAll);
+  return t.allGather(sends, recvs, p.chunk * 4);
+}
+
 // Runs one exchange across the W ranks of a world (ops[r] is rank r's call) into the
 // workspaces. Returns the verdict; *why names the cause.
 svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, uint64_t seq,
@@ -138,6 +184,11 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
                                 at<uint64_t>(op, L.planesSend)) || nan[r];
         break;
       case SV_FORMAT_SPARSE_VALUES:
+        if (p.scheme == SV_SCHEME_DGS) {
+          nan[r] = ref::dgsAccumulateSelect(g, b->residual.data(), p.momentum, p.n, p.k, policy,
+                                            at<float>(op, L.acc), at<uint32_t>(op, L.sel));
+          break;
+        }
         nan[r] = ref::topkEfAccumulateSelect(
             g, p.momentum != 0.0f ? b->residual.data() + p.n : nullptr, b->residual.data(),
             p.momentum, p.n, p.k, policy, at<float>(op, L.accU), at<float>(op, L.acc),
@@ -152,6 +203,14 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
       case SV_FORMAT_FP32:
         nan[r] = ref::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send));
         break;
+      case SV_FORMAT_CHUNK_SIGNS: {
+        float* clean = at<float>(op, L.acc);
+        nan[r] = p.average ? ref::cleanCopy(g, p.n, policy, clean)
+                           : ref::liecCompress(g, p.n, p.chunkWords, W, policy, clean,
+                                               at<uint64_t>(op, L.planesSend));
+        std::fill(clean + p.n, clean + W * p.chunk, 0.0f);  // the averaging reduce-scatter
+        break;
+      }
       default:
         return *why = "unplanned format", svInternalError;
     }
@@ -207,6 +266,9 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
     case SV_FORMAT_FP32:
       collect(L.fp32Send, L.fp32Sum);
       SVCHECK(t.allReduceSum(sends, recvs, p.n, Elem::kFloat32));
+      break;
+    case SV_FORMAT_CHUNK_SIGNS:
+      SVCHECK(liecOwners(ops, p, t, why));
       break;
     default:
       break;
@@ -271,7 +333,11 @@ svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
     return svSuccess;
   }
   float* state = op.bucket->residual.data();
-  if (p.selects) {  // s3gd's a, topk_ef's v (and u): the selected coordinates become +0.0
+  if (p.scheme == SV_SCHEME_DGS) {
+    ref::dgsCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, p.momentum, state);
+  } else if (p.format == SV_FORMAT_CHUNK_SIGNS) {
+    std::copy_n(at<float>(op, L.eNew), p.chunk, state);
+  } else if (p.selects) {  // s3gd's a, topk_ef's v (and u): the selected coordinates become +0.0
     ref::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, state);
     if (p.stateFloats == 2 * p.n)
       ref::s3gdCommit(at<float>(op, L.accU), at<uint32_t>(op, L.sel), p.k, p.n, state + p.n);
@@ -290,8 +356,18 @@ svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
       }
       const float w = static_cast<float>(p.nranks);
       for (uint64_t i = 0; i < p.n; ++i) out[i] = out[i] / w;
+      if (p.downK != 0)
+        ref::dgsDownlink(out, state + p.n, p.n, p.downK, at<float>(op, L.downA),
+                         at<uint32_t>(op, L.downSel), out);
       return svSuccess;
     }
+    case SV_FORMAT_CHUNK_SIGNS:
+      if (p.average)
+        std::copy_n(at<float>(op, L.resultAll), p.n, out);
+      else
+        ref::liecOutput(at<uint64_t>(op, L.resultAll), at<uint64_t>(op, L.planesSend),
+                        at<float>(op, L.acc), p.n, p.chunkWords, out);
+      return svSuccess;
     case SV_FORMAT_SCALED_SIGNS: {
       std::vector<const uint64_t*> planes(p.nranks);
       std::vector<float> scales(p.nranks);
@@ -327,6 +403,14 @@ svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
 
 // Result planes must be well formed before commit writes them out.
 bool validateResult(const Op& op, const Plan& p) {
+  if (p.format == SV_FORMAT_CHUNK_SIGNS && !p.average) {
+    const uint64_t words = ref::chunkSignsWords(p.chunkWords);
+    for (int d = 0; d < p.nranks; ++d)
+      if (!ref::chunkSignsValid(at<uint64_t>(op, p.ws.resultAll) + d * words, chunkLen(p, d),
+                                p.chunkWords))
+        return false;
+    return true;
+  }
   if (p.resultPlanes != 2) return true;
   const uint64_t* all = at<uint64_t>(op, p.ws.resultAll);
   for (int s = 0; s < p.nranks; ++s) {
@@ -354,6 +438,9 @@ const char* fieldMismatch(const svBucket& a, const svBucket& b) {
   if (x.kMin != y.kMin) return "kMin";
   if (x.kBudget != y.kBudget) return "kBudget";
   if (x.kWindow != y.kWindow) return "kWindow";
+  if (a.plan.downK != b.plan.downK) return "downK";
+  if (x.period != y.period) return "period";
+  if (a.exchanges != b.exchanges) return "the bucket's exchange count";
   if (x.vote != y.vote) return "vote";
   if (x.format != y.format) return "format";
   if (a.comm->config.nonFinite != b.comm->config.nonFinite) return "comm nonFinite policy";
@@ -486,7 +573,13 @@ svResult_t runGroup(std::vector<Op>& ops) {
           return svMismatch;
         }
       }
-      m.plan = byRank[0][j].bucket->plan;
+      const svBucket& b0 = *byRank[0][j].bucket;
+      m.plan = b0.plan;
+      if (m.plan.format == SV_FORMAT_CHUNK_SIGNS && b0.config.period != 0 &&
+          (b0.exchanges + 1) % b0.config.period == 0) {
+        m.plan.average = true;
+        m.plan.wireBytes = m.plan.averageWireBytes;
+      }
       matched.push_back(std::move(m));
     }
   }
@@ -517,6 +610,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
     for (const Op& op : m.ops) {
       SVCHECK(commit(op, m.plan, m.outcome));
       svBucket& b = *op.bucket;
+      ++b.exchanges;
       b.lastK = m.plan.k;
       b.lastRecordBytes = m.plan.recordBytes;
       b.lastWireBytes = m.plan.wireBytes;

@@ -50,6 +50,7 @@ struct svBucket {
   std::vector<float> residual;      // s3gd_mv, host backend
   float* deviceResidual = nullptr;  // s3gd_mv, SV_BACKEND_CUDA
   signvote::ref::AdaptiveState adaptive;  // SV_ADAPTIVE_K_NORM_RATIO, committed after success
+  uint64_t exchanges = 0;  // successful exchanges of this bucket (liec's averaging period)
   uint64_t lastK = 0;
   uint64_t lastRecordBytes = 0, lastWireBytes = 0;  // of the last successful exchange
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "reference/schemes.h"
+
 namespace signvote::detail {
 
 namespace {
@@ -37,15 +39,25 @@ class Carver {
 
 }  // namespace
 
-bool resolveK(const svBucketConfig_t& config, uint64_t* k) {
-  if (config.density == 0.0) {
-    *k = config.k;
+namespace {
+bool resolve(size_t k, double density, uint64_t count, uint64_t* out) {
+  if (density == 0.0) {
+    *out = k;
     return true;
   }
-  if (!(config.density > 0.0 && config.density <= 1.0)) return false;  // also rejects NaN
+  if (!(density > 0.0 && density <= 1.0)) return false;  // also rejects NaN
   // density <= 1 and count <= 2^32 (exact in double) keep the product <= count.
-  *k = static_cast<uint64_t>(std::ceil(config.density * static_cast<double>(config.count)));
+  *out = static_cast<uint64_t>(std::ceil(density * static_cast<double>(count)));
   return true;
+}
+}  // namespace
+
+bool resolveK(const svBucketConfig_t& config, uint64_t* k) {
+  return resolve(config.k, config.density, config.count, k);
+}
+
+bool resolveDownK(const svBucketConfig_t& config, uint64_t* k) {
+  return resolve(config.downK, config.downDensity, config.count, k);
 }
 
 uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint64_t k,
@@ -68,6 +80,8 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
       return peers * (kHeaderBytes + 2 * ceilDiv(config.count, 64) * 8);
     case SV_FORMAT_SPARSE_VALUES:
       return peers * (ref::sparseLayout(config.count, k).recordBytes() + ceilDiv(k, 2) * 8);
+    case SV_FORMAT_CHUNK_SIGNS:  // header allgather, all-to-all to the owners, allgather back
+      return peers * (kHeaderBytes + 2 * ref::chunkSignsWords(c.chunkWords) * 8);
     default:
       return 0;
   }
@@ -86,7 +100,9 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       case SV_SCHEME_DENSE: p.format = SV_FORMAT_FP32; break;
       case SV_SCHEME_SIGNSGD_MV: p.format = SV_FORMAT_SIGNS; break;
       case SV_SCHEME_EF_SIGN: p.format = SV_FORMAT_SCALED_SIGNS; break;
-      case SV_SCHEME_TOPK_EF: p.format = SV_FORMAT_SPARSE_VALUES; break;
+      case SV_SCHEME_TOPK_EF:
+      case SV_SCHEME_DGS: p.format = SV_FORMAT_SPARSE_VALUES; break;
+      case SV_SCHEME_LIEC: p.format = SV_FORMAT_CHUNK_SIGNS; break;
       default: {
         const int w = nranks < 2 ? 2 : nranks;
         p.format = modelWireBytes(SV_FORMAT_SPARSE, config, k, w) <=
@@ -97,23 +113,34 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
     }
   }
   p.momentum = config.momentum;
-  p.selects = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_TOPK_EF;
-  p.stateful = p.selects || config.scheme == SV_SCHEME_EF_SIGN || p.momentum != 0.0f;
-  p.stateFloats = !p.stateful ? 0
-                  : (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ? 2 * p.n
-                                                                                : p.n;
+  p.selects = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_TOPK_EF ||
+              config.scheme == SV_SCHEME_DGS;
+  if (config.scheme == SV_SCHEME_DGS) resolveDownK(config, &p.downK);
   const Chunking c = chunking(p.n, nranks);
   p.chunk = c.chunk;
   p.chunkWords = c.chunkWords;
+  const bool liec = p.format == SV_FORMAT_CHUNK_SIGNS;
+  p.stateful = p.selects || config.scheme == SV_SCHEME_EF_SIGN || p.momentum != 0.0f || liec;
+  p.stateFloats = !p.stateful ? 0
+                  : liec      ? p.chunk
+                  : (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ||
+                          (config.scheme == SV_SCHEME_DGS && p.downK != 0)
+                      ? 2 * p.n
+                      : p.n;
   p.wireBytes = modelWireBytes(p.format, config, k, nranks);
   p.denseWireBytes = 2ull * (nranks - 1) * ceilDiv(p.n, nranks) * 4;
+  if (liec) p.averageWireBytes = modelWireBytes(SV_FORMAT_FP32, config, k, nranks);
 
   const uint64_t W = static_cast<uint64_t>(nranks);
   const size_t planeBytes = p.chunkWords * 8;
   Carver carve;
   WorkspaceLayout& ws = p.ws;
-  if (p.stateful) ws.acc = carve.take(p.n * 4);
-  if (p.stateFloats == 2 * p.n) ws.accU = carve.take(p.n * 4);
+  if (p.stateful) ws.acc = carve.take((liec ? W * p.chunk : p.n) * 4);
+  if (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ws.accU = carve.take(p.n * 4);
+  if (p.downK != 0) {
+    ws.downA = carve.take(p.n * 4);
+    ws.downSel = carve.take(p.downK * 4);
+  }
   if (p.selects) ws.sel = carve.take(k * 4);
   if (p.format != SV_FORMAT_SPARSE && p.format != SV_FORMAT_SCALED_SIGNS &&
       p.format != SV_FORMAT_SPARSE_VALUES) {
@@ -153,6 +180,17 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       ws.fp32Send = carve.take(p.n * 4);
       ws.fp32Sum = carve.take(p.n * 4);
       break;
+    case SV_FORMAT_CHUNK_SIGNS: {
+      const size_t msg = ref::chunkSignsWords(p.chunkWords) * 8;
+      const size_t result = std::max<size_t>(msg, p.chunk * 4);
+      ws.planesSend = carve.take(W * msg);
+      ws.planesRecv = carve.take(W * msg);
+      ws.resultOwn = carve.take(result);
+      ws.resultAll = carve.take(W * result);
+      ws.fp32Sum = carve.take(p.chunk * 4);
+      ws.eNew = carve.take(p.chunk * 4);
+      break;
+    }
     default:
       break;
   }

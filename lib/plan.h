@@ -19,7 +19,8 @@ struct Region {
   size_t offset = 0, bytes = 0;
 };
 struct WorkspaceLayout {
-  Region acc;          // the new state before commit (s3gd's a, Signum's m, ef_sign's p)
+  Region acc;          // the new state before commit (s3gd's a, Signum's m, ef_sign's p, dgs's
+                       // u); liec: the cleaned gradient, zero-padded to W chunks
   Region sel;          // s3gd, topk_ef: selected indices, K u32
   Region accU;         // topk_ef with momentum: the new u before commit
   Region entries;      // sparse: non-zero selected indices, K u32
@@ -31,12 +32,17 @@ struct WorkspaceLayout {
   Region headers;      // non-sparse: W headers gathered
   Region countsSend;   // counts: ternary values laid out as W chunks
   Region countsOwned;  // counts: this rank's chunk of summed counts
-  Region planesSend;   // signs: W messages of inPlanes bit-planes of one chunk
-  Region planesRecv;   // signs: W received messages for the owned chunk
-  Region resultOwn;    // counts/signs: owned chunk of the result bit-planes
-  Region resultAll;    // counts/signs: W chunks of result bit-planes
+  Region planesSend;   // signs: W messages of inPlanes bit-planes of one chunk; liec: W
+                       // chunk-signs messages
+  Region planesRecv;   // signs, liec: W received messages for the owned chunk
+  Region resultOwn;    // counts/signs: owned chunk of the result bit-planes; liec: the owner's
+                       // message, or its float32 chunk on an averaging exchange
+  Region resultAll;    // counts/signs/liec: W chunks of results
   Region fp32Send;     // dense: cleaned copy of the gradient
-  Region fp32Sum;      // dense: allreduce output
+  Region fp32Sum;      // dense: allreduce output; liec: the owned chunk's float32 sums
+  Region eNew;         // liec: the owner's new error before commit
+  Region downA;        // dgs downlink: A = D + G, N floats
+  Region downSel;      // dgs downlink: its selection, downK u32
   // SV_BACKEND_CUDA only (device scratch of the kernels and the exchange's control words)
   Region topkTemp, topkStatus;  // s3gd: accumulateTopK scratch, TopKStatus
   Region encTemp, recordInfo;   // sparse: encodeSparse scratch, RecordInfo
@@ -67,12 +73,17 @@ struct Plan {
   uint64_t stateFloats = 0;  // floats of state (count, or 2 x count for topk_ef with momentum)
   float momentum = 0.0f;     // Signum's beta
   uint64_t recordBytes = 0;  // sparse, scaled signs: one record, header included
+  uint64_t downK = 0;        // dgs: downlink K (0: off)
+  bool average = false;      // liec: this exchange is an averaging exchange
   uint64_t wireBytes = 0, denseWireBytes = 0;
+  uint64_t averageWireBytes = 0;  // liec: wireBytes of an averaging exchange
   WorkspaceLayout ws;
 };
 
 // Resolves K from config (density or k); returns false when density is out of range.
 bool resolveK(const svBucketConfig_t& config, uint64_t* k);
+// The same for dgs's downlink K (downDensity or downK).
+bool resolveDownK(const svBucketConfig_t& config, uint64_t* k);
 
 // Modeled bytes a rank sends per exchange for `format` (see svBucketInfo_t); nranks >= 1.
 uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint64_t k, int nranks);

@@ -42,7 +42,7 @@
  *                    effect. Not yet verified on a GPU in this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
- * exchange receives bit-identical output. Vote counts are integers; every floating-point step
+ * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are integers; every floating-point step
  * is spelled out with its rounding (one float32 fma for s3gd_mv's residual and Signum's
  * momentum, fixed-order sums for the dense mean, ef_sign's scale and mean), so the host and
  * the GPU give the same bits (docs/schemes.md).
@@ -151,7 +151,36 @@ typedef enum {
    * nranks (0 where nobody sent). The state is v, then u when momentum != 0. DGC's density
    * warm-up is a schedule of K: create a bucket per phase. */
   SV_SCHEME_TOPK_EF = 4,
-  SV_NUM_SCHEMES = 5
+  /* DGS, synchronous (Yan et al. 2020): SAMomentum on each rank, u = fma(momentum, u, g) with
+   * momentum m in (0, 1) (pass the learning-rate-scaled gradient lr * g as sendbuff; the output
+   * is the model update to subtract); S = the exact top-K of |u| (the rules of s3gd_mv); send
+   * the values u[S]; after success the sent coordinates keep u and every other coordinate
+   * becomes u / m (float32 division), so a coordinate held back T - 1 steps carries
+   * m * u_c + (its T gradients summed) when it is sent. The aggregate G is the mean of the sent
+   * values (as topk_ef). Downlink secondary compression (downK / downDensity != 0): every rank
+   * keeps the same downlink residual D; A = D + G (float32), the output is A on the exact
+   * top-downK of |A| and +0.0 elsewhere, D = A with those coordinates set to +0.0. With the
+   * collective formats every rank computes this itself (it adds no wire bytes; it is the
+   * parameter server's downlink in the asynchronous mode, a later version). The state is u,
+   * then D when downlink compression is on; the asynchronous mode will add the server's
+   * per-peer sent-difference vectors outside the bucket. */
+  SV_SCHEME_DGS = 5,
+  /* LIEC-SGD (Cheng et al. 2024), local immediate error compensation. The bucket is cut into
+   * nranks owner chunks (svBucketInfo_t.chunk elements, a multiple of 64; the last ones may be
+   * short or empty). Each rank compresses c_i = s_i,d * sign(g) per chunk d, with
+   * s_i,d = sum(|g|) / len(d) (the fixed tree of ef_sign) and sign(0) = 0; the owner of chunk d
+   * forms a = mean_i(c_i) + e (the mean summed in rank order, divided by nranks, then one
+   * float32 add), c_hat = C(a) the same way, e = a - c_hat (its state: this rank's chunk);
+   * every rank gets c_hat. The output differs per rank: rank i gets c_hat + (g_i - c_i), its
+   * own compression error applied in the same step and not kept. Every period-th exchange
+   * (config period = tau; 0 = never) is an averaging exchange instead: the output is
+   * mean_i(g_i) + e on every rank (identical), then e = -0.0 (IEEE's additive identity, as
+   * at creation, so mean + e is exactly the mean). The trainer must then average its model
+   * exactly, e.g. with a dense bucket over the parameters; svBucketInfo_t.averageNext says
+   * in advance whether the next exchange is an averaging one. With SV_FORMAT_FP32 the
+   * compressor is the identity: no error exists and every exchange is the dense mean. */
+  SV_SCHEME_LIEC = 6,
+  SV_NUM_SCHEMES = 7
 } svScheme_t;
 
 typedef enum {
@@ -164,7 +193,7 @@ typedef enum {
   SV_NUM_VOTES = 2
 } svVote_t;
 
-/* Adaptive per-step K for the top-K schemes (s3gd_mv, topk_ef). */
+/* Adaptive per-step K for the top-K schemes (s3gd_mv, topk_ef, dgs). */
 typedef enum {
   SV_ADAPTIVE_K_NONE = 0, /* K is fixed (svBucketConfig_t.k / density) */
   /* A STAND-IN for Ruan et al.'s rule (arXiv 2210.13532), whose closed form we have not read:
@@ -195,9 +224,13 @@ typedef enum {
   SV_FORMAT_FP32 = 4,   /* dense: allreduce of float32 sums */
   SV_FORMAT_SCALED_SIGNS = 5, /* ef_sign: allgather of each rank's ternary sign planes and its
                                  float32 scale; every rank forms the mean itself */
-  SV_FORMAT_SPARSE_VALUES = 6, /* topk_ef: allgather of fixed-size records: the sparse record's
-                                  Elias-Fano indices and signs, then the float32 values */
-  SV_NUM_FORMATS = 7
+  SV_FORMAT_SPARSE_VALUES = 6, /* topk_ef, dgs: allgather of fixed-size records: the sparse
+                                  record's Elias-Fano indices and signs, then the float32 values */
+  SV_FORMAT_CHUNK_SIGNS = 7,   /* liec: all-to-all of each chunk's ternary sign planes and
+                                  float32 scale to the chunk's owner, allgather of the owners'
+                                  compressed result (planes and scale); averaging exchanges
+                                  move float32 (reduce-scatter, then allgather) */
+  SV_NUM_FORMATS = 8
 } svFormat_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -252,11 +285,11 @@ typedef struct {
   svScheme_t scheme;
   svDataType_t datatype; /* input gradient and output update type; svFloat32 only for now */
   size_t count;          /* N, elements in the bucket, 0 <= N <= SV_MAX_COUNT */
-  /* s3gd_mv, topk_ef: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
+  /* s3gd_mv, topk_ef, dgs: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
    * clamp): K > count is svInvalidArgument. K == 0 sends nothing: the output is all +0.0 and
    * the residual keeps accumulating. Ignored when density != 0. */
   size_t k;
-  /* s3gd_mv, topk_ef: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
+  /* s3gd_mv, topk_ef, dgs: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
    * (0, 1]. 0 means "use k". */
   double density;
   /* s3gd_mv: residual decay, a = fma(rho, a, g) in float32. 1 = full error accumulation (the
@@ -265,25 +298,34 @@ typedef struct {
   svVote_t vote;
   svFormat_t format;
   /* Momentum in [0, 1): Signum's beta for signsgd_mv (0: plain signSGD, no state), DGC's
-   * momentum correction for topk_ef. Must be 0 for the other schemes. */
+   * momentum correction for topk_ef; in (0, 1) for dgs (SAMomentum divides by it). Must be 0
+   * for the other schemes. */
   float momentum;
-  /* s3gd_mv, topk_ef: adaptive per-step K (see svAdaptiveK_t). kMin >= 1 when adaptive;
+  /* s3gd_mv, topk_ef, dgs: adaptive per-step K (see svAdaptiveK_t). kMin >= 1 when adaptive;
    * kBudget = 0 means no budget, else kBudget >= kMin * kWindow and kWindow >= 1. */
   svAdaptiveK_t adaptiveK;
   size_t kMin;
   size_t kBudget;
   unsigned int kWindow;
+  /* dgs: downlink secondary compression, the number of coordinates of the aggregate each
+   * exchange outputs (downK <= count), or downDensity in (0, 1] as for k; both 0: off. */
+  size_t downK;
+  double downDensity;
+  /* liec: tau, every period-th exchange of the bucket averages (see SV_SCHEME_LIEC); 0: never. */
+  unsigned int period;
 } svBucketConfig_t;
 
 #define SV_BUCKET_CONFIG_INITIALIZER                                                     \
   { sizeof(svBucketConfig_t), SV_BUCKET_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_SCHEME_S3GD_MV, \
     svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO, 0.0f, SV_ADAPTIVE_K_NONE, 0, \
-    0, 0 }
+    0, 0, 0, 0.0, 0 }
 
 /* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
  * format and allocates the state vector ("residual", zero-filled, count floats: s3gd_mv's
  * residual, ef_sign's error, Signum's momentum; topk_ef's v then, with momentum, u: 2 x count;
- * none for dense and plain signsgd_mv; svBucketInfo_t.stateFloats has the size).
+ * dgs's u then, with downlink compression, D; liec's e over this rank's chunk, filled with
+ * -0.0; none for dense, plain signsgd_mv and liec over fp32; svBucketInfo_t.stateFloats has
+ * the size).
  * Not collective; every rank creates its own with an equal config. On error nothing is
  * created. */
 svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
@@ -294,7 +336,7 @@ svResult_t svBucketDestroy(svBucket_t bucket);
  * what this rank SENDS with ring algorithms (the nccl-tests convention): allgather of R bytes
  * sends (W-1)*R; reduce-scatter/all-to-all of B bytes sends (W-1)*B/W; allreduce 2*(W-1)*B/W. */
 typedef struct {
-  size_t k;                  /* resolved K (s3gd_mv), else count */
+  size_t k;                  /* resolved K (s3gd_mv, topk_ef, dgs), else count */
   svFormat_t format;         /* the chosen format (never SV_FORMAT_AUTO) */
   size_t recordBytes;        /* sparse: one record, header included; else 0 */
   uint64_t wireBytes;        /* modeled bytes this rank sends per exchange, headers included */
@@ -305,6 +347,9 @@ typedef struct {
   size_t lastK;              /* K of the last successful exchange (adaptive K), else k */
   size_t lastRecordBytes;    /* recordBytes of that exchange (they follow K under adaptive K) */
   uint64_t lastWireBytes;    /* wireBytes of that exchange */
+  size_t downK;              /* dgs: resolved downlink K (0: no secondary compression) */
+  size_t chunk;              /* elements per owner chunk (counts, signs, chunk signs formats) */
+  int averageNext;           /* liec: 1 when the next exchange is an averaging exchange */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 
@@ -320,7 +365,7 @@ svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
 /* ------------------------------------------------------------------------------------------ */
 
 /* Runs the bucket's scheme on this rank's gradient sendbuff (count elements) and writes the
- * common result to recvbuff (count elements), identical on every rank.
+ * common result to recvbuff (count elements), identical on every rank (liec: see its entry).
  *
  * Workspace (CUB-style two-phase): with workspace == NULL, only *workspaceBytes is written and
  * nothing else happens. Otherwise *workspaceBytes must be at least that size; the call uses

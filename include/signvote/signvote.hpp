@@ -96,7 +96,12 @@ class Bucket {
   Bucket& operator=(const Bucket&) = delete;
   ~Bucket() { reset(); }
 
-  const svBucketInfo_t& info() const noexcept { return info_; }
+  // Queried on each call: the last* fields and averageNext change with every exchange.
+  svBucketInfo_t info() const {
+    svBucketInfo_t i{};
+    check(svBucketGetInfo(b_, &i), comm_);
+    return i;
+  }
   svBucket_t get() const noexcept { return b_; }
 
   // Host backend only: exchanges with a host workspace owned by this object (SV_BACKEND_CUDA

@@ -360,6 +360,114 @@ void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64
   });
 }
 
+bool dgsAccumulateSelect(const float* g, const float* u, float m, uint64_t n, uint64_t k,
+                         svNonFinitePolicy_t policy, float* uNew, uint32_t* sel) {
+  bool nan = false;
+  for (uint64_t i = 0; i < n; ++i) {
+    float v = std::fma(m, u[i], g[i]);
+    if (isNaN(v)) {
+      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
+      else nan = true;
+    }
+    uNew[i] = v;
+  }
+  selectTopKByMagnitude(uNew, n, k, sel);
+  return nan;
+}
+
+void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, float m,
+               float* u) {
+  for (uint64_t i = 0; i < n; ++i) u[i] = uNew[i] / m;
+  for (uint64_t j = 0; j < k; ++j) u[sel[j]] = uNew[sel[j]];
+}
+
+void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uint32_t* sel,
+                 float* out) {
+  for (uint64_t i = 0; i < n; ++i) a[i] = d[i] + g[i];
+  selectTopKByMagnitude(a, n, k, sel);
+  std::fill(out, out + n, 0.0f);
+  for (uint64_t j = 0; j < k; ++j) out[sel[j]] = a[sel[j]];
+  s3gdCommit(a, sel, k, n, d);
+}
+
+void chunkSignsEncode(const float* x, uint64_t len, uint64_t chunkWords, uint64_t* msg) {
+  std::memset(msg, 0, chunkSignsWords(chunkWords) * 8);
+  for (uint64_t i = 0; i < len; ++i) {
+    const uint64_t bit = uint64_t{1} << (i & 63);
+    if (x[i] != 0.0f) msg[i >> 6] |= bit;
+    if (x[i] < 0.0f) msg[chunkWords + (i >> 6)] |= bit;
+  }
+  const float scale = len == 0 ? 0.0f : pairwiseAbsSum(x, len) / static_cast<float>(len);
+  uint32_t bits;
+  std::memcpy(&bits, &scale, 4);
+  msg[2 * chunkWords] = bits;
+}
+
+bool chunkSignsValid(const uint64_t* msg, uint64_t len, uint64_t chunkWords) {
+  for (uint64_t w = 0; w < chunkWords; ++w) {
+    const uint64_t nz = msg[w], neg = msg[chunkWords + w];
+    const uint64_t first = w * 64;
+    const uint64_t valid = first >= len            ? 0
+                           : len - first >= 64     ? ~uint64_t{0}
+                                                   : (uint64_t{1} << (len - first)) - 1;
+    if ((neg & ~nz) || (nz & ~valid)) return false;
+  }
+  const uint64_t s = msg[2 * chunkWords];
+  return (s >> 31) == 0;  // high half empty, sign bit clear
+}
+
+float chunkSignsValue(const uint64_t* msg, uint64_t chunkWords, uint64_t e) {
+  const uint64_t bit = uint64_t{1} << (e & 63);
+  if (!(msg[e >> 6] & bit)) return 0.0f;
+  const auto bits = static_cast<uint32_t>(msg[2 * chunkWords]);
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return (msg[chunkWords + (e >> 6)] & bit) ? -scale : scale;
+}
+
+bool liecCompress(const float* g, uint64_t n, uint64_t chunkWords, int nranks,
+                  svNonFinitePolicy_t policy, float* clean, uint64_t* msgs) {
+  const bool nan = cleanCopy(g, n, policy, clean);
+  const uint64_t chunk = chunkWords * 64, words = chunkSignsWords(chunkWords);
+  for (int d = 0; d < nranks; ++d) {
+    const uint64_t lo = std::min<uint64_t>(n, d * chunk), hi = std::min<uint64_t>(n, lo + chunk);
+    chunkSignsEncode(clean + lo, hi - lo, chunkWords, msgs + d * words);
+  }
+  return nan;
+}
+
+bool liecOwner(const uint64_t* recv, int nranks, uint64_t len, uint64_t chunkWords,
+               const float* e, float* eNew, uint64_t* result) {
+  const uint64_t words = chunkSignsWords(chunkWords);
+  for (int s = 0; s < nranks; ++s)
+    if (!chunkSignsValid(recv + s * words, len, chunkWords)) return false;
+  const float w = static_cast<float>(nranks);
+  std::vector<float> a(len);
+  for (uint64_t x = 0; x < len; ++x) {
+    float sum = chunkSignsValue(recv, chunkWords, x);
+    for (int s = 1; s < nranks; ++s) sum += chunkSignsValue(recv + s * words, chunkWords, x);
+    a[x] = sum / w + e[x];
+  }
+  chunkSignsEncode(a.data(), len, chunkWords, result);
+  float scale;
+  const auto bits = static_cast<uint32_t>(result[2 * chunkWords]);
+  std::memcpy(&scale, &bits, 4);
+  efSignCommit(a.data(), scale, len, eNew);
+  std::copy(e + len, e + chunkWords * 64, eNew + len);
+  return true;
+}
+
+void liecOutput(const uint64_t* results, const uint64_t* own, const float* clean, uint64_t n,
+                uint64_t chunkWords, float* out) {
+  const uint64_t chunk = chunkWords * 64, words = chunkSignsWords(chunkWords);
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t d = i / chunk, x = i % chunk;
+    const float chat = chunkSignsValue(results + d * words, chunkWords, x);
+    const float c = chunkSignsValue(own + d * words, chunkWords, x);
+    out[i] = chat + (clean[i] - c);
+  }
+}
+
 bool cleanCopy(const float* g, uint64_t n, svNonFinitePolicy_t policy, float* out) {
   bool nan = false;
   for (uint64_t i = 0; i < n; ++i) {

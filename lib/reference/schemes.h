@@ -102,6 +102,45 @@ bool sparseValuesValid(const SparseLayout& layout, const uint64_t* payload, uint
 void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64_t entries,
                      const uint64_t* values, float* sums);
 
+// ---- dgs (SAMomentum; see signvote.h) ----
+// uNew = fma(m, u, g), NaN becoming +0.0 under IGNORE; sel = exact top-K of |uNew| (topk.h).
+// Returns true when a NaN was found (and not ignored).
+bool dgsAccumulateSelect(const float* g, const float* u, float m, uint64_t n, uint64_t k,
+                         svNonFinitePolicy_t policy, float* uNew, uint32_t* sel);
+// u = uNew on the selection, uNew / m (float32) elsewhere.
+void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, float m,
+               float* u);
+// Downlink secondary compression: a = d + g (float32), sel = exact top-K of |a|; out = a on
+// sel and +0.0 elsewhere; d = a with sel set to +0.0. g may alias out.
+void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uint32_t* sel,
+                 float* out);
+
+// ---- liec (chunk signs; see signvote.h) ----
+// A chunk-signs message holds len <= 64 * chunkWords elements of x as a nonzero plane and a
+// negative plane of chunkWords words each, then one word with the float32 bits of the scale
+// sum(|x|) / len (the ef_sign tree; 0 when len = 0) in its low half.
+inline uint64_t chunkSignsWords(uint64_t chunkWords) { return 2 * chunkWords + 1; }
+void chunkSignsEncode(const float* x, uint64_t len, uint64_t chunkWords, uint64_t* msg);
+// Well formed: negative implies nonzero, no bit at or past len, a scale that is not negative
+// and nothing in the high half of its word.
+bool chunkSignsValid(const uint64_t* msg, uint64_t len, uint64_t chunkWords);
+// Element e of the message: -scale, +0.0 or +scale.
+float chunkSignsValue(const uint64_t* msg, uint64_t chunkWords, uint64_t e);
+// One rank's uplink: clean = g with NaN as +0.0 under IGNORE, then one message per owner chunk
+// d (elements [d * 64 * chunkWords, ...) of n) into msgs, d after d. Returns true when a NaN
+// was found (not ignored).
+bool liecCompress(const float* g, uint64_t n, uint64_t chunkWords, int nranks,
+                  svNonFinitePolicy_t policy, float* clean, uint64_t* msgs);
+// Owner of a chunk of len elements: recv holds the nranks messages for it in rank order, e its
+// error (64 * chunkWords floats). a = mean of the messages' values + e, result = the message
+// of a, eNew = a - C(a) (e past len copied). False when a message is malformed.
+bool liecOwner(const uint64_t* recv, int nranks, uint64_t len, uint64_t chunkWords,
+               const float* e, float* eNew, uint64_t* result);
+// Rank output: out[x] = c_hat[x] + (clean[x] - c[x]), c_hat from the gathered result messages,
+// c from the rank's own uplink messages.
+void liecOutput(const uint64_t* results, const uint64_t* own, const float* clean, uint64_t n,
+                uint64_t chunkWords, float* out);
+
 // ---- adaptive K (SV_ADAPTIVE_K_NORM_RATIO; see signvote.h) ----
 struct AdaptiveState {
   bool started = false;  // E holds a value

@@ -200,7 +200,7 @@ TEST(Signum, BadMomentumIsRefusedWithNoEffect) {
     cfg.momentum = 0.5f;
     svBucket_t b = nullptr;
     EXPECT_EQ(svBucketCreate(&b, c, &cfg), svInvalidArgument);
-    EXPECT_NE(std::string(svGetLastError(c)).find("momentum is for signsgd_mv and topk_ef"),
+    EXPECT_NE(std::string(svGetLastError(c)).find("momentum is for signsgd_mv, topk_ef and dgs"),
               std::string::npos);
   }
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_EF_SIGN, 10);

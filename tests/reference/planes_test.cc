@@ -66,3 +66,56 @@ TEST(Planes, MalformedTernaryPlanesAreRejected) {
 }
 
 }  // namespace
+
+namespace {
+
+// LIEC's compressor C(x) = (||x||_1 / len) sign(x) is a contraction:
+// ||C(x) - x||^2 <= (1 - ||x||_1^2 / (len ||x||^2)) ||x||^2 (checked in double with a float32
+// rounding allowance), on normal, tie-heavy and sparse chunks of edge lengths.
+TEST(ChunkSigns, ScaledSignIsAContraction) {
+  std::mt19937_64 rng(svtest::testSeed() + 5);
+  for (uint64_t len : {1ull, 2ull, 31ull, 64ull, 97ull, 1000ull, 4096ull}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      std::vector<float> x = kind == 1 ? svtest::ties(len, rng) : svtest::normal(len, rng);
+      if (kind == 2)
+        for (uint64_t i = 0; i < len; ++i)
+          if (rng() % 10) x[i] = 0.0f;
+      const uint64_t words = (len + 63) / 64;
+      std::vector<uint64_t> msg(chunkSignsWords(words));
+      chunkSignsEncode(x.data(), len, words, msg.data());
+      ASSERT_TRUE(chunkSignsValid(msg.data(), len, words));
+      double l1 = 0, l2 = 0, err = 0;
+      for (uint64_t i = 0; i < len; ++i) {
+        l1 += std::fabs(x[i]);
+        l2 += double(x[i]) * x[i];
+        const double d = double(chunkSignsValue(msg.data(), words, i)) - x[i];
+        err += d * d;
+      }
+      const double bound = l2 == 0 ? 0 : (1 - l1 * l1 / (len * l2)) * l2;
+      EXPECT_LE(err, bound + 1e-5 * l2) << "len " << len << ", kind " << kind;
+    }
+  }
+}
+
+// A message with a bit past its length, a negative bit without its nonzero bit, a negative
+// scale or anything in the scale word's high half is refused.
+TEST(ChunkSigns, MalformedMessagesAreRefused) {
+  std::mt19937_64 rng(svtest::testSeed() + 6);
+  const uint64_t len = 70, words = 2;
+  std::vector<float> x = svtest::normal(len, rng);
+  x[5] = 0.0f;
+  std::vector<uint64_t> good(chunkSignsWords(words));
+  chunkSignsEncode(x.data(), len, words, good.data());
+  ASSERT_TRUE(chunkSignsValid(good.data(), len, words));
+  auto bad = [&](uint64_t word, uint64_t bits) {
+    std::vector<uint64_t> m = good;
+    m[word] ^= bits;
+    return !chunkSignsValid(m.data(), len, words);
+  };
+  EXPECT_TRUE(bad(1, uint64_t{1} << 6));                     // element 70: past len
+  EXPECT_TRUE(bad(words, uint64_t{1} << 5));                 // element 5 (zero): negative only
+  EXPECT_TRUE(bad(2 * words, uint64_t{1} << 31));           // negative scale
+  EXPECT_TRUE(bad(2 * words, uint64_t{1} << 40));           // high half
+}
+
+}  // namespace

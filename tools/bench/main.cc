@@ -49,8 +49,11 @@ svBucketConfig_t bucketConfig(const bench::Options& o, uint64_t count) {
   cfg.k = o.density != 0.0 ? 0 : o.k;
   cfg.density = o.density;
   cfg.rho = o.rho;
-  cfg.momentum =
-      (o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF) ? o.momentum : 0.0f;
+  const bool momentum = o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF ||
+                        o.scheme == SV_SCHEME_DGS;
+  cfg.momentum = momentum ? o.momentum : 0.0f;
+  if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
+  if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
   return cfg;
 }
 
@@ -215,13 +218,14 @@ bench::Row runSize(const bench::Options& o, Runner& run, uint64_t bytes, std::mt
     std::vector<std::vector<float>> residuals;
     if (stateful)
       for (int r = 0; r < W; ++r) residuals.push_back(run.residual(r));
-    const std::vector<float> expect =
-        bench::straightExchange({o.scheme, o.vote, o.rho, o.momentum, info.k, &fresh,
-                                 &residuals});
+    const svBucketInfo_t now = run.info();
+    const std::vector<std::vector<float>> expect = bench::straightExchange(
+        {o.scheme, o.vote, o.rho, o.momentum, info.k, now.downK, now.chunk,
+         now.averageNext != 0, info.format == SV_FORMAT_FP32, &fresh, &residuals});
     run.load(3, fresh);
     run.step(3);
     for (int r = 0; r < W; ++r) {
-      wrong += countDifferent(run.output(r), expect);
+      wrong += countDifferent(run.output(r), expect[r]);
       if (stateful) wrong += countDifferent(run.residual(r), residuals[r]);
     }
   }

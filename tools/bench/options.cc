@@ -59,6 +59,8 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_SIGNSGD_MV: return "signsgd_mv";
     case SV_SCHEME_EF_SIGN: return "ef_sign";
     case SV_SCHEME_TOPK_EF: return "topk_ef";
+    case SV_SCHEME_DGS: return "dgs";
+    case SV_SCHEME_LIEC: return "liec";
     default: return "s3gd_mv";
   }
 }
@@ -70,6 +72,7 @@ const char* formatName(svFormat_t f) {
     case SV_FORMAT_FP32: return "fp32";
     case SV_FORMAT_SCALED_SIGNS: return "scaled";
     case SV_FORMAT_SPARSE_VALUES: return "values";
+    case SV_FORMAT_CHUNK_SIGNS: return "chunks";
     default: return "auto";
   }
 }
@@ -95,12 +98,14 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; default 8 there)")
-      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef")
-      ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1)")
+      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
+      ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1); dgs: SAMomentum in (0, 1), 0.9 when not given")
+      ("down-density", po::value(&o.downDensity)->default_value(o.downDensity), "dgs: downlink secondary compression, downK = ceil(x * count); 0: off")
+      ("period", po::value(&o.period)->default_value(o.period), "liec: every period-th exchange averages; 0: never")
       ("vote", po::value(&vote)->default_value(vote), "ternary | binary (signsgd_mv)")
-      ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32 | scaled | values")
-      ("k", po::value(&o.k), "s3gd_mv: kept coordinates per rank (instead of --density)")
-      ("density", po::value(&o.density)->default_value(o.density), "s3gd_mv: K = ceil(density * count)")
+      ("format", po::value(&format)->default_value(format), "auto | sparse | counts | signs | fp32 | scaled | values | chunks")
+      ("k", po::value(&o.k), "s3gd_mv, topk_ef, dgs: kept coordinates per rank (instead of --density)")
+      ("density", po::value(&o.density)->default_value(o.density), "s3gd_mv, topk_ef, dgs: K = ceil(density * count)")
       ("rho", po::value(&o.rho)->default_value(o.rho), "s3gd_mv: residual decay")
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed of the gradients")
       ("json,J", po::value(&o.json), "also write the results as JSON to this file");
@@ -118,13 +123,17 @@ int parseOptions(int argc, char** argv, Options* out) {
                                                    {"signsgd_mv", SV_SCHEME_SIGNSGD_MV},
                                                    {"s3gd_mv", SV_SCHEME_S3GD_MV},
                                                    {"ef_sign", SV_SCHEME_EF_SIGN},
-                                                   {"topk_ef", SV_SCHEME_TOPK_EF}});
+                                                   {"topk_ef", SV_SCHEME_TOPK_EF},
+                                                   {"dgs", SV_SCHEME_DGS},
+                                                   {"liec", SV_SCHEME_LIEC}});
+    if (o.scheme == SV_SCHEME_DGS && vm["momentum"].defaulted()) o.momentum = 0.9f;
     o.vote = pick<svVote_t>(vote, "vote", {{"ternary", SV_VOTE_TERNARY}, {"binary", SV_VOTE_BINARY}});
     o.format = pick<svFormat_t>(format, "format", {{"auto", SV_FORMAT_AUTO}, {"sparse", SV_FORMAT_SPARSE},
                                                    {"counts", SV_FORMAT_COUNTS}, {"signs", SV_FORMAT_SIGNS},
                                                    {"fp32", SV_FORMAT_FP32},
                                                    {"scaled", SV_FORMAT_SCALED_SIGNS},
-                                                   {"values", SV_FORMAT_SPARSE_VALUES}});
+                                                   {"values", SV_FORMAT_SPARSE_VALUES},
+                                                   {"chunks", SV_FORMAT_CHUNK_SIGNS}});
     if (vm.count("k")) o.density = 0.0;
     o.mode = pick<Mode>(mode, "mode", {{"auto", Mode::kAuto}, {"collective", Mode::kCollective},
                                        {"kernels", Mode::kKernels}});

@@ -31,7 +31,9 @@ struct Options {
   uint64_t k = 0;
   double density = 0.01;
   float rho = 1.0f;
-  float momentum = 0.0f;
+  float momentum = 0.0f;  // dgs: 0.9 unless given
+  double downDensity = 0.0;  // dgs: downlink secondary compression
+  unsigned period = 0;       // liec: averaging period
   uint64_t seed = 1;
   std::string json;
 };

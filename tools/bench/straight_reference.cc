@@ -14,13 +14,78 @@ float halvingSum(const std::vector<float>& x, size_t lo, size_t len) {
   if (len == 1) return lo < x.size() ? std::fabs(x[lo]) : 0.0f;
   return halvingSum(x, lo, len / 2) + halvingSum(x, lo + len / 2, len / 2);
 }
+
+// Indices of the k largest |x|, lowest index first among equals, then sorted by index.
+std::vector<size_t> topK(const std::vector<float>& x, size_t k) {
+  std::vector<size_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return std::fabs(x[a]) > std::fabs(x[b]); });
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+// (sum |x| / len) sign(x) over x[lo, lo + len), +0.0 where x is zero.
+std::vector<float> scaledSign(const std::vector<float>& x, size_t lo, size_t len) {
+  const std::vector<float> part(x.begin() + lo, x.begin() + lo + len);
+  size_t width = 1;
+  while (width < len) width *= 2;
+  const float s = len ? halvingSum(part, 0, width) / static_cast<float>(len) : 0.0f;
+  std::vector<float> c(len);
+  for (size_t i = 0; i < len; ++i) c[i] = part[i] > 0.0f ? s : part[i] < 0.0f ? -s : 0.0f;
+  return c;
+}
+
+std::vector<float> commonOutput(const StraightInput& in);
+
+std::vector<std::vector<float>> liec(const StraightInput& in) {
+  const auto& g = *in.grads;
+  const size_t W = g.size(), n = g[0].size();
+  std::vector<std::vector<float>> out(W, std::vector<float>(n));
+  for (size_t d = 0; d < W; ++d) {
+    const size_t lo = std::min(n, d * in.chunk), len = std::min(n - lo, in.chunk);
+    std::vector<float>& e = (*in.residuals)[d];
+    if (in.average) {
+      for (size_t x = 0; x < len; ++x) {
+        float s = g[0][lo + x];
+        for (size_t r = 1; r < W; ++r) s += g[r][lo + x];
+        for (size_t r = 0; r < W; ++r) out[r][lo + x] = s / static_cast<float>(W) + e[x];
+      }
+      e.assign(e.size(), -0.0f);
+      continue;
+    }
+    std::vector<std::vector<float>> c(W);
+    std::vector<float> a(len);
+    for (size_t r = 0; r < W; ++r) c[r] = scaledSign(g[r], lo, len);
+    for (size_t x = 0; x < len; ++x) {
+      float s = c[0][x];
+      for (size_t r = 1; r < W; ++r) s += c[r][x];
+      a[x] = s / static_cast<float>(W) + e[x];
+    }
+    const std::vector<float> chat = scaledSign(a, 0, len);
+    for (size_t x = 0; x < len; ++x) {
+      e[x] = a[x] - chat[x];
+      for (size_t r = 0; r < W; ++r) out[r][lo + x] = chat[x] + (g[r][lo + x] - c[r][x]);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-std::vector<float> straightExchange(const StraightInput& in) {
+std::vector<std::vector<float>> straightExchange(const StraightInput& in) {
+  if (in.scheme == SV_SCHEME_LIEC && !in.identity) return liec(in);
+  return std::vector<std::vector<float>>(in.grads->size(), commonOutput(in));
+}
+
+namespace {
+
+std::vector<float> commonOutput(const StraightInput& in) {
   const auto& grads = *in.grads;
   const size_t W = grads.size(), n = grads[0].size();
   std::vector<float> out(n);
-  if (in.scheme == SV_SCHEME_DENSE) {
+  if (in.scheme == SV_SCHEME_DENSE || in.scheme == SV_SCHEME_LIEC) {  // liec: identity
     for (size_t i = 0; i < n; ++i) {
       float s = grads[0][i];
       for (size_t r = 1; r < W; ++r) s += grads[r][i];
@@ -48,6 +113,32 @@ std::vector<float> straightExchange(const StraightInput& in) {
       for (size_t r = 1; r < W; ++r) s += c[r][i];
       out[i] = s / static_cast<float>(W);
     }
+    return out;
+  }
+  if (in.scheme == SV_SCHEME_DGS) {  // state: u, then D with downlink compression
+    std::vector<float> sum(n, 0.0f);
+    for (size_t r = 0; r < W; ++r) {
+      float* u = (*in.residuals)[r].data();
+      std::vector<float> un(n);
+      for (size_t i = 0; i < n; ++i) un[i] = std::fma(in.momentum, u[i], grads[r][i]);
+      for (size_t i = 0; i < n; ++i) u[i] = un[i] / in.momentum;
+      for (size_t i : topK(un, in.k)) {
+        if (un[i] != 0.0f) sum[i] += un[i];
+        u[i] = un[i];
+      }
+    }
+    for (size_t i = 0; i < n; ++i) out[i] = sum[i] / static_cast<float>(W);
+    if (in.downK == 0) return out;
+    std::vector<float> a(n);
+    for (size_t i = 0; i < n; ++i) a[i] = (*in.residuals)[0][n + i] + out[i];
+    const std::vector<size_t> sel = topK(a, in.downK);
+    std::vector<float> d = a;
+    std::fill(out.begin(), out.end(), 0.0f);
+    for (size_t i : sel) {
+      out[i] = a[i];
+      d[i] = 0.0f;
+    }
+    for (size_t r = 0; r < W; ++r) std::copy(d.begin(), d.end(), (*in.residuals)[r].begin() + n);
     return out;
   }
   if (in.scheme == SV_SCHEME_TOPK_EF) {  // state: v, then u with momentum
@@ -115,4 +206,5 @@ std::vector<float> straightExchange(const StraightInput& in) {
   return out;
 }
 
+}  // namespace
 }  // namespace bench

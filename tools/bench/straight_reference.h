@@ -14,13 +14,17 @@ struct StraightInput {
   svScheme_t scheme;
   svVote_t vote;
   float rho;
-  float momentum;  // signsgd_mv: Signum's beta
+  float momentum;  // Signum's beta, topk_ef's and dgs's momentum
   uint64_t k;
+  uint64_t downK;  // dgs: downlink K (0: off)
+  uint64_t chunk;  // liec: owner chunk
+  bool average;    // liec: an averaging exchange
+  bool identity;   // liec over fp32: the identity compressor
   const std::vector<std::vector<float>>* grads;      // one per rank
-  std::vector<std::vector<float>>* residuals;        // state (s3gd_mv, ef_sign, Signum): in, updated in place
+  std::vector<std::vector<float>>* residuals;        // each rank's state: in, updated in place
 };
 
-// The common output of the exchange.
-std::vector<float> straightExchange(const StraightInput& in);
+// Each rank's output of the exchange (the same on every rank except for liec).
+std::vector<std::vector<float>> straightExchange(const StraightInput& in);
 
 }  // namespace bench
