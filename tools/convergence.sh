@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recorded convergence runs of docs/convergence.md (issue 7): signvote-train on
 # Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
-# every scheme, and adaptive K against fixed K at the same total K (window 100 x Kbar = 797).
+# every scheme (dgs with and without downlink compression, liec with tau = 32 and 8), and
+# adaptive K against fixed K at the same total K (window 100 x Kbar = 797).
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
@@ -20,6 +21,10 @@ methods=(
   "--scheme signsgd_mv --lr 1e-3"
   "--scheme ef_sign --lr 0.1"
   "--scheme topk_ef --lr 0.1 --density 0.01"
+  "--scheme dgs --lr 0.03 --density 0.01 --momentum 0.9"
+  "--scheme dgs --lr 0.03 --density 0.01 --momentum 0.9 --down-density 0.01"
+  "--scheme liec --lr 0.1 --period 32"
+  "--scheme liec --lr 0.1 --period 8"
   "--scheme dense --lr 0.1"
 )
 {

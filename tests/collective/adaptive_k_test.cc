@@ -15,6 +15,10 @@ svBucketConfig_t adaptiveConfig(svScheme_t scheme, size_t n, size_t k) {
   c.k = k;
   c.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
   c.kMin = 2;
+  if (scheme == SV_SCHEME_DGS) {
+    c.momentum = 0.9f;
+    c.downK = n / 50;
+  }
   return c;
 }
 
@@ -30,7 +34,7 @@ std::vector<std::vector<float>> scaledGrads(int W, size_t n, float scale, std::m
 TEST(AdaptiveK, EachExchangeEqualsAFixedKExchangeFromTheSameState) {
   std::mt19937_64 rng(testSeed() + 60);
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
-  for (svScheme_t scheme : {SV_SCHEME_S3GD_MV, SV_SCHEME_TOPK_EF}) {
+  for (svScheme_t scheme : {SV_SCHEME_S3GD_MV, SV_SCHEME_TOPK_EF, SV_SCHEME_DGS}) {
     const int W = 4;
     const size_t n = 3001, kbar = 60;
     World w(W, adaptiveConfig(scheme, n, kbar));
@@ -50,8 +54,9 @@ TEST(AdaptiveK, EachExchangeEqualsAFixedKExchangeFromTheSameState) {
         ASSERT_EQ(svBucketGetInfo(w.buckets[r], &ir), svSuccess);
         ASSERT_EQ(ir.lastK, kt) << "rank " << r;
       }
-      svBucketConfig_t fixed = bucketConfig(scheme, n);
-      fixed.k = kt;
+      svBucketConfig_t fixed = adaptiveConfig(scheme, n, kt);
+      fixed.adaptiveK = SV_ADAPTIVE_K_NONE;
+      fixed.kMin = 0;
       fixed.format = i0.format;
       World f(W, fixed);
       for (int r = 0; r < W; ++r)

@@ -4,6 +4,9 @@
 // splits, every scheme of the library. Prints CSV rows (test accuracy every --eval-every steps,
 // cumulative uplink bits: the rank's own message; wire bits: what it sends, which ring
 // algorithms make equal to what it receives, so also its downlink).
+// dgs gets lr * g and its output is the update itself. liec's ranks keep their own models (each
+// applies its own error); on its averaging exchanges the trainer averages the models with a
+// dense bucket, and it evaluates the mean of the ranks' models.
 #include <boost/program_options.hpp>
 
 #include <cstdio>
@@ -25,6 +28,8 @@ struct Args {
   int ranks = 10, batch = 64, steps = 1500, hidden = 100, evalEvery = 100, labels = 1;
   double density = 0.01, lr = 1e-3;
   float rho = 1.0f, momentum = 0.0f;
+  double downDensity = 0.0;
+  unsigned period = 0;
   bool adaptive = false;
   size_t kMin = 1, kBudget = 0;
   unsigned kWindow = 0;
@@ -38,8 +43,10 @@ svScheme_t schemeOf(const std::string& s) {
   if (s == "s3gd_mv") return SV_SCHEME_S3GD_MV;
   if (s == "ef_sign") return SV_SCHEME_EF_SIGN;
   if (s == "topk_ef") return SV_SCHEME_TOPK_EF;
+  if (s == "dgs") return SV_SCHEME_DGS;
+  if (s == "liec") return SV_SCHEME_LIEC;
   throw std::invalid_argument("--scheme '" + s + "' is not one of dense|signsgd_mv|s3gd_mv|"
-                              "ef_sign|topk_ef");
+                              "ef_sign|topk_ef|dgs|liec");
 }
 
 // Bytes a rank puts on the wire per step as its own message (uplink), by format.
@@ -51,6 +58,9 @@ uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t
     case SV_FORMAT_SPARSE_VALUES: return info.lastRecordBytes;  // follows K under adaptive K
     case SV_FORMAT_SIGNS: return 64 + (vote == SV_VOTE_BINARY ? 1 : 2) * words * 8;
     case SV_FORMAT_COUNTS: return 64 + words * 64 * (ranks <= 127 ? 1 : 2);
+    case SV_FORMAT_CHUNK_SIGNS:  // its messages to the W owners; fp32 on averaging exchanges
+      return info.lastWireBytes == info.wireBytes ? 64 + ranks * (2 * info.chunk / 64 + 1) * 8
+                                                  : 64 + 4 * n;
     default: return 64 + 4 * n;
   }
 }
@@ -62,17 +72,24 @@ int run(const Args& a) {
   const auto shards = a.split == "iid" ? train::splitIid(trainSet, a.ranks, rng)
                                        : train::splitByLabels(trainSet, a.ranks, a.labels, rng);
   train::Mlp mlp(a.hidden);
-  std::vector<float> params;
-  mlp.init(&params, rng);
+  std::vector<float> init;
+  mlp.init(&init, rng);
   const size_t n = mlp.size();
+  const bool perRank = a.scheme == "liec";  // the ranks' models drift apart between averages
+  std::vector<std::vector<float>> models(perRank ? a.ranks : 1, init);
+  auto model = [&](int r) -> std::vector<float>& { return models[perRank ? r : 0]; };
 
   svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
   cfg.scheme = schemeOf(a.scheme);
   cfg.count = n;
   cfg.vote = a.vote == "binary" ? SV_VOTE_BINARY : SV_VOTE_TERNARY;
-  if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF) cfg.density = a.density;
+  if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF ||
+      cfg.scheme == SV_SCHEME_DGS)
+    cfg.density = a.density;
   cfg.rho = a.rho;
   cfg.momentum = a.momentum;
+  if (cfg.scheme == SV_SCHEME_DGS) cfg.downDensity = a.downDensity;
+  if (cfg.scheme == SV_SCHEME_LIEC) cfg.period = a.period;
   if (a.adaptive) {
     cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
     cfg.kMin = a.kMin;
@@ -82,7 +99,15 @@ int run(const Args& a) {
   std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks);
   std::vector<signvote::Bucket> buckets;
   for (auto& c : comms) buckets.emplace_back(c, cfg);
+  std::vector<signvote::Bucket> averagers;  // liec: exact model averaging
+  if (perRank) {
+    svBucketConfig_t dense = SV_BUCKET_CONFIG_INITIALIZER;
+    dense.scheme = SV_SCHEME_DENSE;
+    dense.count = n;
+    for (auto& c : comms) averagers.emplace_back(c, dense);
+  }
   uint64_t upBits = 0, wireBits = 0, kSum = 0;
+  const float lr = static_cast<float>(a.lr);
 
   std::vector<std::vector<float>> grads(a.ranks), outs(a.ranks, std::vector<float>(n));
   std::vector<std::vector<uint32_t>> order = shards;
@@ -91,7 +116,7 @@ int run(const Args& a) {
   std::vector<uint8_t> y(a.batch);
   if (a.header)
     std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
-                "test_acc,uplink_bits,wire_bits,adaptive,k_sum\n");
+                "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period\n");
   double lossSum = 0;
   int lossCount = 0;
   for (int step = 1; step <= a.steps; ++step) {
@@ -103,28 +128,45 @@ int run(const Args& a) {
         std::copy_n(&trainSet.images[size_t(i) * 784], 784, &x[size_t(b) * 784]);
         y[b] = trainSet.labels[i];
       }
-      lossSum += mlp.lossAndGrad(params, x.data(), y.data(), a.batch, &grads[r]);
+      lossSum += mlp.lossAndGrad(model(r), x.data(), y.data(), a.batch, &grads[r]);
       ++lossCount;
+      if (cfg.scheme == SV_SCHEME_DGS)  // SAMomentum takes lr inside the momentum
+        for (float& v : grads[r]) v *= lr;
     }
+    const bool average = perRank && buckets[0].info().averageNext;
     signvote::group([&] {
       for (int r = 0; r < a.ranks; ++r) buckets[r].exchange(grads[r].data(), outs[r].data());
     });
-    for (size_t i = 0; i < n; ++i) params[i] -= static_cast<float>(a.lr) * outs[0][i];
-    svBucketInfo_t info{};
-    signvote::check(svBucketGetInfo(buckets[0].get(), &info));
+    const float scale = cfg.scheme == SV_SCHEME_DGS ? 1.0f : lr;
+    for (size_t m = 0; m < models.size(); ++m)
+      for (size_t i = 0; i < n; ++i) models[m][i] -= scale * outs[m][i];
+    svBucketInfo_t info = buckets[0].info();
     upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote);
     wireBits += 8 * info.lastWireBytes;
     kSum += info.lastK;
+    if (average) {  // every rank's model becomes the exact mean
+      signvote::group([&] {
+        for (int r = 0; r < a.ranks; ++r) averagers[r].exchange(models[r].data(), models[r].data());
+      });
+      upBits += 8 * (64 + 4 * n);
+      wireBits += 8 * averagers[0].info().lastWireBytes;
+    }
     if (step % a.evalEvery == 0 || step == a.steps) {
+      std::vector<float> evalModel = models[0];
+      if (perRank) {  // the mean of the ranks' models, summed in rank order
+        for (int r = 1; r < a.ranks; ++r)
+          for (size_t i = 0; i < n; ++i) evalModel[i] += models[r][i];
+        for (float& v : evalModel) v /= static_cast<float>(a.ranks);
+      }
       const double acc =
-          mlp.accuracy(params, testSet.images.data(), testSet.labels.data(), testSet.size());
-      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu\n",
+          mlp.accuracy(evalModel, testSet.images.data(), testSet.labels.data(), testSet.size());
+      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u\n",
                   a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
                   static_cast<double>(a.rho), static_cast<double>(a.momentum),
                   static_cast<unsigned long long>(a.seed), step, lossSum / lossCount, acc,
                   static_cast<unsigned long long>(upBits),
                   static_cast<unsigned long long>(wireBits), a.adaptive ? 1 : 0,
-                  static_cast<unsigned long long>(kSum));
+                  static_cast<unsigned long long>(kSum), a.downDensity, a.period);
       std::fflush(stdout);
       lossSum = 0;
       lossCount = 0;
@@ -142,11 +184,13 @@ int main(int argc, char** argv) {
                                "signvote\nOptions");
   desc.add_options()
       ("help,h", "print this help")
-      ("scheme", po::value(&a.scheme)->default_value(a.scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef")
+      ("scheme", po::value(&a.scheme)->default_value(a.scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
       ("vote", po::value(&a.vote)->default_value(a.vote), "ternary | binary (signsgd_mv)")
-      ("density", po::value(&a.density)->default_value(a.density), "s3gd_mv, topk_ef: K / N")
+      ("density", po::value(&a.density)->default_value(a.density), "s3gd_mv, topk_ef, dgs: K / N")
       ("rho", po::value(&a.rho)->default_value(a.rho), "s3gd_mv: residual decay")
-      ("momentum", po::value(&a.momentum)->default_value(a.momentum), "Signum / topk_ef momentum")
+      ("momentum", po::value(&a.momentum)->default_value(a.momentum), "Signum / topk_ef momentum; dgs: SAMomentum in (0, 1)")
+      ("down-density", po::value(&a.downDensity)->default_value(a.downDensity), "dgs: downlink secondary compression density (0: off)")
+      ("period", po::value(&a.period)->default_value(a.period), "liec: averaging period tau (0: never)")
       ("ranks,r", po::value(&a.ranks)->default_value(a.ranks), "data-parallel ranks")
       ("batch", po::value(&a.batch)->default_value(a.batch), "samples per rank per step")
       ("steps", po::value(&a.steps)->default_value(a.steps), "training steps")
@@ -155,7 +199,7 @@ int main(int argc, char** argv) {
       ("split", po::value(&a.split)->default_value(a.split), "iid | noniid")
       ("labels", po::value(&a.labels)->default_value(a.labels), "non-IID: labels per rank")
       ("eval-every", po::value(&a.evalEvery)->default_value(a.evalEvery), "steps between test evaluations")
-      ("adaptive-k", "s3gd_mv, topk_ef: SV_ADAPTIVE_K_NORM_RATIO (K from --density is Kbar)")
+      ("adaptive-k", "s3gd_mv, topk_ef, dgs: SV_ADAPTIVE_K_NORM_RATIO (K from --density is Kbar)")
       ("kmin", po::value(&a.kMin)->default_value(a.kMin), "adaptive K: smallest K")
       ("kbudget", po::value(&a.kBudget)->default_value(a.kBudget), "adaptive K: sum of K per window (0: none)")
       ("kwindow", po::value(&a.kWindow)->default_value(a.kWindow), "adaptive K: exchanges per budget window")
