@@ -42,8 +42,8 @@ svResult_t checkComm(svComm_t comm, const char* call) {
                 "%s: comm = %p is not a live communicator (NULL, destroyed or never created)",
                 call, static_cast<void*>(comm));
   if (comm->stickyError != svSuccess)
-    return fail(comm, comm->stickyError, "%s: the communicator is broken by an earlier error",
-                call);
+    return fail(comm, comm->stickyError, "%s: the communicator is broken (%s); destroy it",
+                call, comm->brokenBy.c_str());
   return svSuccess;
 }
 
@@ -306,6 +306,21 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
   *asyncError = comm->stickyError != svSuccess ? comm->stickyError : cudaStickyError(comm);
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommAbort(svComm_t comm) {
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument, "svCommAbort: comm = %p is not a live communicator",
+                static_cast<void*>(comm));
+  const std::string text = "aborted by rank " + std::to_string(comm->rank) + " (svCommAbort)";
+  for (svComm_t peer : comm->world->ranks) {
+    if (peer == nullptr || peer->stickyError != svSuccess) continue;
+    peer->stickyError = svRemoteError;
+    peer->brokenBy = text;
+  }
+  comm->stickyError = svRemoteError;  // also when it was broken before: it is aborted now
+  comm->brokenBy = text;
   return svSuccess;
 }
 

@@ -517,10 +517,13 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
     std::string why;
     const svResult_t r = cudaRunMatched(cops, m.seq, &why);
     if (r != svSuccess) {
-      for (const Op& op : ops) op.bucket->comm->stickyError = r;
-      setGroupError(ops, "svGroupEnd: enqueuing the CUDA exchange (bucket count = " +
-                             std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why +
-                             "; the communicators are broken [" + svGetErrorString(r) + "]");
+      const std::string text = "svGroupEnd: enqueuing the CUDA exchange (bucket count = " +
+                               std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why;
+      for (const Op& op : ops) {
+        op.bucket->comm->stickyError = r;
+        op.bucket->comm->brokenBy = text;
+      }
+      setGroupError(ops, text + "; the communicators are broken [" + svGetErrorString(r) + "]");
       return r;
     }
   }
@@ -639,8 +642,8 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                 static_cast<void*>(bucket));
   svComm_t comm = bucket->comm;
   if (comm->stickyError != svSuccess)
-    return fail(comm, comm->stickyError, "svExchange: the communicator is broken by an earlier "
-                "error; destroy it");
+    return fail(comm, comm->stickyError, "svExchange: the communicator is broken (%s); destroy it",
+                comm->brokenBy.c_str());
   if (workspaceBytes == nullptr)
     return fail(comm, svInvalidArgument, "svExchange: workspaceBytes = NULL");
   const Plan& p = bucket->plan;

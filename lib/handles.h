@@ -35,6 +35,7 @@ struct svComm {
   std::shared_ptr<signvote::detail::World> world;
   uint64_t seq = 0;                  // completed exchanges
   svResult_t stickyError = svSuccess;
+  std::string brokenBy;              // what broke it, for the later calls' error text
   int liveBuckets = 0;
   std::string lastError;
   // SV_BACKEND_CUDA (lib/cuda_backend.cc)

@@ -6,6 +6,8 @@
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
+# ONLY=<extended regex>: run only the methods whose flags match; the report then also reads the
+# earlier raw CSVs named in EARLIER (space-separated), so a partial run adds rows to them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
@@ -32,6 +34,7 @@ methods=(
   "$train" --steps 1 --eval-every 1 --seed 0 | head -1
   for split in noniid iid; do
     for m in "${methods[@]}"; do
+      [[ -z "${ONLY:-}" || "$m" =~ $ONLY ]] || continue
       for seed in 1 2 3; do
         # shellcheck disable=SC2086
         "$train" $m --split "$split" --labels 1 --ranks 10 --batch 64 --steps 1500 \
@@ -40,4 +43,6 @@ methods=(
     done
   done
 } | tee "$out"
-python3 tools/convergence_report.py "$out" docs/convergence.md docs/convergence-noniid.png
+# shellcheck disable=SC2086
+python3 tools/convergence_report.py docs/convergence.md docs/convergence-noniid.png \
+  ${EARLIER:-} "$out"

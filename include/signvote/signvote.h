@@ -269,6 +269,13 @@ svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
  * exchange's stream work completed. Does not block. */
 svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
 
+/* Stops the communicator for good, as ncclCommAbort does for a fault the trainer cannot
+ * recover from: this rank and every other live rank of its world become sticky-broken with
+ * svRemoteError ("aborted by rank r"), so peers fail their next call instead of waiting for
+ * this rank. Never blocks and is safe on a broken communicator. Residuals stay readable
+ * (svBucketGetResidual); destroy the buckets, then the communicator. */
+svResult_t svCommAbort(svComm_t comm);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Buckets                                                                                    */
 /* ------------------------------------------------------------------------------------------ */

@@ -273,3 +273,37 @@ TEST(ApiErrors, ErrorStringsAreNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+// svCommAbort breaks every rank of the world with svRemoteError, naming the aborting rank; the
+// residuals stay as they were and readable, and everything can still be destroyed.
+TEST(Abort, BreaksEveryRankAndKeepsTheState) {
+  std::mt19937_64 rng(svtest::testSeed() + 90);
+  svBucketConfig_t cfg = svtest::bucketConfig(SV_SCHEME_S3GD_MV, 500);
+  cfg.k = 25;
+  svtest::World w(3, cfg);
+  ASSERT_EQ(w.exchange(svtest::grads(3, 500, rng)), svSuccess);
+  std::vector<std::vector<float>> before;
+  for (int r = 0; r < 3; ++r) before.push_back(w.residual(r));
+  const std::vector<float> out0 = w.out[0];
+  EXPECT_EQ(svCommAbort(w.comms[1]), svSuccess);
+  EXPECT_EQ(svCommAbort(w.comms[1]), svSuccess);  // again: still fine
+  EXPECT_EQ(w.exchange(svtest::grads(3, 500, rng)), svRemoteError);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_NE(std::string(svGetLastError(w.comms[r])).find("aborted by rank 1"),
+              std::string::npos) << svGetLastError(w.comms[r]);
+    svResult_t async = svSuccess;
+    EXPECT_EQ(svCommGetAsyncError(w.comms[r], &async), svSuccess);
+    EXPECT_EQ(async, svRemoteError);
+    svtest::expectSameBits(w.residual(r), before[r], "residual after abort");
+    EXPECT_EQ(w.seq(r), 1u);
+  }
+  svtest::expectSameBits(w.out[0], out0, "output after abort");
+  svBucket_t extra = nullptr;
+  EXPECT_EQ(svBucketCreate(&extra, w.comms[2], &cfg), svRemoteError);
+  EXPECT_EQ(extra, nullptr);
+  EXPECT_EQ(svCommAbort(nullptr), svInvalidArgument);
+}
+
+}  // namespace
