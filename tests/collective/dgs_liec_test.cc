@@ -213,7 +213,7 @@ struct LiecModel {
         continue;
       }
       std::vector<std::vector<float>> c(W);
-      for (size_t r = 0; r < W; ++r) c[r] = scaledSign(&g[r][lo], len);
+      for (size_t r = 0; r < W; ++r) c[r] = scaledSign(g[r].data() + lo, len);
       std::vector<float> a(len);
       for (size_t x = 0; x < len; ++x) {
         float s = c[0][x];

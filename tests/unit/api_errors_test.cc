@@ -28,6 +28,11 @@ TEST(ApiErrors, CommCreationArguments) {
   cfg.backend = static_cast<svBackend_t>(5);
   EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
   EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend = 5"));
+  cfg = SV_CONFIG_INITIALIZER;
+  cfg.version = (SIGNVOTE_MAJOR + 1) * 10000;  // a library of another major version
+  EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->version"));
+  cfg = SV_CONFIG_INITIALIZER;
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {  // CI: no GPU
     cfg.backend = SV_BACKEND_CUDA;
