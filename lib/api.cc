@@ -398,8 +398,7 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   i.lastWireBytes = bucket->lastWireBytes;
   i.downK = p.downK;
   i.chunk = p.chunk;
-  i.averageNext = p.format == SV_FORMAT_CHUNK_SIGNS && bucket->config.period != 0 &&
-                  (bucket->exchanges + 1) % bucket->config.period == 0;
+  i.averageNext = averagesNext(p, bucket->config, bucket->exchanges);
   *info = i;
   return svSuccess;
 }

@@ -94,6 +94,15 @@ svResult_t checkHeaders(const std::vector<const ref::WireHeader*>& hs, const Pla
   return svSuccess;
 }
 
+// Points a collective's per-rank buffers at region `from` / `to` of each rank's workspace.
+void pointAt(const std::vector<Op>& ops, const Region& from, const Region& to,
+             Transport::Sends* sends, Transport::Recvs* recvs) {
+  for (size_t r = 0; r < ops.size(); ++r) {
+    (*sends)[r] = at<char>(ops[r], from);
+    (*recvs)[r] = at<char>(ops[r], to);
+  }
+}
+
 // Elements of owner chunk d (the last chunks may be short or empty).
 uint64_t chunkLen(const Plan& p, int d) {
   const uint64_t lo = std::min<uint64_t>(p.n, d * p.chunk);
@@ -109,10 +118,7 @@ svResult_t liecOwners(const std::vector<Op>& ops, const Plan& p, Transport& t,
   Transport::Sends sends(W);
   Transport::Recvs recvs(W);
   auto collect = [&](const Region& from, const Region& to) {
-    for (int r = 0; r < W; ++r) {
-      sends[r] = at<char>(ops[r], from);
-      recvs[r] = at<char>(ops[r], to);
-    }
+    pointAt(ops, from, to, &sends, &recvs);
   };
   const uint64_t words = ref::chunkSignsWords(p.chunkWords);
   if (!p.average) {
@@ -151,10 +157,7 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
   Transport::Sends sends(W);
   Transport::Recvs recvs(W);
   auto collect = [&](const Region& from, const Region& to) {
-    for (int r = 0; r < W; ++r) {
-      sends[r] = at<char>(ops[r], from);
-      recvs[r] = at<char>(ops[r], to);
-    }
+    pointAt(ops, from, to, &sends, &recvs);
   };
   std::vector<bool> nan(W, false);
   const size_t planeBytes = p.chunkWords * 8;
@@ -578,8 +581,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
       }
       const svBucket& b0 = *byRank[0][j].bucket;
       m.plan = b0.plan;
-      if (m.plan.format == SV_FORMAT_CHUNK_SIGNS && b0.config.period != 0 &&
-          (b0.exchanges + 1) % b0.config.period == 0) {
+      if (averagesNext(m.plan, b0.config, b0.exchanges)) {
         m.plan.average = true;
         m.plan.wireBytes = m.plan.averageWireBytes;
       }

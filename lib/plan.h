@@ -99,6 +99,12 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks,
 Plan stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt);
 size_t adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config);
 
+// liec: whether the exchange after `done` successful ones is an averaging exchange.
+inline bool averagesNext(const Plan& p, const svBucketConfig_t& config, uint64_t done) {
+  return p.format == SV_FORMAT_CHUNK_SIGNS && config.period != 0 &&
+         (done + 1) % config.period == 0;
+}
+
 // The header every message of this exchange starts with, before sealing (backends fill
 // entries, checksums and the non-finite flag).
 ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq);

@@ -42,10 +42,11 @@
  *                    effect. Not yet verified on a GPU in this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
- * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are integers; every floating-point step
- * is spelled out with its rounding (one float32 fma for s3gd_mv's residual and Signum's
- * momentum, fixed-order sums for the dense mean, ef_sign's scale and mean), so the host and
- * the GPU give the same bits (docs/schemes.md).
+ * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are
+ * integers; every floating-point step is spelled out with its rounding (one float32 fma for
+ * s3gd_mv's residual, Signum's and dgs's momentum, fixed-order sums for the dense mean,
+ * ef_sign's and liec's scales and means), so the host and the GPU give the same bits
+ * (docs/schemes.md).
  *
  * Thread safety: one thread at a time per communicator. Different communicators may be used
  * from different threads.
@@ -292,12 +293,12 @@ typedef struct {
   svScheme_t scheme;
   svDataType_t datatype; /* input gradient and output update type; svFloat32 only for now */
   size_t count;          /* N, elements in the bucket, 0 <= N <= SV_MAX_COUNT */
-  /* s3gd_mv, topk_ef, dgs: K, the number of coordinates each rank keeps. Exactly K are kept (never a silent
-   * clamp): K > count is svInvalidArgument. K == 0 sends nothing: the output is all +0.0 and
-   * the residual keeps accumulating. Ignored when density != 0. */
+  /* s3gd_mv, topk_ef, dgs: K, the number of coordinates each rank keeps. Exactly K are kept
+   * (never a silent clamp): K > count is svInvalidArgument. K == 0 sends nothing: the output
+   * is all +0.0 and the residual keeps accumulating. Ignored when density != 0. */
   size_t k;
-  /* s3gd_mv, topk_ef, dgs: when non-zero, K = ceil(density * count) evaluated in IEEE double; must be in
-   * (0, 1]. 0 means "use k". */
+  /* s3gd_mv, topk_ef, dgs: when non-zero, K = ceil(density * count) evaluated in IEEE
+   * double; must be in (0, 1]. 0 means "use k". */
   double density;
   /* s3gd_mv: residual decay, a = fma(rho, a, g) in float32. 1 = full error accumulation (the
    * paper's default), 0 = none (a = g, exactly, whenever the stored residual is finite). */
