@@ -125,9 +125,9 @@ def main(md, png, *srcs):
                 for b in sorted(pts):
                     d.write(f"{b} {100 * statistics.mean(pts[b])}\n")
             plots.append(f"'{path}' with linespoints title '{m}'")
-        script = ("set terminal pngcairo size 1000,600 noenhanced; set output '" + png + "'; "
+        script = ("set terminal pngcairo size 1600,650 noenhanced; set output '" + png + "'; "
                   "set logscale x; set xlabel 'cumulative uplink bits per rank'; "
-                  "set ylabel 'test accuracy (%), mean of 3 seeds'; set key right center; "
+                  "set ylabel 'test accuracy (%), mean of 3 seeds'; set key outside right center Left reverse; "
                   "set title 'Fashion-MNIST, non-IID (one label per rank), 10 ranks'; "
                   "plot " + ", ".join(plots) + "\n")
         try:
