@@ -187,9 +187,9 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
                                 at<uint64_t>(op, L.planesSend)) || nan[r];
         break;
       case SV_FORMAT_SPARSE_VALUES:
-        if (p.scheme == SV_SCHEME_DGS) {
-          nan[r] = ref::dgsAccumulateSelect(g, b->residual.data(), p.momentum, p.n, p.k, policy,
-                                            at<float>(op, L.acc), at<uint32_t>(op, L.sel));
+        if (p.scheme == SV_SCHEME_DGS) {  // SAMomentum's u' = fma(m, u, g): s3gd's step
+          nan[r] = ref::s3gdAccumulateSelect(g, b->residual.data(), p.momentum, p.n, p.k, policy,
+                                             at<float>(op, L.acc), at<uint32_t>(op, L.sel));
           break;
         }
         nan[r] = ref::topkEfAccumulateSelect(

@@ -360,21 +360,6 @@ void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64
   });
 }
 
-bool dgsAccumulateSelect(const float* g, const float* u, float m, uint64_t n, uint64_t k,
-                         svNonFinitePolicy_t policy, float* uNew, uint32_t* sel) {
-  bool nan = false;
-  for (uint64_t i = 0; i < n; ++i) {
-    float v = std::fma(m, u[i], g[i]);
-    if (isNaN(v)) {
-      if (policy == SV_NONFINITE_IGNORE) v = 0.0f;
-      else nan = true;
-    }
-    uNew[i] = v;
-  }
-  selectTopKByMagnitude(uNew, n, k, sel);
-  return nan;
-}
-
 void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, float m,
                float* u) {
   for (uint64_t i = 0; i < n; ++i) u[i] = uNew[i] / m;

@@ -14,9 +14,9 @@
 namespace signvote::ref {
 
 // ---- s3gd_mv ----
-// acc = fma(rho, residual, g) in float32. NaN results are replaced by +0.0 under
-// SV_NONFINITE_IGNORE. Then sel = exact top-K of |acc| (see topk.h). Returns true when a NaN
-// was found (and not ignored).
+// acc = fma(rho, residual, g) in float32 (also dgs's u' = fma(m, u, g)). NaN results are
+// replaced by +0.0 under SV_NONFINITE_IGNORE. Then sel = exact top-K of |acc| (see topk.h).
+// Returns true when a NaN was found (and not ignored).
 bool s3gdAccumulateSelect(const float* g, const float* residual, float rho, uint64_t n,
                           uint64_t k, svNonFinitePolicy_t policy, float* acc, uint32_t* sel);
 
@@ -103,10 +103,7 @@ void addSparseValues(const SparseLayout& layout, const uint64_t* payload, uint64
                      const uint64_t* values, float* sums);
 
 // ---- dgs (SAMomentum; see signvote.h) ----
-// uNew = fma(m, u, g), NaN becoming +0.0 under IGNORE; sel = exact top-K of |uNew| (topk.h).
-// Returns true when a NaN was found (and not ignored).
-bool dgsAccumulateSelect(const float* g, const float* u, float m, uint64_t n, uint64_t k,
-                         svNonFinitePolicy_t policy, float* uNew, uint32_t* sel);
+// The step before sending is s3gd_mv's with rho = m: uNew = fma(m, u, g), then its top-K.
 // u = uNew on the selection, uNew / m (float32) elsewhere.
 void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, float m,
                float* u);
