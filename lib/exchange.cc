@@ -627,6 +627,14 @@ svResult_t runGroup(std::vector<Op>& ops) {
   return svSuccess;
 }
 
+// Frees the communicators of a group's exchanges for other threads when it goes out of scope.
+struct ReleaseComms {
+  const std::vector<Op>& ops;
+  ~ReleaseComms() {
+    for (const Op& op : ops) op.bucket->comm->user.store(nullptr);
+  }
+};
+
 // Records an error made inside a group so that svGroupEnd fails too.
 svResult_t noteGroupError(svResult_t r) {
   if (r != svSuccess && tg.depth > 0 && tg.error == svSuccess) {
@@ -683,16 +691,24 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                     "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
   }
   const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total, stream};
-  if (tg.depth > 0) {
-    tg.ops.push_back(op);
-    return svSuccess;
-  }
-  if (comm->nranks > 1)
+  if (tg.depth == 0 && comm->nranks > 1)
     return fail(comm, svInvalidUsage,
                 "svExchange: the loopback communicator has nranks = %d, all driven from this "
                 "thread; call svExchange once per rank between svGroupStart and svGroupEnd",
                 comm->nranks);
+  // One thread at a time per communicator. The text goes to this thread's last error only:
+  // the communicator's own text belongs to the thread using it.
+  const void* user = nullptr;
+  if (!comm->user.compare_exchange_strong(user, &tg) && user != &tg)
+    return fail(nullptr, svInvalidUsage,
+                "svExchange: comm (rank %d) is in use by another thread's exchange or open "
+                "group; use one thread per communicator", comm->rank);
+  if (tg.depth > 0) {
+    tg.ops.push_back(op);  // released at svGroupEnd
+    return svSuccess;
+  }
   std::vector<Op> ops{op};
+  const ReleaseComms release{ops};
   return runGroup(ops);
 }
 
@@ -723,6 +739,7 @@ extern "C" svResult_t svGroupEnd(void) {
   if (--tg.depth > 0) return svSuccess;
   std::vector<Op> ops = std::move(tg.ops);
   tg.ops.clear();
+  const ReleaseComms release{ops};
   const svResult_t err = tg.error;
   const std::string text = tg.errorText;
   tg.error = svSuccess;

@@ -2,6 +2,7 @@
 // or foreign pointer is reported as an invalid argument instead of being dereferenced.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,9 @@ struct svComm {
   uint64_t seq = 0;                  // completed exchanges
   svResult_t stickyError = svSuccess;
   std::string brokenBy;              // what broke it, for the later calls' error text
+  // The thread (its group state) whose exchange or open group uses this communicator, from
+  // its first queued svExchange until its svGroupEnd; null when free.
+  std::atomic<const void*> user{nullptr};
   int liveBuckets = 0;
   std::string lastError;
   // SV_BACKEND_CUDA (lib/cuda_backend.cc)

@@ -49,7 +49,10 @@
  * (docs/schemes.md).
  *
  * Thread safety: one thread at a time per communicator. Different communicators may be used
- * from different threads.
+ * from different threads. A communicator belongs to the thread whose svExchange queued work
+ * on it until that thread's svGroupEnd (or the end of an ungrouped call); an svExchange from
+ * another thread meanwhile returns svInvalidUsage with no effect, its text in
+ * svGetLastError(NULL).
  */
 #ifndef SIGNVOTE_H_
 #define SIGNVOTE_H_

@@ -5,6 +5,7 @@
 
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "world.h"
 
@@ -309,6 +310,48 @@ TEST(Abort, BreaksEveryRankAndKeepsTheState) {
   EXPECT_EQ(svBucketCreate(&extra, w.comms[2], &cfg), svRemoteError);
   EXPECT_EQ(extra, nullptr);
   EXPECT_EQ(svCommAbort(nullptr), svInvalidArgument);
+}
+
+}  // namespace
+
+namespace {
+
+// A communicator belongs to the thread whose open group queued work on it: another thread's
+// svExchange meanwhile is svInvalidUsage with no effect, and the owner's group still runs.
+TEST(ApiErrors, OneThreadPerCommunicator) {
+  std::mt19937_64 rng(svtest::testSeed() + 91);
+  svBucketConfig_t cfg = svtest::bucketConfig(SV_SCHEME_S3GD_MV, 200);
+  cfg.k = 9;
+  svtest::World w(2, cfg);
+  const auto g = svtest::grads(2, 200, rng);
+  ASSERT_EQ(svGroupStart(), svSuccess);
+  size_t bytes = w.ws[0].size();
+  ASSERT_EQ(svExchange(w.buckets[0], g[0].data(), w.out[0].data(), w.ws[0].data(), &bytes,
+                       nullptr), svSuccess);
+  svResult_t call = svSuccess, end = svSuccess;
+  std::string text;
+  std::vector<unsigned char> ws(w.ws[0].size());
+  std::vector<float> out(200, 7.0f);
+  std::thread([&] {
+    svGroupStart();
+    size_t b = ws.size();
+    call = svExchange(w.buckets[0], g[0].data(), out.data(), ws.data(), &b, nullptr);
+    text = svGetLastError(nullptr);
+    end = svGroupEnd();
+  }).join();
+  EXPECT_EQ(call, svInvalidUsage);
+  EXPECT_EQ(end, svInvalidUsage);
+  EXPECT_NE(text.find("in use by another thread"), std::string::npos) << text;
+  EXPECT_EQ(out, std::vector<float>(200, 7.0f));
+  bytes = w.ws[1].size();
+  ASSERT_EQ(svExchange(w.buckets[1], g[1].data(), w.out[1].data(), w.ws[1].data(), &bytes,
+                       nullptr), svSuccess);
+  EXPECT_EQ(svGroupEnd(), svSuccess);
+  EXPECT_EQ(w.seq(0), 1u);
+  // Free again once the group ended: another thread may now drive the world.
+  std::thread([&] { call = w.exchange(g); }).join();
+  EXPECT_EQ(call, svSuccess);
+  EXPECT_EQ(w.seq(1), 2u);
 }
 
 }  // namespace
