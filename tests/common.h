@@ -63,6 +63,24 @@ inline std::vector<uint32_t> bruteTopK(const std::vector<float>& x, size_t k) {
 
 inline int signOf(float x) { return x < 0.0f ? -1 : x > 0.0f ? 1 : 0; }
 
+// sum |x| over [lo, lo + width) of x[0, len) zero-padded, width a power of two, halving
+// recursively: the tree the library documents (neighbours first), written differently.
+inline float treeAbsSum(const float* x, size_t len, size_t lo, size_t width) {
+  if (width == 1) return lo < len ? std::fabs(x[lo]) : 0.0f;
+  return treeAbsSum(x, len, lo, width / 2) + treeAbsSum(x, len, lo + width / 2, width / 2);
+}
+
+// ef_sign's and liec's C(x) over len elements: scale * sign(x), scale = tree sum |x| / len,
+// +0.0 where x == 0.
+inline std::vector<float> scaledSign(const float* x, size_t len) {
+  size_t width = 1;
+  while (width < len) width *= 2;
+  const float s = len ? treeAbsSum(x, len, 0, width) / static_cast<float>(len) : 0.0f;
+  std::vector<float> c(len);
+  for (size_t i = 0; i < len; ++i) c[i] = x[i] > 0.0f ? s : x[i] < 0.0f ? -s : 0.0f;
+  return c;
+}
+
 // Fatal (within the calling helper) when a and b differ in any bit; names the first index.
 inline void expectSameBits(const std::vector<float>& a, const std::vector<float>& b,
                            const char* what) {

@@ -175,21 +175,6 @@ TEST(Dgs, BadConfigIsRefusedWithNoEffect) {
 
 // ---- liec ----
 
-float treeAbsSum(const float* x, size_t len, size_t lo, size_t width) {
-  if (width == 1) return lo < len ? std::fabs(x[lo]) : 0.0f;
-  return treeAbsSum(x, len, lo, width / 2) + treeAbsSum(x, len, lo + width / 2, width / 2);
-}
-
-// C(x) over len elements: the scale and sign(x) * scale (+0.0 where x == 0).
-std::vector<float> scaledSign(const float* x, size_t len) {
-  size_t width = 1;
-  while (width < len) width *= 2;
-  const float s = len ? treeAbsSum(x, len, 0, width) / static_cast<float>(len) : 0.0f;
-  std::vector<float> c(len);
-  for (size_t i = 0; i < len; ++i) c[i] = x[i] > 0.0f ? s : x[i] < 0.0f ? -s : 0.0f;
-  return c;
-}
-
 struct LiecModel {
   size_t chunk;
   unsigned period;

@@ -8,13 +8,6 @@ namespace {
 
 using namespace svtest;
 
-// sum |x| over the zero-padded power-of-two range [lo, lo + len), halving recursively: the tree
-// the library documents (neighbours first), written differently.
-float treeAbsSum(const std::vector<float>& x, size_t lo, size_t len) {
-  if (len == 1) return lo < x.size() ? std::fabs(x[lo]) : 0.0f;
-  return treeAbsSum(x, lo, len / 2) + treeAbsSum(x, lo + len / 2, len / 2);
-}
-
 struct EfModel {
   std::vector<std::vector<float>> e;
   std::vector<std::vector<float>> lastP, lastC;
@@ -24,14 +17,8 @@ struct EfModel {
     lastC.assign(W, std::vector<float>(n));
     for (size_t r = 0; r < W; ++r) {
       for (size_t i = 0; i < n; ++i) lastP[r][i] = g[r][i] + e[r][i];
-      size_t len = 1;
-      while (len < n) len *= 2;
-      const float scale = n ? treeAbsSum(lastP[r], 0, len) / static_cast<float>(n) : 0.0f;
-      for (size_t i = 0; i < n; ++i) {
-        const float p = lastP[r][i];
-        lastC[r][i] = p > 0.0f ? scale : p < 0.0f ? -scale : 0.0f;
-        e[r][i] = p - lastC[r][i];
-      }
+      lastC[r] = scaledSign(lastP[r].data(), n);
+      for (size_t i = 0; i < n; ++i) e[r][i] = lastP[r][i] - lastC[r][i];
     }
     std::vector<float> out(n);
     for (size_t i = 0; i < n; ++i) {

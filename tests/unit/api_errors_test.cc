@@ -278,52 +278,43 @@ TEST(ApiErrors, ErrorStringsAreNamed) {
   EXPECT_EQ(v, SIGNVOTE_VERSION_CODE);
 }
 
-}  // namespace
-
-namespace {
-
 // svCommAbort breaks every rank of the world with svRemoteError, naming the aborting rank; the
 // residuals stay as they were and readable, and everything can still be destroyed.
 TEST(Abort, BreaksEveryRankAndKeepsTheState) {
-  std::mt19937_64 rng(svtest::testSeed() + 90);
-  svBucketConfig_t cfg = svtest::bucketConfig(SV_SCHEME_S3GD_MV, 500);
+  std::mt19937_64 rng(testSeed() + 90);
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 500);
   cfg.k = 25;
-  svtest::World w(3, cfg);
-  ASSERT_EQ(w.exchange(svtest::grads(3, 500, rng)), svSuccess);
+  World w(3, cfg);
+  ASSERT_EQ(w.exchange(grads(3, 500, rng)), svSuccess);
   std::vector<std::vector<float>> before;
   for (int r = 0; r < 3; ++r) before.push_back(w.residual(r));
   const std::vector<float> out0 = w.out[0];
   EXPECT_EQ(svCommAbort(w.comms[1]), svSuccess);
   EXPECT_EQ(svCommAbort(w.comms[1]), svSuccess);  // again: still fine
-  EXPECT_EQ(w.exchange(svtest::grads(3, 500, rng)), svRemoteError);
+  EXPECT_EQ(w.exchange(grads(3, 500, rng)), svRemoteError);
   for (int r = 0; r < 3; ++r) {
-    EXPECT_NE(std::string(svGetLastError(w.comms[r])).find("aborted by rank 1"),
-              std::string::npos) << svGetLastError(w.comms[r]);
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[r]), "aborted by rank 1"));
     svResult_t async = svSuccess;
     EXPECT_EQ(svCommGetAsyncError(w.comms[r], &async), svSuccess);
     EXPECT_EQ(async, svRemoteError);
-    svtest::expectSameBits(w.residual(r), before[r], "residual after abort");
+    expectSameBits(w.residual(r), before[r], "residual after abort");
     EXPECT_EQ(w.seq(r), 1u);
   }
-  svtest::expectSameBits(w.out[0], out0, "output after abort");
+  expectSameBits(w.out[0], out0, "output after abort");
   svBucket_t extra = nullptr;
   EXPECT_EQ(svBucketCreate(&extra, w.comms[2], &cfg), svRemoteError);
   EXPECT_EQ(extra, nullptr);
   EXPECT_EQ(svCommAbort(nullptr), svInvalidArgument);
 }
 
-}  // namespace
-
-namespace {
-
 // A communicator belongs to the thread whose open group queued work on it: another thread's
 // svExchange meanwhile is svInvalidUsage with no effect, and the owner's group still runs.
 TEST(ApiErrors, OneThreadPerCommunicator) {
-  std::mt19937_64 rng(svtest::testSeed() + 91);
-  svBucketConfig_t cfg = svtest::bucketConfig(SV_SCHEME_S3GD_MV, 200);
+  std::mt19937_64 rng(testSeed() + 91);
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 200);
   cfg.k = 9;
-  svtest::World w(2, cfg);
-  const auto g = svtest::grads(2, 200, rng);
+  World w(2, cfg);
+  const auto g = grads(2, 200, rng);
   ASSERT_EQ(svGroupStart(), svSuccess);
   size_t bytes = w.ws[0].size();
   ASSERT_EQ(svExchange(w.buckets[0], g[0].data(), w.out[0].data(), w.ws[0].data(), &bytes,
@@ -341,7 +332,7 @@ TEST(ApiErrors, OneThreadPerCommunicator) {
   }).join();
   EXPECT_EQ(call, svInvalidUsage);
   EXPECT_EQ(end, svInvalidUsage);
-  EXPECT_NE(text.find("in use by another thread"), std::string::npos) << text;
+  EXPECT_TRUE(mentions(text.c_str(), "in use by another thread"));
   EXPECT_EQ(out, std::vector<float>(200, 7.0f));
   bytes = w.ws[1].size();
   ASSERT_EQ(svExchange(w.buckets[1], g[1].data(), w.out[1].data(), w.ws[1].data(), &bytes,

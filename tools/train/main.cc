@@ -50,7 +50,8 @@ svScheme_t schemeOf(const std::string& s) {
 }
 
 // Bytes a rank puts on the wire per step as its own message (uplink), by format.
-uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t vote) {
+uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t vote,
+                     bool average) {
   const uint64_t words = (n + 63) / 64;
   switch (info.format) {
     case SV_FORMAT_SPARSE:
@@ -59,8 +60,7 @@ uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t
     case SV_FORMAT_SIGNS: return 64 + (vote == SV_VOTE_BINARY ? 1 : 2) * words * 8;
     case SV_FORMAT_COUNTS: return 64 + words * 64 * (ranks <= 127 ? 1 : 2);
     case SV_FORMAT_CHUNK_SIGNS:  // its messages to the W owners; fp32 on averaging exchanges
-      return info.lastWireBytes == info.wireBytes ? 64 + ranks * (2 * info.chunk / 64 + 1) * 8
-                                                  : 64 + 4 * n;
+      return average ? 64 + 4 * n : 64 + ranks * (2 * info.chunk / 64 + 1) * 8;
     default: return 64 + 4 * n;
   }
 }
@@ -141,7 +141,7 @@ int run(const Args& a) {
     for (size_t m = 0; m < models.size(); ++m)
       for (size_t i = 0; i < n; ++i) models[m][i] -= scale * outs[m][i];
     svBucketInfo_t info = buckets[0].info();
-    upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote);
+    upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote, average);
     wireBits += 8 * info.lastWireBytes;
     kSum += info.lastK;
     if (average) {  // every rank's model becomes the exact mean
