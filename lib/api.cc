@@ -1,6 +1,10 @@
 // C entry points for communicators and buckets: validate every argument first, so that a
 // failing call has no effect, then act.
+#include <strings.h>
+
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -12,6 +16,11 @@
 using namespace signvote::detail;
 
 namespace {
+
+uint64_t newWorldId() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
 
 // The integer in an enum field of a user's struct, read without assuming it is one of the
 // enumerators (loading an out-of-range enum value is undefined behaviour in C++).
@@ -55,8 +64,7 @@ svResult_t checkBucket(svBucket_t bucket, const char* call) {
   return svSuccess;
 }
 
-svResult_t validateConfig(const svConfig_t& c) {
-  const char* call = "svCommInitLoopback";
+svResult_t validateConfig(const svConfig_t& c, const char* call) {
   if (c.size != sizeof(svConfig_t))
     return fail(nullptr, svInvalidArgument, "%s: config->size = %zu, expected %zu (start from "
                 "SV_CONFIG_INITIALIZER)", call, c.size, sizeof(svConfig_t));
@@ -76,6 +84,34 @@ svResult_t validateConfig(const svConfig_t& c) {
   if (raw(c.nonFinite) < 0 || raw(c.nonFinite) >= SV_NUM_NONFINITE)
     return fail(nullptr, svInvalidArgument, "%s: config->nonFinite = %d (supported: 0 error, 1 "
                 "ignore, 2 propagate)", call, raw(c.nonFinite));
+  if (raw(c.check) < 0 || raw(c.check) >= SV_NUM_CHECKS)
+    return fail(nullptr, svInvalidArgument, "%s: config->check = %d (supported: 0 default, 1 "
+                "none, 2 global)", call, raw(c.check));
+  return svSuccess;
+}
+
+// The defaults a config leaves to the environment: SIGNVOTE_TIMEOUT_MS, SIGNVOTE_CHECK.
+svResult_t resolveEnvironment(svConfig_t* c, const char* call) {
+  if (c->timeoutMs == 0) {
+    const char* v = std::getenv("SIGNVOTE_TIMEOUT_MS");
+    c->timeoutMs = 300000;
+    if (v != nullptr) {
+      char* end = nullptr;
+      const unsigned long ms = std::strtoul(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || ms == 0 || ms > 0xffffffffu || *v == '-')
+        return fail(nullptr, svInvalidArgument, "%s: SIGNVOTE_TIMEOUT_MS = \"%s\" is not a "
+                    "number of milliseconds in [1, 4294967295]", call, v);
+      c->timeoutMs = static_cast<unsigned>(ms);
+    }
+  }
+  if (c->check == SV_CHECK_DEFAULT) {
+    const char* v = std::getenv("SIGNVOTE_CHECK");
+    c->check = SV_CHECK_GLOBAL;
+    if (v != nullptr && strcasecmp(v, "none") == 0) c->check = SV_CHECK_NONE;
+    else if (v != nullptr && strcasecmp(v, "global") != 0)
+      return fail(nullptr, svInvalidArgument, "%s: SIGNVOTE_CHECK = \"%s\" (supported: global, "
+                  "none)", call, v);
+  }
   return svSuccess;
 }
 
@@ -221,13 +257,14 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
     return fail(nullptr, svInvalidArgument, "svCommInitLoopback: nranks = %d is outside [1, %d]",
                 nranks, SV_MAX_RANKS);
   const svConfig_t defaults = SV_CONFIG_INITIALIZER;
-  const svConfig_t cfg = config ? *config : defaults;
-  SVCHECK(validateConfig(cfg));
-  static uint64_t nextWorld = 1;
+  svConfig_t cfg = config ? *config : defaults;
+  SVCHECK(validateConfig(cfg, "svCommInitLoopback"));
+  SVCHECK(resolveEnvironment(&cfg, "svCommInitLoopback"));
   try {
     auto world = std::make_shared<World>();
-    world->id = __atomic_fetch_add(&nextWorld, 1, __ATOMIC_RELAXED);
+    world->id = newWorldId();
     world->nranks = nranks;
+    for (int r = 0; r < nranks; ++r) world->local.push_back(r);
     world->transport = std::make_unique<LoopbackHostTransport>(nranks);
     std::vector<std::unique_ptr<svComm>> made;
     for (int r = 0; r < nranks; ++r) {
@@ -257,6 +294,60 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
   } catch (const std::bad_alloc&) {
     return fail(nullptr, svSystemError, "svCommInitLoopback: out of host memory (nranks = %d)",
                 nranks);
+  }
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* store,
+                                     const svConfig_t* config) {
+  const char* call = "svCommInitGloo";
+  if (comm == nullptr) return fail(nullptr, svInvalidArgument, "%s: comm = NULL", call);
+  if (nranks < 1 || nranks > SV_MAX_RANKS)
+    return fail(nullptr, svInvalidArgument, "%s: nranks = %d is outside [1, %d]", call, nranks,
+                SV_MAX_RANKS);
+  if (rank < 0 || rank >= nranks)
+    return fail(nullptr, svInvalidArgument, "%s: rank = %d is outside [0, nranks = %d)", call,
+                rank, nranks);
+  if (store == nullptr || *store == '\0')
+    return fail(nullptr, svInvalidArgument, "%s: store = %s (a rendezvous directory every rank "
+                "can reach)", call, store ? "\"\"" : "NULL");
+  const svConfig_t defaults = SV_CONFIG_INITIALIZER;
+  svConfig_t cfg = config ? *config : defaults;
+  SVCHECK(validateConfig(cfg, call));
+  if (cfg.backend != SV_BACKEND_HOST)
+    return fail(nullptr, svInvalidArgument, "%s: config->backend = %d; the gloo transport "
+                "moves host memory only (SV_BACKEND_HOST = 0)", call, raw(cfg.backend));
+  SVCHECK(resolveEnvironment(&cfg, call));
+  try {
+    GlooOptions o;
+    o.nranks = nranks;
+    o.rank = rank;
+    o.store = store;
+    if (const char* ifname = std::getenv("SIGNVOTE_SOCKET_IFNAME")) o.ifname = ifname;
+    o.timeoutMs = cfg.timeoutMs;
+    svResult_t code = svSuccess;
+    std::string why;
+    std::unique_ptr<Transport> transport = makeGlooTransport(o, &code, &why);
+    if (transport == nullptr)
+      return fail(nullptr, code, "%s: rank %d of %d could not connect to its peers through store "
+                  "\"%s\" within config->timeoutMs = %u: %s; nothing was created", call, rank,
+                  nranks, store, cfg.timeoutMs, why.c_str());
+    auto world = std::make_shared<World>();
+    world->id = newWorldId();
+    world->nranks = nranks;
+    world->local = {rank};
+    world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
+    world->transport = std::move(transport);
+    auto c = std::make_unique<svComm>();
+    c->rank = rank;
+    c->nranks = nranks;
+    c->config = cfg;
+    c->world = world;
+    world->ranks.assign(nranks, nullptr);
+    *comm = world->ranks[rank] = c.release();
+    registerComm(*comm);
+  } catch (const std::bad_alloc&) {
+    return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d)", call, nranks);
   }
   return svSuccess;
 }
@@ -321,6 +412,15 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
   }
   comm->stickyError = svRemoteError;  // also when it was broken before: it is aborted now
   comm->brokenBy = text;
+  // Closing a gloo world's connections makes peers waiting on this rank fail at once. Not
+  // while another thread's exchange uses the transport: holding `user` keeps new ones out.
+  const void* none = nullptr;
+  static const char kAborting = 0;
+  if (comm->world->local.size() < static_cast<size_t>(comm->nranks) &&
+      comm->user.compare_exchange_strong(none, &kAborting)) {
+    comm->world->transport.reset();
+    comm->user.store(nullptr);
+  }
   return svSuccess;
 }
 

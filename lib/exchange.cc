@@ -12,6 +12,7 @@
 #include "cuda_backend.h"
 #include "error.h"
 #include "handles.h"
+#include "match.h"
 #include "reference/schemes.h"
 #include "reference/wire.h"
 #include "transport/transport.h"
@@ -37,6 +38,8 @@ struct GroupState {
   std::string errorText;
 };
 thread_local GroupState tg;
+
+int rankOf(const Op& op) { return op.bucket->comm->rank; }
 
 template <class T>
 T* at(const Op& op, const Region& r) {
@@ -109,14 +112,25 @@ uint64_t chunkLen(const Plan& p, int d) {
   return std::min<uint64_t>(p.n - lo, p.chunk);
 }
 
+// An owner that finds a peer's message malformed still takes part in what follows (its
+// peers in other processes cannot know) and sends a result no receiver accepts, so
+// validateResult fails on every rank.
+void poisonResult(const Op& op, const Plan& p) {
+  uint64_t* own = at<uint64_t>(op, p.ws.resultOwn);
+  if (p.format == SV_FORMAT_CHUNK_SIGNS) {
+    own[2 * p.chunkWords] = ~uint64_t{0};  // a scale word with its high half set
+    return;
+  }
+  std::fill(own, own + p.chunkWords, 0);  // negative bits without their nonzero bits
+  std::fill(own + p.chunkWords, own + 2 * p.chunkWords, ~uint64_t{0});
+}
+
 // liec's owners: messages to the owners, each owner's step on its error, results to all.
 // Averaging exchanges reduce-scatter the cleaned gradients instead and add the error.
-svResult_t liecOwners(const std::vector<Op>& ops, const Plan& p, Transport& t,
-                      std::string* why) {
-  const int W = p.nranks;
+svResult_t liecOwners(const std::vector<Op>& ops, const Plan& p, Transport& t) {
   const WorkspaceLayout& L = p.ws;
-  Transport::Sends sends(W);
-  Transport::Recvs recvs(W);
+  Transport::Sends sends(ops.size());
+  Transport::Recvs recvs(ops.size());
   auto collect = [&](const Region& from, const Region& to) {
     pointAt(ops, from, to, &sends, &recvs);
   };
@@ -124,100 +138,100 @@ svResult_t liecOwners(const std::vector<Op>& ops, const Plan& p, Transport& t,
   if (!p.average) {
     collect(L.planesSend, L.planesRecv);
     SVCHECK(t.allToAll(sends, recvs, words * 8));
-    for (int r = 0; r < W; ++r)
-      if (!ref::liecOwner(at<uint64_t>(ops[r], L.planesRecv), W, chunkLen(p, r), p.chunkWords,
-                          ops[r].bucket->residual.data(), at<float>(ops[r], L.eNew),
-                          at<uint64_t>(ops[r], L.resultOwn)))
-        return *why = "a chunk-signs message is malformed", svCorruptInput;
+    for (const Op& op : ops)
+      if (!ref::liecOwner(at<uint64_t>(op, L.planesRecv), p.nranks, chunkLen(p, rankOf(op)),
+                          p.chunkWords, op.bucket->residual.data(), at<float>(op, L.eNew),
+                          at<uint64_t>(op, L.resultOwn)))
+        poisonResult(op, p);
     collect(L.resultOwn, L.resultAll);
     return t.allGather(sends, recvs, words * 8);
   }
   collect(L.acc, L.fp32Sum);
   SVCHECK(t.reduceScatterSum(sends, recvs, p.chunk, Elem::kFloat32));
-  const float w = static_cast<float>(W);
-  for (int r = 0; r < W; ++r) {
-    const float* sum = at<float>(ops[r], L.fp32Sum);
-    const float* e = ops[r].bucket->residual.data();
-    float* a = at<float>(ops[r], L.resultOwn);
+  const float w = static_cast<float>(p.nranks);
+  for (const Op& op : ops) {
+    const float* sum = at<float>(op, L.fp32Sum);
+    const float* e = op.bucket->residual.data();
+    float* a = at<float>(op, L.resultOwn);
     for (uint64_t x = 0; x < p.chunk; ++x) a[x] = sum[x] / w + e[x];
-    std::fill(at<float>(ops[r], L.eNew), at<float>(ops[r], L.eNew) + p.chunk, -0.0f);
+    std::fill(at<float>(op, L.eNew), at<float>(op, L.eNew) + p.chunk, -0.0f);
   }
   collect(L.resultOwn, L.resultAll);
   return t.allGather(sends, recvs, p.chunk * 4);
 }
 
-// Runs one exchange across the W ranks of a world (ops[r] is rank r's call) into the
-// workspaces. Returns the verdict; *why names the cause.
+// Runs one exchange of a world into the workspaces: ops are the calls of the ranks this
+// process drives, in rank order (all W ranks in a loopback world). Returns the verdict; *why
+// names the cause. Every rank sees the same bytes, so every rank reaches the same verdict.
 svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, uint64_t seq,
                       Outcome* outcome,
                       std::string* why) {
   const int W = p.nranks;
   const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
   const WorkspaceLayout& L = p.ws;
-  Transport::Sends sends(W);
-  Transport::Recvs recvs(W);
+  Transport::Sends sends(ops.size());
+  Transport::Recvs recvs(ops.size());
   auto collect = [&](const Region& from, const Region& to) {
     pointAt(ops, from, to, &sends, &recvs);
   };
-  std::vector<bool> nan(W, false);
   const size_t planeBytes = p.chunkWords * 8;
 
   // Step 1: each rank's contribution.
-  for (int r = 0; r < W; ++r) {
-    const Op& op = ops[r];
+  for (const Op& op : ops) {
+    bool nan = false;
     const float* g = static_cast<const float*>(op.send);
     svBucket_t b = op.bucket;
     float scale = 0.0f;
     switch (p.format) {
       case SV_FORMAT_SPARSE:
       case SV_FORMAT_COUNTS:
-        nan[r] = ref::s3gdAccumulateSelect(g, b->residual.data(), b->config.rho, p.n, p.k,
-                                           policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel));
+        nan = ref::s3gdAccumulateSelect(g, b->residual.data(), b->config.rho, p.n, p.k,
+                                        policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel));
         if (p.format == SV_FORMAT_COUNTS)
           ref::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
                            p.chunk * W, p.countBytes, at<void>(op, L.countsSend));
         break;
       case SV_FORMAT_SIGNS:
         if (p.momentum != 0.0f) {  // Signum: vote on the new momentum
-          nan[r] = ref::signumMomentum(g, b->residual.data(), p.momentum, p.n, policy,
-                                       at<float>(op, L.acc));
+          nan = ref::signumMomentum(g, b->residual.data(), p.momentum, p.n, policy,
+                                    at<float>(op, L.acc));
           g = at<float>(op, L.acc);
         }
-        nan[r] = ref::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
-                                at<uint64_t>(op, L.planesSend)) || nan[r];
+        nan = ref::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
+                             at<uint64_t>(op, L.planesSend)) || nan;
         break;
       case SV_FORMAT_SPARSE_VALUES:
         if (p.scheme == SV_SCHEME_DGS) {  // SAMomentum's u' = fma(m, u, g): s3gd's step
-          nan[r] = ref::s3gdAccumulateSelect(g, b->residual.data(), p.momentum, p.n, p.k, policy,
-                                             at<float>(op, L.acc), at<uint32_t>(op, L.sel));
+          nan = ref::s3gdAccumulateSelect(g, b->residual.data(), p.momentum, p.n, p.k, policy,
+                                          at<float>(op, L.acc), at<uint32_t>(op, L.sel));
           break;
         }
-        nan[r] = ref::topkEfAccumulateSelect(
+        nan = ref::topkEfAccumulateSelect(
             g, p.momentum != 0.0f ? b->residual.data() + p.n : nullptr, b->residual.data(),
             p.momentum, p.n, p.k, policy, at<float>(op, L.accU), at<float>(op, L.acc),
             at<uint32_t>(op, L.sel));
         break;
       case SV_FORMAT_SCALED_SIGNS:
-        nan[r] = ref::efSignCompress(g, b->residual.data(), p.n, policy, at<float>(op, L.acc),
-                                     reinterpret_cast<uint64_t*>(at<char>(op, L.record) +
-                                                                 kHeaderBytes),
-                                     &scale);
+        nan = ref::efSignCompress(g, b->residual.data(), p.n, policy, at<float>(op, L.acc),
+                                  reinterpret_cast<uint64_t*>(at<char>(op, L.record) +
+                                                              kHeaderBytes),
+                                  &scale);
         break;
       case SV_FORMAT_FP32:
-        nan[r] = ref::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send));
+        nan = ref::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send));
         break;
       case SV_FORMAT_CHUNK_SIGNS: {
         float* clean = at<float>(op, L.acc);
-        nan[r] = p.average ? ref::cleanCopy(g, p.n, policy, clean)
-                           : ref::liecCompress(g, p.n, p.chunkWords, W, policy, clean,
-                                               at<uint64_t>(op, L.planesSend));
+        nan = p.average ? ref::cleanCopy(g, p.n, policy, clean)
+                        : ref::liecCompress(g, p.n, p.chunkWords, W, policy, clean,
+                                            at<uint64_t>(op, L.planesSend));
         std::fill(clean + p.n, clean + W * p.chunk, 0.0f);  // the averaging reduce-scatter
         break;
       }
       default:
         return *why = "unplanned format", svInternalError;
     }
-    ref::WireHeader h = makeHeader(p, r, seq, nan[r]);
+    ref::WireHeader h = makeHeader(p, rankOf(op), seq, nan);
     if (hasRecords(p)) {
       auto* payload = reinterpret_cast<uint64_t*>(at<char>(op, L.record) + kHeaderBytes);
       if (p.format != SV_FORMAT_SCALED_SIGNS) {
@@ -252,26 +266,25 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
       collect(L.countsSend, L.countsOwned);
       SVCHECK(t.reduceScatterSum(sends, recvs, p.chunk,
                                  p.countBytes == 1 ? Elem::kInt8 : Elem::kInt16));
-      for (int r = 0; r < W; ++r)
-        if (!ref::countsToPlanes(at<void>(ops[r], L.countsOwned), p.countBytes, p.chunkWords, W,
-                                 at<uint64_t>(ops[r], L.resultOwn)))
-          return *why = "a summed vote count is out of range", svCorruptInput;
+      for (const Op& op : ops)
+        if (!ref::countsToPlanes(at<void>(op, L.countsOwned), p.countBytes, p.chunkWords, W,
+                                 at<uint64_t>(op, L.resultOwn)))
+          poisonResult(op, p);  // a summed vote count is out of range
       break;
     case SV_FORMAT_SIGNS:
       collect(L.planesSend, L.planesRecv);
       SVCHECK(t.allToAll(sends, recvs, p.inPlanes * planeBytes));
-      for (int r = 0; r < W; ++r)
-        if (!ref::voteSignPlanes(at<uint64_t>(ops[r], L.planesRecv), p.vote, p.chunkWords, W,
-                                 at<uint64_t>(ops[r], L.resultOwn)))
-          return *why = "a sign message has a negative bit without its nonzero bit",
-                 svCorruptInput;
+      for (const Op& op : ops)  // binary planes cannot be malformed; ternary ones poison
+        if (!ref::voteSignPlanes(at<uint64_t>(op, L.planesRecv), p.vote, p.chunkWords, W,
+                                 at<uint64_t>(op, L.resultOwn)))
+          poisonResult(op, p);  // a negative bit without its nonzero bit
       break;
     case SV_FORMAT_FP32:
       collect(L.fp32Send, L.fp32Sum);
       SVCHECK(t.allReduceSum(sends, recvs, p.n, Elem::kFloat32));
       break;
     case SV_FORMAT_CHUNK_SIGNS:
-      SVCHECK(liecOwners(ops, p, t, why));
+      SVCHECK(liecOwners(ops, p, t));
       break;
     default:
       break;
@@ -282,10 +295,11 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
   }
 
   // Step 3: every rank validates what it received. All ranks see the same bytes, so they
-  // reach the same verdict; rank 0's is returned, any disagreement is an internal error.
+  // reach the same verdict; the first local rank's is returned, any disagreement is an
+  // internal error.
   svResult_t verdict = svSuccess;
-  for (int r = 0; r < W; ++r) {
-    const Op& op = ops[r];
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
     std::vector<const ref::WireHeader*> hs(W);
     const size_t stride = hasRecords(p) ? p.recordBytes : kHeaderBytes;
     const char* base = at<char>(op, hasRecords(p) ? L.records : L.headers);
@@ -316,7 +330,7 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
         }
       }
     }
-    if (r == 0) {
+    if (i == 0) {
       verdict = v;
       *outcome = o;
       *why = reason;
@@ -429,25 +443,16 @@ void setGroupError(const std::vector<Op>& ops, const std::string& text) {
   setLastError(nullptr, text);
 }
 
-const char* fieldMismatch(const svBucket& a, const svBucket& b) {
-  const svBucketConfig_t &x = a.config, &y = b.config;
-  if (x.scheme != y.scheme) return "scheme";
-  if (x.datatype != y.datatype) return "datatype";
-  if (x.count != y.count) return "count";
-  if (a.plan.k != b.plan.k) return "k";
-  if (std::memcmp(&x.rho, &y.rho, sizeof(float)) != 0) return "rho";
-  if (std::memcmp(&x.momentum, &y.momentum, sizeof(float)) != 0) return "momentum";
-  if (x.adaptiveK != y.adaptiveK) return "adaptiveK";
-  if (x.kMin != y.kMin) return "kMin";
-  if (x.kBudget != y.kBudget) return "kBudget";
-  if (x.kWindow != y.kWindow) return "kWindow";
-  if (a.plan.downK != b.plan.downK) return "downK";
-  if (x.period != y.period) return "period";
-  if (a.exchanges != b.exchanges) return "the bucket's exchange count";
-  if (x.vote != y.vote) return "vote";
-  if (x.format != y.format) return "format";
-  if (a.comm->config.nonFinite != b.comm->config.nonFinite) return "comm nonFinite policy";
-  return nullptr;
+// The rank that differs from rank 0's fingerprint first, and how; "" when all agree.
+std::string mismatchText(size_t index, const std::vector<Fingerprint>& byRank) {
+  for (size_t r = 1; r < byRank.size(); ++r) {
+    const int f = firstDifference(byRank[0], byRank[r]);
+    if (f >= 0)
+      return "exchange #" + std::to_string(index) + " of rank " + std::to_string(r) +
+             " differs from rank 0's in field " + fieldName(f) + " (" +
+             std::to_string(byRank[r].v[f]) + " vs " + std::to_string(byRank[0].v[f]) + ")";
+  }
+  return "";
 }
 
 // Cross-call buffer checks of a group: workspaces and outputs must not overlap anything else;
@@ -477,31 +482,46 @@ svResult_t checkGroupOverlaps(const std::vector<Op>& ops) {
 }
 
 struct Matched {
-  std::vector<Op> ops;  // one per rank
+  std::vector<Op> ops;  // one per rank this process drives, in rank order
+  size_t index = 0, calls = 0;  // its position in its group, and the group's calls per rank
   uint64_t seq;
   Outcome outcome;
   Plan plan;            // the bucket's plan, or this exchange's K under adaptive K
   float sumSquares = 0; // adaptive K: G, the ranks' squared gradient norms summed
 };
 
+// SV_CHECK_GLOBAL across processes: every rank's fingerprint of this exchange, allgathered.
+svResult_t checkGlobal(const Matched& m, Transport& t, std::string* why) {
+  const int W = m.plan.nranks;
+  const size_t L = m.ops.size();
+  std::vector<Fingerprint> mine(L), all(L * W);
+  Transport::Sends sends(L);
+  Transport::Recvs recvs(L);
+  for (size_t i = 0; i < L; ++i) {
+    mine[i] = fingerprintOf(*m.ops[i].bucket, m.seq, m.calls);
+    sends[i] = &mine[i];
+    recvs[i] = &all[i * W];
+  }
+  SVCHECK(t.allGather(sends, recvs, sizeof(Fingerprint)));
+  *why = mismatchText(m.index, std::vector<Fingerprint>(all.begin(), all.begin() + W));
+  return why->empty() ? svSuccess : svMismatch;
+}
+
 // Adaptive K: G from every rank's squared norm (summed in rank order by the transport), then
-// this exchange's plan. All ranks hold the same adaptive state (it only moves on success).
-svResult_t planAdaptive(Matched& m, Transport& t, std::string* why) {
+// this exchange's plan. All ranks hold the same adaptive state (it only moves on success;
+// the fingerprints compare it).
+svResult_t planAdaptive(Matched& m, Transport& t) {
   const svBucket& b0 = *m.ops[0].bucket;
-  const int W = b0.plan.nranks;
-  std::vector<float> norms(W), sums(W);
-  Transport::Sends sends(W);
-  Transport::Recvs recvs(W);
-  for (int r = 0; r < W; ++r) {
-    const svBucket& b = *m.ops[r].bucket;
-    const ref::AdaptiveState &x = b.adaptive, &y = b0.adaptive;
-    if (x.started != y.started || std::memcmp(&x.mean, &y.mean, 4) != 0 || x.spent != y.spent ||
-        x.step != y.step)
-      return *why = "ranks hold different adaptive-K states", svInternalError;
-    norms[r] = ref::pairwiseSquareSum(static_cast<const float*>(m.ops[r].send), b.plan.n,
+  const size_t L = m.ops.size();
+  std::vector<float> norms(L), sums(L);
+  Transport::Sends sends(L);
+  Transport::Recvs recvs(L);
+  for (size_t i = 0; i < L; ++i) {
+    const svBucket& b = *m.ops[i].bucket;
+    norms[i] = ref::pairwiseSquareSum(static_cast<const float*>(m.ops[i].send), b.plan.n,
                                       b.comm->config.nonFinite);
-    sends[r] = &norms[r];
-    recvs[r] = &sums[r];
+    sends[i] = &norms[i];
+    recvs[i] = &sums[i];
   }
   SVCHECK(t.allReduceSum(sends, recvs, 1, Elem::kFloat32));
   m.sumSquares = sums[0];
@@ -534,82 +554,107 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
   return svSuccess;
 }
 
-svResult_t runGroup(std::vector<Op>& ops) {
-  if (ops.empty()) return svSuccess;
-  SVCHECK(checkGroupOverlaps(ops));
-  // Per world, the calls of each rank in program order.
-  std::map<World*, std::vector<std::vector<Op>>> perWorld;
+// Transport failures (and bugs) leave the ranks out of step: the communicators are broken.
+bool breaksComm(svResult_t r) {
+  return r == svSystemError || r == svInternalError || r == svRemoteError || r == svTimeout;
+}
+
+// The group's exchanges per world, matched across the world's ranks this process drives.
+// Worlds run in the order of their first call in the group, the same in every process when
+// every rank makes its calls in the same order (NCCL's rule).
+svResult_t matchGroup(const std::vector<Op>& ops, std::vector<Matched>* matched) {
+  std::vector<World*> order;
+  std::map<World*, std::vector<std::vector<Op>>> perWorld;  // per rank, in program order
   for (const Op& op : ops) {
     svComm_t c = op.bucket->comm;
     auto& v = perWorld[c->world.get()];
-    if (v.empty()) v.resize(c->nranks);
+    if (v.empty()) {
+      v.resize(c->nranks);
+      order.push_back(c->world.get());
+    }
     v[c->rank].push_back(op);
   }
-  std::vector<Matched> matched;
-  for (auto& [world, byRank] : perWorld) {
-    for (int r = 0; r < world->nranks; ++r) {
-      if (byRank[r].size() != byRank[0].size()) {
+  for (World* world : order) {
+    const auto& byRank = perWorld[world];
+    const int first = world->local[0];
+    for (int r : world->local) {
+      if (byRank[r].size() != byRank[first].size()) {
         setGroupError(ops, "svGroupEnd: rank " + std::to_string(r) + " made " +
                                std::to_string(byRank[r].size()) + " svExchange calls in this "
-                               "group but rank 0 made " + std::to_string(byRank[0].size()) +
+                               "group but rank " + std::to_string(first) + " made " +
+                               std::to_string(byRank[first].size()) +
                                "; every rank of a loopback world must make the same calls "
                                "[" + svGetErrorString(svMismatch) + "]");
         return svMismatch;
       }
     }
-    for (size_t j = 0; j < byRank[0].size(); ++j) {
+    const size_t calls = byRank[first].size();
+    for (size_t j = 0; j < calls; ++j) {
       Matched m;
-      for (int r = 0; r < world->nranks; ++r) {
-        const Op& op = byRank[r][j];
-        if (const char* f = fieldMismatch(*byRank[0][j].bucket, *op.bucket)) {
-          setGroupError(ops, "svGroupEnd: exchange #" + std::to_string(j) + " of rank " +
-                                 std::to_string(r) + " differs from rank 0's in field " + f +
-                                 " [" + svGetErrorString(svMismatch) + "]");
-          return svMismatch;
-        }
-        m.ops.push_back(op);
+      m.index = j;
+      m.calls = calls;
+      m.seq = byRank[first][j].bucket->comm->seq + j;
+      std::vector<Fingerprint> prints;
+      for (int r : world->local) {
+        m.ops.push_back(byRank[r][j]);
+        prints.push_back(fingerprintOf(*byRank[r][j].bucket, byRank[r][j].bucket->comm->seq + j,
+                                       calls));
       }
-      m.seq = byRank[0][j].bucket->comm->seq + j;
-      for (int r = 1; r < world->nranks; ++r) {
-        if (byRank[r][j].bucket->comm->seq + j != m.seq) {
-          setGroupError(ops, "svGroupEnd: rank " + std::to_string(r) + " is at sequence number " +
-                                 std::to_string(byRank[r][j].bucket->comm->seq + j) +
-                                 " but rank 0 at " + std::to_string(m.seq) + " [" +
-                                 svGetErrorString(svMismatch) + "]");
-          return svMismatch;
-        }
+      const std::string text = mismatchText(j, prints);
+      if (!text.empty()) {
+        setGroupError(ops, "svGroupEnd: " + text + " [" + svGetErrorString(svMismatch) + "]");
+        return svMismatch;
       }
-      const svBucket& b0 = *byRank[0][j].bucket;
+      const svBucket& b0 = *m.ops[0].bucket;
       m.plan = b0.plan;
       if (averagesNext(m.plan, b0.config, b0.exchanges)) {
         m.plan.average = true;
         m.plan.wireBytes = m.plan.averageWireBytes;
       }
-      matched.push_back(std::move(m));
+      matched->push_back(std::move(m));
     }
   }
+  return svSuccess;
+}
+
+// One matched exchange of the host backend into the workspaces, with its verdict.
+svResult_t runHost(Matched& m, std::string* why) {
+  World* world = m.ops[0].bucket->comm->world.get();
+  Transport& t = *world->transport;
+  if (world->checkCalls) SVCHECK(checkGlobal(m, t, why));
+  if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE) SVCHECK(planAdaptive(m, t));
+  SVCHECK(runMatched(m.ops, m.plan, t, m.seq, &m.outcome, why));
+  if (!m.outcome.propagateNaN)
+    for (const Op& op : m.ops)
+      if (!validateResult(op, m.plan))
+        return *why = "a vote result message is malformed (an owner received a bad message)",
+               svCorruptInput;
+  return svSuccess;
+}
+
+svResult_t runGroup(std::vector<Op>& ops) {
+  if (ops.empty()) return svSuccess;
+  SVCHECK(checkGroupOverlaps(ops));
+  std::vector<Matched> matched;
+  SVCHECK(matchGroup(ops, &matched));
   if (ops[0].bucket->comm->config.backend == SV_BACKEND_CUDA) return runGroupCuda(ops, matched);
   for (Matched& m : matched) {
     std::string why;
-    World* world = m.ops[0].bucket->comm->world.get();
-    svResult_t r = svSuccess;
-    if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE)
-      r = planAdaptive(m, *world->transport, &why);
-    if (r == svSuccess) r = runMatched(m.ops, m.plan, *world->transport, m.seq, &m.outcome, &why);
-    if (r == svSuccess && !m.outcome.propagateNaN) {
-      for (const Op& op : m.ops)
-        if (!validateResult(op, m.plan)) {
-          setGroupError(ops, "svGroupEnd: a vote result message is malformed [" +
-                                 std::string(svGetErrorString(svCorruptInput)) + "]");
-          return svCorruptInput;
-        }
+    const svResult_t r = runHost(m, &why);
+    if (r == svSuccess) continue;
+    const Transport& t = *m.ops[0].bucket->comm->world->transport;
+    if (why.empty()) why = "the transport failed: " + t.error();
+    std::string text = "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
+                       ", seq = " + std::to_string(m.seq) + "): " + why;
+    if (breaksComm(r)) {
+      for (const Op& op : ops) {
+        op.bucket->comm->stickyError = r;
+        op.bucket->comm->brokenBy = text;
+      }
+      text += "; the communicator is broken, destroy it";
     }
-    if (r != svSuccess) {
-      setGroupError(ops, "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
-                             ", seq = " + std::to_string(m.seq) + "): " + why + " [" +
-                             svGetErrorString(r) + "]");
-      return r;
-    }
+    setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
+    return r;
   }
   for (Matched& m : matched) {
     for (const Op& op : m.ops) {
@@ -691,7 +736,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                     "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
   }
   const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total, stream};
-  if (tg.depth == 0 && comm->nranks > 1)
+  if (tg.depth == 0 && comm->world->local.size() > 1)
     return fail(comm, svInvalidUsage,
                 "svExchange: the loopback communicator has nranks = %d, all driven from this "
                 "thread; call svExchange once per rank between svGroupStart and svGroupEnd",
@@ -703,6 +748,11 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
     return fail(nullptr, svInvalidUsage,
                 "svExchange: comm (rank %d) is in use by another thread's exchange or open "
                 "group; use one thread per communicator", comm->rank);
+  if (user == nullptr && comm->stickyError != svSuccess) {  // aborted since the check above
+    comm->user.store(nullptr);
+    return fail(comm, comm->stickyError, "svExchange: the communicator is broken (%s); destroy "
+                "it", comm->brokenBy.c_str());
+  }
   if (tg.depth > 0) {
     tg.ops.push_back(op);  // released at svGroupEnd
     return svSuccess;

@@ -18,12 +18,14 @@ namespace signvote::detail {
 
 class Transport;
 
-// One communicator world (all ranks of a loopback transport live in one process).
+// One communicator world: all its ranks in this process (loopback), or one (gloo).
 struct World {
   uint64_t id = 0;
   int nranks = 0;
-  std::vector<svComm_t> ranks;  // null once destroyed
-  std::unique_ptr<Transport> transport;
+  std::vector<svComm_t> ranks;  // nranks entries: this process's ranks, null once destroyed
+  std::vector<int> local;       // the ranks this process drives, ascending
+  bool checkCalls = false;      // allgather fingerprints before each exchange (SV_CHECK_GLOBAL)
+  std::unique_ptr<Transport> transport;  // null after svCommAbort closed it
   ~World();
 };
 

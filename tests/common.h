@@ -9,6 +9,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace svtest {
@@ -20,6 +21,12 @@ inline uint64_t testSeed() {
     return s ? std::strtoull(s, nullptr, 10) : std::random_device{}();
   }();
   return seed;
+}
+
+// An error text names what it should.
+inline ::testing::AssertionResult mentions(const std::string& text, const std::string& needle) {
+  if (text.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not mention '" << needle << "'";
 }
 
 inline bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }

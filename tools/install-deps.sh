@@ -3,7 +3,8 @@
 # The CUDA toolkit (nvcc, NCCL, CUB) is expected under /usr/local/cuda.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev nlohmann-json3-dev
-      libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
+      libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
+      libgloo-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

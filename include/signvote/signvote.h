@@ -23,6 +23,8 @@
  *   loopback    nranks virtual ranks inside one process (svCommInitLoopback). All ranks are
  *               driven from one thread: wrap one call per rank in svGroupStart/svGroupEnd, as
  *               with ncclCommInitAll. This is how the library is tested without a cluster.
+ *   gloo        one rank per process over TCP (gloo), host backend (svCommInitGloo): real
+ *               processes and sockets, every operation bounded by a timeout.
  *   nccl        a borrowed ncclComm_t, one rank per GPU (planned; the API is shaped for it).
  *
  * Backends:
@@ -237,6 +239,24 @@ typedef enum {
   SV_NUM_FORMATS = 8
 } svFormat_t;
 
+/* Whether the ranks' calls are matched before each exchange. A loopback world sees every
+ * rank's call and always matches them (svMismatch, see svGroupStart). Ranks in different
+ * processes cannot see each other's arguments: with SV_CHECK_GLOBAL each exchange first
+ * allgathers a fixed-size fingerprint of every rank's call (its position in the group and the
+ * group's number of calls, sequence number, scheme, datatype, count, K, format, vote, rho,
+ * momentum, adaptive-K settings and state, downK, period, the bucket's exchange count,
+ * nonFinite policy) and every rank returns svMismatch, with no effect, naming the first rank
+ * that differs from rank 0 and the first differing field. SV_CHECK_NONE skips that
+ * (one small allgather fewer per exchange); calls that differ then are undefined: message
+ * headers still catch a differing sequence number, scheme, count or K when the message sizes
+ * agree, otherwise the exchange fails (svRemoteError) or waits until svTimeout. */
+typedef enum {
+  SV_CHECK_DEFAULT = 0, /* SIGNVOTE_CHECK from the environment ("global" or "none"), else global */
+  SV_CHECK_NONE = 1,
+  SV_CHECK_GLOBAL = 2,
+  SV_NUM_CHECKS = 3
+} svCheck_t;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Communicators                                                                              */
 /* ------------------------------------------------------------------------------------------ */
@@ -250,15 +270,37 @@ typedef struct {
   unsigned int version; /* SIGNVOTE_VERSION_CODE */
   svBackend_t backend;
   svNonFinitePolicy_t nonFinite;
+  /* gloo transport: the limit, in milliseconds, of the rendezvous and of every network
+   * operation inside an exchange; a peer that stops answering makes the exchange return
+   * svTimeout. 0 means SIGNVOTE_TIMEOUT_MS from the environment, else 300000 (5 minutes).
+   * Ignored by the loopback transport, which never waits. */
+  unsigned int timeoutMs;
+  svCheck_t check;
 } svConfig_t;
 
-#define SV_CONFIG_INITIALIZER \
-  { sizeof(svConfig_t), SV_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_BACKEND_HOST, SV_NONFINITE_ERROR }
+#define SV_CONFIG_INITIALIZER                                                          \
+  { sizeof(svConfig_t), SV_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_BACKEND_HOST,        \
+    SV_NONFINITE_ERROR, 0, SV_CHECK_DEFAULT }
 
 /* Creates nranks communicators of one loopback world; comms[r] is rank r. config may be NULL
  * (defaults). Limits: 1 <= nranks <= SV_MAX_RANKS. On error nothing is created. */
 #define SV_MAX_RANKS 4096
 svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* config);
+
+/* Creates rank `rank` of an nranks-rank world whose ranks live in different processes (or
+ * hosts), connected over TCP by gloo. Collective: every rank calls it with the same nranks,
+ * store and an equal config; it returns once all ranks are connected, or svTimeout after
+ * config->timeoutMs (plus up to a second: gloo's file store looks for peers once a second). store is a directory every rank can reach (a shared file system across
+ * hosts), empty or absent at the start and used by one world only (the file-store rendezvous
+ * of gloo and of torch's file:// init); it may be removed once every rank returned. Sockets
+ * bind to the interface named by SIGNVOTE_SOCKET_IFNAME (e.g. "lo", "eth0"), else to the
+ * address of this host's name. Host backend only. One rank per communicator: svExchange needs
+ * no group (groups still batch several buckets all-or-nothing). A peer that dies makes the
+ * exchanges of the others return svRemoteError; one that stops answering, svTimeout within
+ * timeoutMs of the operation that waits for it; either breaks the communicator. On error
+ * nothing is created and the text is in svGetLastError(NULL). */
+svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* store,
+                          const svConfig_t* config);
 
 /* Frees one rank. Its buckets must be destroyed first (svInvalidUsage otherwise). Destroying a
  * NULL comm is a no-op. A loopback world is freed when its last rank is destroyed. */
@@ -276,7 +318,10 @@ svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
 /* Stops the communicator for good, as ncclCommAbort does for a fault the trainer cannot
  * recover from: this rank and every other live rank of its world become sticky-broken with
  * svRemoteError ("aborted by rank r"), so peers fail their next call instead of waiting for
- * this rank. Never blocks and is safe on a broken communicator. Residuals stay readable
+ * this rank. Gloo worlds: this rank closes its connections, so peers waiting in an exchange
+ * return svRemoteError at once (unless another thread is inside an exchange on this
+ * communicator; then only this rank is marked and the peers wait for their timeout). Never
+ * blocks and is safe on a broken communicator. Residuals stay readable
  * (svBucketGetResidual); destroy the buckets, then the communicator. */
 svResult_t svCommAbort(svComm_t comm);
 

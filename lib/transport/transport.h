@@ -1,9 +1,13 @@
 // The byte-moving interface that lib/ drives. Transports move and sum buffers; they never run
-// scheme code. Every call takes one entry per rank driven by this process (for the loopback
-// transport: all ranks, entry r = rank r) and behaves as the NCCL collective of the same name.
+// scheme code. Every call takes one entry per rank driven by this process, in rank order (the
+// loopback transport: all ranks, entry r = rank r; gloo: this process's one rank) and behaves
+// as the NCCL collective of the same name. A failure returns svRemoteError, svTimeout or
+// svSystemError with its text in error(); the transport is then unusable.
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "signvote/signvote.h"
@@ -29,6 +33,10 @@ class Transport {
   // recv[r] = sum over s of send[s] (count elements), float sums in rank order 0..W-1.
   virtual svResult_t allReduceSum(const Sends& send, const Recvs& recv, size_t count,
                                   Elem type) = 0;
+  const std::string& error() const { return error_; }
+
+ protected:
+  std::string error_;
 };
 
 // All W ranks of a world in this process, host memory.
@@ -45,5 +53,18 @@ class LoopbackHostTransport final : public Transport {
  private:
   int nranks_;
 };
+
+// One rank of a world that spans processes, over gloo's TCP transport. Float sums are formed
+// by this library in rank order from an all-to-all (not by gloo's ring), so every rank, and
+// the loopback transport, get the same bits.
+struct GlooOptions {
+  int nranks = 0, rank = 0;
+  std::string store;   // file-store rendezvous directory
+  std::string ifname;  // interface to bind ("" = this host's name)
+  unsigned timeoutMs = 0;
+};
+// Connects to every peer; on failure returns null with the code and text in *code / *why.
+std::unique_ptr<Transport> makeGlooTransport(const GlooOptions& o, svResult_t* code,
+                                             std::string* why);
 
 }  // namespace signvote::detail

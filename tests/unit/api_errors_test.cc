@@ -13,11 +13,6 @@ namespace {
 
 using namespace svtest;
 
-::testing::AssertionResult mentions(const char* text, const std::string& needle) {
-  if (std::string(text).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not mention '" << needle << "'";
-}
-
 TEST(ApiErrors, CommCreationArguments) {
   svComm_t c[2];
   EXPECT_EQ(svCommInitLoopback(nullptr, 2, nullptr), svInvalidArgument);

@@ -1,0 +1,165 @@
+// The gloo transport: one rank per process, TCP. Only gloo's allgather and all-to-all are
+// used; sums are formed here in rank order so that the bits match the loopback transport.
+#include <gloo/allgather.h>
+#include <gloo/alltoall.h>
+#include <gloo/common/error.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/transport/tcp/device.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "transport.h"
+
+namespace signvote::detail {
+
+namespace {
+
+size_t elemSize(Elem t) { return t == Elem::kInt8 ? 1 : t == Elem::kInt16 ? 2 : 4; }
+
+// out[i] = sum over s of block s of `blocks` (W blocks of count), in rank order.
+template <class T, class Acc>
+void sumRankOrder(const char* blocks, int W, size_t count, void* out) {
+  const T* b = reinterpret_cast<const T*>(blocks);
+  T* o = static_cast<T*>(out);
+  for (size_t i = 0; i < count; ++i) {
+    Acc acc = b[i];
+    for (int s = 1; s < W; ++s) acc += b[s * count + i];
+    o[i] = static_cast<T>(acc);
+  }
+}
+
+// Maps what gloo throws to the contract's codes; gloo's own text is kept.
+svResult_t classify(const std::exception& e, std::string* why) {
+  *why = e.what();
+  std::string lower = *why;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (dynamic_cast<const gloo::IoException*>(&e) != nullptr &&
+      (lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos))
+    return svTimeout;
+  return svRemoteError;  // an enforce on a peer's bytes (sizes differ): the peer is at fault
+}
+
+class GlooTransport final : public Transport {
+ public:
+  GlooTransport(std::shared_ptr<gloo::Context> ctx, int nranks)
+      : ctx_(std::move(ctx)), W_(nranks) {}
+
+  svResult_t allGather(const Sends& send, const Recvs& recv, size_t bytes) override {
+    return guarded([&] {
+      if (bytes == 0) return;
+      gloo::AllgatherOptions o(ctx_);
+      o.setInput(const_cast<char*>(static_cast<const char*>(send[0])), bytes);
+      o.setOutput(static_cast<char*>(recv[0]), bytes * W_);
+      o.setTag(nextTag());
+      gloo::allgather(o);
+    });
+  }
+
+  svResult_t allToAll(const Sends& send, const Recvs& recv, size_t bytes) override {
+    return guarded([&] { exchangeBlocks(send[0], recv[0], bytes); });
+  }
+
+  svResult_t reduceScatterSum(const Sends& send, const Recvs& recv, size_t count,
+                              Elem type) override {
+    return guarded([&] {
+      const size_t bytes = count * elemSize(type);
+      blocks_.resize(bytes * W_);
+      exchangeBlocks(send[0], blocks_.data(), bytes);
+      sum(type, blocks_.data(), count, recv[0]);
+    });
+  }
+
+  // A reduce-scatter over W equal chunks (the last zero-padded), then an allgather.
+  svResult_t allReduceSum(const Sends& send, const Recvs& recv, size_t count,
+                          Elem type) override {
+    return guarded([&] {
+      if (count == 0) return;
+      const size_t es = elemSize(type), chunk = (count + W_ - 1) / W_;
+      padded_.assign(chunk * W_ * es, 0);
+      std::memcpy(padded_.data(), send[0], count * es);
+      blocks_.resize(chunk * W_ * es);
+      exchangeBlocks(padded_.data(), blocks_.data(), chunk * es);
+      owned_.resize(chunk * es);
+      sum(type, blocks_.data(), chunk, owned_.data());
+      gathered_.resize(chunk * W_ * es);
+      gloo::AllgatherOptions o(ctx_);
+      o.setInput(owned_.data(), owned_.size());
+      o.setOutput(gathered_.data(), gathered_.size());
+      o.setTag(nextTag());
+      gloo::allgather(o);
+      std::memcpy(recv[0], gathered_.data(), count * es);
+    });
+  }
+
+ private:
+  template <class F>
+  svResult_t guarded(F&& f) {
+    try {
+      f();
+      return svSuccess;
+    } catch (const std::bad_alloc&) {
+      error_ = "out of host memory";
+      return svSystemError;
+    } catch (const std::exception& e) {  // gloo's IoException, EnforceNotMet, ...
+      return classify(e, &error_);
+    }
+  }
+
+  void exchangeBlocks(const void* in, void* out, size_t bytes) {
+    if (bytes == 0) return;
+    if (W_ == 1) {
+      std::memcpy(out, in, bytes);
+      return;
+    }
+    gloo::AlltoallOptions o(ctx_);
+    o.setInput(const_cast<char*>(static_cast<const char*>(in)), bytes * W_);
+    o.setOutput(static_cast<char*>(out), bytes * W_);
+    o.setTag(nextTag());
+    gloo::alltoall(o);
+  }
+
+  void sum(Elem t, const char* blocks, size_t count, void* out) const {
+    switch (t) {
+      case Elem::kInt8: sumRankOrder<int8_t, int32_t>(blocks, W_, count, out); break;
+      case Elem::kInt16: sumRankOrder<int16_t, int32_t>(blocks, W_, count, out); break;
+      case Elem::kFloat32: sumRankOrder<float, float>(blocks, W_, count, out); break;
+    }
+  }
+
+  // Every rank issues the same operations in the same order, so the counters agree.
+  uint32_t nextTag() { return tag_++; }
+
+  std::shared_ptr<gloo::Context> ctx_;
+  int W_;
+  uint32_t tag_ = 0;
+  std::vector<char> blocks_, padded_, owned_, gathered_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> makeGlooTransport(const GlooOptions& o, svResult_t* code,
+                                             std::string* why) {
+  try {
+    gloo::transport::tcp::attr attr;
+    if (!o.ifname.empty()) attr.iface = o.ifname;
+    auto device = gloo::transport::tcp::CreateDevice(attr);
+    gloo::rendezvous::FileStore store(o.store);
+    auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.nranks);
+    ctx->setTimeout(std::chrono::milliseconds(o.timeoutMs));
+    ctx->connectFullMesh(store, device);
+    return std::make_unique<GlooTransport>(std::move(ctx), o.nranks);
+  } catch (const std::bad_alloc&) {
+    *code = svSystemError;
+    *why = "out of host memory";
+  } catch (const std::exception& e) {
+    *code = classify(e, why);
+  }
+  return nullptr;
+}
+
+}  // namespace signvote::detail

@@ -1,0 +1,419 @@
+// The gloo transport with real processes and sockets: every scheme gives the loopback world's
+// bits; mismatched calls and NaN input fail on every rank with no effect; a peer that is
+// killed, stopped or aborts mid-exchange turns into svRemoteError / svTimeout on the others
+// within twice the timeout, with their residuals untouched and their communicators broken.
+#include <thread>
+
+#include "ranks.h"
+#include "world.h"
+
+namespace {
+
+using namespace svtest;
+
+svConfig_t glooConfig(unsigned timeoutMs) {
+  svConfig_t c = SV_CONFIG_INITIALIZER;
+  c.timeoutMs = timeoutMs;
+  return c;
+}
+
+// The cases every world size runs: each scheme and format, stateful ones over three steps.
+std::vector<svBucketConfig_t> cases(size_t n) {
+  std::vector<svBucketConfig_t> v;
+  auto add = [&](svScheme_t scheme, auto&& edit) {
+    svBucketConfig_t c = bucketConfig(scheme, n);
+    edit(c);
+    v.push_back(c);
+  };
+  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.1; c.format = SV_FORMAT_SPARSE; });
+  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.3; c.rho = 0.5f; c.format = SV_FORMAT_COUNTS; });
+  add(SV_SCHEME_SIGNSGD_MV, [](auto&) {});
+  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.vote = SV_VOTE_BINARY; });
+  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.momentum = 0.9f; });
+  add(SV_SCHEME_DENSE, [](auto&) {});
+  add(SV_SCHEME_EF_SIGN, [](auto&) {});
+  add(SV_SCHEME_TOPK_EF, [](auto& c) { c.density = 0.1; c.momentum = 0.9f; });
+  add(SV_SCHEME_DGS, [](auto& c) { c.density = 0.1; c.momentum = 0.5f; c.downDensity = 0.05; });
+  add(SV_SCHEME_LIEC, [](auto& c) { c.period = 2; });
+  if (n > 0)
+    add(SV_SCHEME_S3GD_MV, [](auto& c) {
+      c.density = 0.05;
+      c.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+      c.kMin = 1;
+    });
+  return v;
+}
+
+// Runs every case for the ranks `local` drives (all of a loopback world, one of a gloo
+// world): three grouped steps, each with a second (dense) bucket in the same group, and
+// reports every output and the final state per local rank. Rank r's gradients depend only
+// on (seed, case, n, step, r).
+std::vector<Report> script(const std::vector<svComm_t>& local, int W, uint64_t seed) {
+  std::vector<Report> reports(local.size());
+  std::vector<int> ranks(local.size());
+  for (size_t i = 0; i < local.size(); ++i) EXPECT_EQ(svCommUserRank(local[i], &ranks[i]), 0);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{33}, size_t{1000}}) {
+    const auto cfgs = cases(n);
+    for (size_t c = 0; c < cfgs.size(); ++c) {
+      const svBucketConfig_t side = bucketConfig(SV_SCHEME_DENSE, 7);
+      std::vector<svBucket_t> b(local.size()), d(local.size());
+      std::vector<std::vector<unsigned char>> wb(local.size()), wd(local.size());
+      for (size_t i = 0; i < local.size(); ++i) {
+        EXPECT_EQ(svBucketCreate(&b[i], local[i], &cfgs[c]), svSuccess) << svGetLastError(local[i]);
+        EXPECT_EQ(svBucketCreate(&d[i], local[i], &side), svSuccess);
+        size_t bytes = 0;
+        svExchange(b[i], nullptr, nullptr, nullptr, &bytes, nullptr);
+        wb[i].resize(bytes);
+        svExchange(d[i], nullptr, nullptr, nullptr, &bytes, nullptr);
+        wd[i].resize(bytes);
+      }
+      for (int step = 0; step < 3; ++step) {
+        std::vector<std::vector<float>> g(local.size()), out(local.size()), gs(local.size()),
+            outs(local.size());
+        for (size_t i = 0; i < local.size(); ++i) {
+          std::mt19937_64 rng(seed ^ (c << 40) ^ (n << 20) ^ (uint64_t(step) << 12) ^ ranks[i]);
+          g[i] = grads(1, n, rng)[0];
+          gs[i] = normal(7, rng);
+          out[i].assign(n, 7.0f);
+          outs[i].assign(7, 7.0f);
+        }
+        svGroupStart();
+        for (size_t i = 0; i < local.size(); ++i) {
+          size_t bytes = wb[i].size();
+          svExchange(b[i], g[i].data(), out[i].data(), wb[i].data(), &bytes, nullptr);
+          bytes = wd[i].size();
+          svExchange(d[i], gs[i].data(), outs[i].data(), wd[i].data(), &bytes, nullptr);
+        }
+        const svResult_t r = svGroupEnd();
+        for (size_t i = 0; i < local.size(); ++i) {
+          reports[i].put(static_cast<int>(r));
+          if (r != svSuccess) reports[i].put(std::string(svGetLastError(local[i])));
+          reports[i].put(out[i]);
+          reports[i].put(outs[i]);
+        }
+      }
+      for (size_t i = 0; i < local.size(); ++i) {
+        svBucketInfo_t info{};
+        svBucketGetInfo(b[i], &info);
+        std::vector<float> state(info.stateFloats);
+        if (info.stateFloats) svBucketGetResidual(b[i], state.data());
+        reports[i].put(state);
+        reports[i].put(info.lastK);
+        svBucketDestroy(b[i]);
+        svBucketDestroy(d[i]);
+      }
+    }
+  }
+  (void)W;
+  return reports;
+}
+
+TEST(Gloo, EverySchemeGivesTheLoopbackBits) {
+  const uint64_t seed = testSeed();
+  SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
+  for (int W : {1, 2, 3, 5}) {
+    SCOPED_TRACE("W = " + std::to_string(W));
+    std::vector<svComm_t> comms(W);
+    ASSERT_EQ(svCommInitLoopback(comms.data(), W, nullptr), svSuccess);
+    const std::vector<Report> expect = script(comms, W, seed);
+    for (svComm_t c : comms) ASSERT_EQ(svCommDestroy(c), svSuccess);
+
+    Ranks ranks(W, glooConfig(20000), [&](const Ranks::Child& ch) {
+      return script({ch.comm}, W, seed)[0].bytes;
+    });
+    const auto results = ranks.join(120);
+    for (int r = 0; r < W; ++r) {
+      ASSERT_TRUE(results[r].exited && results[r].status == 0)
+          << "rank " << r << " status " << results[r].status << " signal " << results[r].signal
+          << ": " << results[r].report;
+      const std::string& got = results[r].report;
+      const std::string& want = expect[r].bytes;
+      ASSERT_EQ(got.size(), want.size()) << "rank " << r;
+      const auto diff = std::mismatch(got.begin(), got.end(), want.begin());
+      EXPECT_TRUE(diff.first == got.end())
+          << "rank " << r << " differs from the loopback world at byte "
+          << (diff.first - got.begin()) << " of " << got.size();
+    }
+  }
+}
+
+// One exchange of a bucket of n floats on every rank with rank-specific edits; reports the
+// code, the text, whether the output, the residual and the sequence number were left alone,
+// then whether a correct exchange afterwards succeeds.
+struct Outcome {
+  int code = -1;
+  std::string text;
+  bool untouched = false;
+  int after = -1;
+};
+
+std::vector<Outcome> oneExchange(int W, const std::function<void(int, svBucketConfig_t&,
+                                                                   std::vector<float>&, int&)>&
+                                            edit) {
+  const uint64_t seed = testSeed();
+  Ranks ranks(W, glooConfig(20000), [&](const Ranks::Child& ch) {
+    std::mt19937_64 rng(seed + ch.rank);
+    const size_t n = 500;
+    svBucketConfig_t good = bucketConfig(SV_SCHEME_S3GD_MV, n);
+    good.k = 50;
+    svBucketConfig_t cfg = good;
+    std::vector<float> g = normal(n, rng);
+    int calls = 1;
+    edit(ch.rank, cfg, g, calls);
+    svBucket_t b = nullptr, ok = nullptr;
+    svBucketCreate(&b, ch.comm, &cfg);
+    svBucketCreate(&ok, ch.comm, &good);
+    const std::vector<float> seedResidual = normal(n, rng);
+    svBucketSetResidual(b, seedResidual.data());
+    size_t bytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    std::vector<unsigned char> ws(calls * bytes + 64);
+    std::vector<float> out(calls * n, 7.0f);
+    svGroupStart();
+    for (int j = 0; j < calls; ++j) {
+      size_t wsb = bytes;
+      svExchange(b, g.data(), out.data() + j * n, ws.data() + j * bytes, &wsb, nullptr);
+    }
+    Report rep;
+    rep.put(static_cast<int>(svGroupEnd()));
+    rep.put(std::string(svGetLastError(ch.comm)));
+    std::vector<float> residual(n);
+    svBucketGetResidual(b, residual.data());
+    uint64_t seq = 99;
+    svCommGetSequence(ch.comm, &seq);
+    const bool untouched = std::all_of(out.begin(), out.end(), [](float x) { return x == 7.0f; }) &&
+                           std::memcmp(residual.data(), seedResidual.data(), n * 4) == 0 &&
+                           seq == 0;
+    rep.put(untouched);
+    std::vector<float> clean = normal(n, rng);
+    size_t wsb = ws.size();
+    rep.put(static_cast<int>(svExchange(ok, clean.data(), out.data(), ws.data(), &wsb, nullptr)));
+    svBucketDestroy(b);
+    svBucketDestroy(ok);
+    return rep.bytes;
+  });
+  std::vector<Outcome> v;
+  for (const auto& res : ranks.join(60)) {
+    EXPECT_TRUE(res.exited && res.status == 0) << res.report;
+    Reader rd{res.report};
+    Outcome o;
+    o.code = rd.get<int>();
+    o.text = rd.text();
+    o.untouched = rd.get<bool>();
+    o.after = rd.get<int>();
+    v.push_back(o);
+  }
+  return v;
+}
+
+TEST(Gloo, MismatchedCallsFailOnEveryRankNamingTheRankAndField) {
+  // Rank 1 asks for another K: the sizes of the messages would differ.
+  for (const Outcome& o : oneExchange(3, [](int r, svBucketConfig_t& c, auto&, int&) {
+         if (r == 1) c.k = 51;
+       })) {
+    EXPECT_EQ(o.code, svMismatch) << o.text;
+    EXPECT_TRUE(mentions(o.text, "rank 1 differs from rank 0's in field k (51 vs 50)"));
+    EXPECT_TRUE(o.untouched);
+    EXPECT_EQ(o.after, svSuccess);  // the communicator stays usable
+  }
+  // Rank 2 makes two calls in its group.
+  for (const Outcome& o : oneExchange(3, [](int r, svBucketConfig_t&, auto&, int& calls) {
+         if (r == 2) calls = 2;
+       })) {
+    EXPECT_EQ(o.code, svMismatch) << o.text;
+    EXPECT_TRUE(mentions(o.text, "rank 2 differs from rank 0's in field the group's number of "
+                                 "svExchange calls (2 vs 1)"));
+    EXPECT_TRUE(o.untouched);
+    EXPECT_EQ(o.after, svSuccess);
+  }
+}
+
+TEST(Gloo, NaNOnOneRankFailsOnEveryRankWithNoEffect) {
+  for (const Outcome& o : oneExchange(4, [](int r, svBucketConfig_t&, std::vector<float>& g,
+                                            int&) {
+         if (r == 2) g[123] = std::nanf("");
+       })) {
+    EXPECT_EQ(o.code, svNonFiniteInput) << o.text;
+    EXPECT_TRUE(mentions(o.text, "rank 2 had NaN input"));
+    EXPECT_TRUE(o.untouched);
+    EXPECT_EQ(o.after, svSuccess);
+  }
+}
+
+// Survivors of a faulty peer: exchanges in a loop until one fails, then report.
+struct Survivor {
+  int code = -1;
+  int64_t failedAtNs = 0;
+  std::string text;
+  bool residualKept = false, seqKept = false;
+  int again = -1;          // the next call on the broken communicator
+  int64_t againNs = 0;     // how long it took
+};
+
+std::string survive(const Ranks::Child& ch, int readyAfter) {
+  const size_t n = 1 << 15;
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+  cfg.density = 0.01;
+  svBucket_t b = nullptr;
+  svBucketCreate(&b, ch.comm, &cfg);
+  size_t bytes = 0;
+  svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+  std::vector<unsigned char> ws(bytes);
+  std::mt19937_64 rng(testSeed() + ch.rank);
+  std::vector<float> out(n), before(n), after(n);
+  Report rep;
+  const int64_t stop = monotonicNs() + int64_t{60} * 1000000000;
+  for (int it = 0; monotonicNs() < stop; ++it) {
+    if (it == readyAfter) ch.ready();
+    const std::vector<float> g = normal(n, rng);
+    svBucketGetResidual(b, before.data());
+    uint64_t seq0 = 0, seq1 = 0;
+    svCommGetSequence(ch.comm, &seq0);
+    size_t wsb = bytes;
+    const svResult_t r = svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr);
+    if (r == svSuccess) continue;
+    rep.put(static_cast<int>(r));
+    rep.put(monotonicNs());
+    rep.put(std::string(svGetLastError(ch.comm)));
+    svBucketGetResidual(b, after.data());
+    svCommGetSequence(ch.comm, &seq1);
+    rep.put(std::memcmp(before.data(), after.data(), n * 4) == 0);
+    rep.put(seq0 == seq1);
+    const int64_t t0 = monotonicNs();
+    rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr)));
+    rep.put(monotonicNs() - t0);
+    break;
+  }
+  svBucketDestroy(b);
+  return rep.bytes;
+}
+
+Survivor readSurvivor(const Ranks::Result& res) {
+  Reader rd{res.report};
+  Survivor s;
+  s.code = rd.get<int>();
+  s.failedAtNs = rd.get<int64_t>();
+  s.text = rd.text();
+  s.residualKept = rd.get<bool>();
+  s.seqKept = rd.get<bool>();
+  s.again = rd.get<int>();
+  s.againNs = rd.get<int64_t>();
+  return s;
+}
+
+// The last rank is SIGKILLed or SIGSTOPped while every rank is exchanging.
+void faultyPeer(int sig) {
+  const int W = 3;
+  const unsigned timeoutMs = 1500;
+  Ranks ranks(W, glooConfig(timeoutMs), [](const Ranks::Child& ch) { return survive(ch, 3); });
+  for (int r = 0; r < W; ++r) ASSERT_TRUE(ranks.waitReady(r, 60)) << "rank " << r;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int64_t faultNs = monotonicNs();
+  ASSERT_EQ(kill(ranks.pid(W - 1), sig), 0);
+  const auto results = ranks.join(30, W - 1);  // then SIGKILLs the faulty rank
+  for (int r = 0; r < W - 1; ++r) {
+    SCOPED_TRACE("survivor rank " + std::to_string(r));
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+    const Survivor s = readSurvivor(results[r]);
+    EXPECT_TRUE(s.code == svRemoteError || s.code == svTimeout) << s.code << " " << s.text;
+    if (sig == SIGKILL) {
+      EXPECT_EQ(s.code, svRemoteError) << s.text;
+    }
+    const double afterMs = (s.failedAtNs - faultNs) / 1e6;
+    EXPECT_LT(afterMs, 2.0 * timeoutMs) << s.text;
+    EXPECT_TRUE(mentions(s.text, "svExchange"));
+    EXPECT_TRUE(mentions(s.text, "the communicator is broken"));
+    EXPECT_TRUE(s.residualKept);
+    EXPECT_TRUE(s.seqKept);
+    EXPECT_EQ(s.again, s.code);  // sticky, and it does not wait
+    EXPECT_LT(s.againNs / 1e6, 100.0);
+    std::printf("survivor rank %d: %s %.0f ms after the fault (timeout %u ms)\n", r,
+                svGetErrorString(static_cast<svResult_t>(s.code)), afterMs, timeoutMs);
+  }
+}
+
+TEST(Gloo, KilledPeerGivesRemoteErrorOnTheSurvivors) { faultyPeer(SIGKILL); }
+TEST(Gloo, StoppedPeerGivesAnErrorWithinTwiceTheTimeout) { faultyPeer(SIGSTOP); }
+
+TEST(Gloo, AbortReachesPeersWaitingInAnExchange) {
+  const int W = 3;
+  const unsigned timeoutMs = 30000;  // far longer than the test allows: only the abort ends it
+  Ranks ranks(W, glooConfig(timeoutMs), [](const Ranks::Child& ch) {
+    if (ch.rank != 0) return survive(ch, 0);
+    ch.ready();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the peers wait for rank 0
+    Report rep;
+    rep.put(monotonicNs());
+    rep.put(static_cast<int>(svCommAbort(ch.comm)));
+    svResult_t async = svSuccess;
+    svCommGetAsyncError(ch.comm, &async);
+    rep.put(static_cast<int>(async));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // still alive meanwhile
+    return rep.bytes;
+  });
+  for (int r = 0; r < W; ++r) ASSERT_TRUE(ranks.waitReady(r, 60));
+  const auto results = ranks.join(20);
+  ASSERT_TRUE(results[0].exited && results[0].status == 0) << results[0].report;
+  Reader rd{results[0].report};
+  const int64_t abortNs = rd.get<int64_t>();
+  EXPECT_EQ(rd.get<int>(), svSuccess);
+  EXPECT_EQ(rd.get<int>(), svRemoteError);
+  for (int r = 1; r < W; ++r) {
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+    const Survivor s = readSurvivor(results[r]);
+    EXPECT_EQ(s.code, svRemoteError) << s.text;
+    EXPECT_LT((s.failedAtNs - abortNs) / 1e6, 1500.0) << s.text;  // not the 30 s timeout
+    EXPECT_TRUE(s.residualKept);
+  }
+}
+
+TEST(Gloo, RendezvousTimesOutWhenAPeerNeverComes) {
+  char dir[] = "/tmp/signvote-gloo-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("SIGNVOTE_SOCKET_IFNAME", "lo", 1);
+  svComm_t c = nullptr;
+  const svConfig_t cfg = glooConfig(500);
+  const int64_t t0 = monotonicNs();
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, dir, &cfg), svTimeout);
+  // gloo's file store looks for its peers' keys about once a second.
+  EXPECT_LT((monotonicNs() - t0) / 1e6, 500.0 + 1500.0);
+  EXPECT_EQ(c, nullptr);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "rank 0 of 2"));
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), dir));
+  (void)!system((std::string("rm -rf ") + dir).c_str());
+}
+
+TEST(Gloo, BadArgumentsCreateNothing) {
+  svComm_t c = nullptr;
+  svConfig_t cfg = glooConfig(1000);
+  EXPECT_EQ(svCommInitGloo(nullptr, 2, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "comm = NULL"));
+  EXPECT_EQ(svCommInitGloo(&c, 0, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "nranks = 0"));
+  EXPECT_EQ(svCommInitGloo(&c, 2, 2, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "rank = 2 is outside [0, nranks = 2)"));
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, nullptr, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "store = NULL"));
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, "", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "store = \"\""));
+  cfg.backend = SV_BACKEND_CUDA;
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend"));
+  cfg = glooConfig(1000);
+  const int badCheck = 7;
+  std::memcpy(&cfg.check, &badCheck, sizeof(int));
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->check = 7"));
+  cfg = glooConfig(0);
+  setenv("SIGNVOTE_TIMEOUT_MS", "soon", 1);
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "SIGNVOTE_TIMEOUT_MS = \"soon\""));
+  unsetenv("SIGNVOTE_TIMEOUT_MS");
+  setenv("SIGNVOTE_CHECK", "local", 1);
+  EXPECT_EQ(svCommInitGloo(&c, 2, 0, "/tmp/x", &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "SIGNVOTE_CHECK = \"local\""));
+  unsetenv("SIGNVOTE_CHECK");
+  EXPECT_EQ(c, nullptr);
+}
+
+}  // namespace
