@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "cuda_backend.h"
 #include "error.h"
@@ -242,6 +243,28 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   return svSuccess;
 }
 
+// Ranks built or configured differently fail at creation, on every rank, rather than in the
+// middle of training: each rank's library and wire versions and the config fields that must
+// agree are allgathered and compared with rank 0's.
+svResult_t handshake(Transport& t, const svConfig_t& c, int rank, int nranks) {
+  static const char* const kFields[] = {"library version", "wire version", "config->nonFinite",
+                                        "config->check (after SIGNVOTE_CHECK)"};
+  const uint64_t mine[4] = {SIGNVOTE_VERSION_CODE, SIGNVOTE_WIRE_VERSION,
+                            static_cast<uint64_t>(c.nonFinite), static_cast<uint64_t>(c.check)};
+  std::vector<uint64_t> all(4 * static_cast<size_t>(nranks));
+  if (t.allGather({mine}, {all.data()}, sizeof(mine)) != svSuccess)
+    return fail(nullptr, svRemoteError, "svCommInitGloo: rank %d: the creation handshake failed "
+                "(%s); nothing was created", rank, t.error().c_str());
+  for (int s = 1; s < nranks; ++s)
+    for (int f = 0; f < 4; ++f)
+      if (all[4 * s + f] != all[f])
+        return fail(nullptr, svMismatch, "svCommInitGloo: rank %d differs from rank 0 in %s "
+                    "(%llu vs %llu); nothing was created", s, kFields[f],
+                    static_cast<unsigned long long>(all[4 * s + f]),
+                    static_cast<unsigned long long>(all[f]));
+  return svSuccess;
+}
+
 }  // namespace
 
 extern "C" svResult_t svGetVersion(int* version) {
@@ -332,6 +355,7 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
       return fail(nullptr, code, "%s: rank %d of %d could not connect to its peers through store "
                   "\"%s\" within config->timeoutMs = %u: %s; nothing was created", call, rank,
                   nranks, store, cfg.timeoutMs, why.c_str());
+    SVCHECK(handshake(*transport, cfg, rank, nranks));
     auto world = std::make_shared<World>();
     world->id = newWorldId();
     world->nranks = nranks;

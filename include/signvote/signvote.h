@@ -297,8 +297,10 @@ svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* con
  * address of this host's name. Host backend only. One rank per communicator: svExchange needs
  * no group (groups still batch several buckets all-or-nothing). A peer that dies makes the
  * exchanges of the others return svRemoteError; one that stops answering, svTimeout within
- * timeoutMs of the operation that waits for it; either breaks the communicator. On error
- * nothing is created and the text is in svGetLastError(NULL). */
+ * timeoutMs of the operation that waits for it; either breaks the communicator. Ranks whose
+ * library or wire version, nonFinite policy or check mode differ all fail here with
+ * svMismatch (a handshake after connecting). On error nothing is created and the text is in
+ * svGetLastError(NULL). */
 svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* store,
                           const svConfig_t* config);
 

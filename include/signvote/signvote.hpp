@@ -56,6 +56,14 @@ class Comm {
     return out;
   }
 
+  // Rank `rank` of a world spanning processes, over gloo (see svCommInitGloo).
+  static Comm gloo(int nranks, int rank, const std::string& store,
+                   const svConfig_t* config = nullptr) {
+    svComm_t c = nullptr;
+    check(svCommInitGloo(&c, nranks, rank, store.c_str(), config));
+    return Comm(c);
+  }
+
   int rank() const { int r = 0; check(svCommUserRank(c_, &r), c_); return r; }
   int size() const { int n = 0; check(svCommCount(c_, &n), c_); return n; }
   uint64_t sequence() const { uint64_t s = 0; check(svCommGetSequence(c_, &s), c_); return s; }

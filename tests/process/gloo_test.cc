@@ -383,6 +383,19 @@ TEST(Gloo, RendezvousTimesOutWhenAPeerNeverComes) {
   (void)!system((std::string("rm -rf ") + dir).c_str());
 }
 
+TEST(Gloo, RanksConfiguredDifferentlyFailAtCreation) {
+  Ranks ranks(3, glooConfig(20000), [](const Ranks::Child&) { return std::string("created"); },
+              [](int r, svConfig_t& c) {
+                if (r == 1) c.nonFinite = SV_NONFINITE_IGNORE;
+              });
+  for (const auto& res : ranks.join(60)) {
+    EXPECT_TRUE(res.exited);
+    EXPECT_EQ(res.status, 3);  // svCommInitGloo failed
+    EXPECT_TRUE(mentions(res.report, "rank 1 differs from rank 0 in config->nonFinite (1 vs 0); "
+                                     "nothing was created"));
+  }
+}
+
 TEST(Gloo, BadArgumentsCreateNothing) {
   svComm_t c = nullptr;
   svConfig_t cfg = glooConfig(1000);

@@ -86,7 +86,10 @@ class Ranks {
 
   // Forks W ranks of a world whose rendezvous directory is fresh; each calls
   // svCommInitGloo(config), runs body, destroys its communicator and reports.
-  Ranks(int W, const svConfig_t& config, const Body& body) : W_(W) {
+  // edit (optional) changes rank r's config before it connects.
+  Ranks(int W, const svConfig_t& config, const Body& body,
+        const std::function<void(int, svConfig_t&)>& edit = {})
+      : W_(W) {
     char dir[] = "/tmp/signvote-gloo-XXXXXX";
     EXPECT_NE(mkdtemp(dir), nullptr);
     store_ = dir;
@@ -99,7 +102,9 @@ class Ranks {
       if (pid == 0) {
         close(out[0]);
         close(ready[0]);
-        runChild(r, config, body, out[1], ready[1]);
+        svConfig_t mine = config;
+        if (edit) edit(r, mine);
+        runChild(r, mine, body, out[1], ready[1]);
       }
       close(out[1]);
       close(ready[1]);

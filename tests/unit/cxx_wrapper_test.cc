@@ -1,4 +1,6 @@
 // The header-only C++ wrapper: RAII, exceptions carrying the code and the text, groups.
+#include <stdlib.h>
+
 #include "common.h"
 #include "signvote/signvote.hpp"
 
@@ -53,6 +55,36 @@ TEST(CxxWrapper, ErrorsThrowWithCodeAndText) {
                }),
                signvote::Error);
   EXPECT_EQ(svGroupEnd(), svInvalidUsage) << "the group must be closed";
+}
+
+// A one-rank gloo world in this process: no group is needed, and a bad rank throws.
+TEST(CxxWrapper, GlooCommOfOneRank) {
+  char dir[] = "/tmp/signvote-gloo-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("SIGNVOTE_SOCKET_IFNAME", "lo", 1);
+  {
+    signvote::Comm comm = signvote::Comm::gloo(1, 0, dir);
+    EXPECT_EQ(comm.size(), 1);
+    svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+    cfg.count = 100;
+    cfg.k = 3;
+    signvote::Bucket b(comm, cfg);
+    std::vector<float> g(100, 0.25f), out(100, 7.0f);
+    g[40] = -2.0f;
+    b.exchange(g.data(), out.data());
+    EXPECT_EQ(out[40], -1.0f);
+    EXPECT_EQ(out[0], 1.0f);   // ties at 0.25 go to the lowest indices: 0 and 1
+    EXPECT_EQ(out[2], 0.0f);
+    EXPECT_EQ(comm.sequence(), 1u);
+  }
+  try {
+    signvote::Comm::gloo(1, 5, dir);
+    ADD_FAILURE() << "rank 5 of 1 was accepted";
+  } catch (const signvote::Error& e) {
+    EXPECT_EQ(e.code(), svInvalidArgument);
+    EXPECT_TRUE(svtest::mentions(e.what(), "rank = 5"));
+  }
+  (void)!system((std::string("rm -rf ") + dir).c_str());
 }
 
 }  // namespace
