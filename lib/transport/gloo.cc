@@ -19,20 +19,6 @@ namespace signvote::detail {
 
 namespace {
 
-size_t elemSize(Elem t) { return t == Elem::kInt8 ? 1 : t == Elem::kInt16 ? 2 : 4; }
-
-// out[i] = sum over s of block s of `blocks` (W blocks of count), in rank order.
-template <class T, class Acc>
-void sumRankOrder(const char* blocks, int W, size_t count, void* out) {
-  const T* b = reinterpret_cast<const T*>(blocks);
-  T* o = static_cast<T*>(out);
-  for (size_t i = 0; i < count; ++i) {
-    Acc acc = b[i];
-    for (int s = 1; s < W; ++s) acc += b[s * count + i];
-    o[i] = static_cast<T>(acc);
-  }
-}
-
 // Maps what gloo throws to the contract's codes; gloo's own text is kept.
 svResult_t classify(const std::exception& e, std::string* why) {
   *why = e.what();
@@ -123,12 +109,11 @@ class GlooTransport final : public Transport {
     gloo::alltoall(o);
   }
 
+  // The W received blocks of count elements, added in rank order.
   void sum(Elem t, const char* blocks, size_t count, void* out) const {
-    switch (t) {
-      case Elem::kInt8: sumRankOrder<int8_t, int32_t>(blocks, W_, count, out); break;
-      case Elem::kInt16: sumRankOrder<int16_t, int32_t>(blocks, W_, count, out); break;
-      case Elem::kFloat32: sumRankOrder<float, float>(blocks, W_, count, out); break;
-    }
+    Sends in(W_);
+    for (int s = 0; s < W_; ++s) in[s] = blocks + s * count * elemSize(t);
+    sumInRankOrder(t, in, 0, count, out);
   }
 
   // Every rank issues the same operations in the same order, so the counters agree.

@@ -5,11 +5,10 @@
 
 namespace signvote::detail {
 
-namespace {
-
 size_t elemSize(Elem t) { return t == Elem::kInt8 ? 1 : t == Elem::kInt16 ? 2 : 4; }
 
-// out[i] = sum over s of in[s][offset + i], in rank order.
+namespace {
+
 template <class T, class Acc>
 void sumBlocks(const Transport::Sends& in, size_t offset, size_t count, void* out) {
   T* o = static_cast<T*>(out);
@@ -20,15 +19,15 @@ void sumBlocks(const Transport::Sends& in, size_t offset, size_t count, void* ou
   }
 }
 
-void sumBlocksTyped(Elem t, const Transport::Sends& in, size_t offset, size_t count, void* out) {
+}  // namespace
+
+void sumInRankOrder(Elem t, const Transport::Sends& in, size_t offset, size_t count, void* out) {
   switch (t) {
     case Elem::kInt8: sumBlocks<int8_t, int32_t>(in, offset, count, out); break;
     case Elem::kInt16: sumBlocks<int16_t, int32_t>(in, offset, count, out); break;
     case Elem::kFloat32: sumBlocks<float, float>(in, offset, count, out); break;
   }
 }
-
-}  // namespace
 
 svResult_t LoopbackHostTransport::allGather(const Sends& send, const Recvs& recv, size_t bytes) {
   for (int r = 0; r < nranks_; ++r)
@@ -48,14 +47,14 @@ svResult_t LoopbackHostTransport::allToAll(const Sends& send, const Recvs& recv,
 
 svResult_t LoopbackHostTransport::reduceScatterSum(const Sends& send, const Recvs& recv,
                                                    size_t count, Elem type) {
-  for (int r = 0; r < nranks_; ++r) sumBlocksTyped(type, send, r * count, count, recv[r]);
+  for (int r = 0; r < nranks_; ++r) sumInRankOrder(type, send, r * count, count, recv[r]);
   return svSuccess;
 }
 
 svResult_t LoopbackHostTransport::allReduceSum(const Sends& send, const Recvs& recv, size_t count,
                                                Elem type) {
   if (count == 0) return svSuccess;
-  sumBlocksTyped(type, send, 0, count, recv[0]);
+  sumInRankOrder(type, send, 0, count, recv[0]);
   for (int r = 1; r < nranks_; ++r) std::memcpy(recv[r], recv[0], count * elemSize(type));
   return svSuccess;
 }

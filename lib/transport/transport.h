@@ -39,6 +39,11 @@ class Transport {
   std::string error_;
 };
 
+size_t elemSize(Elem t);
+// out[i] = in[0][offset + i] + in[1][offset + i] + ... in that order (integers in int32, then
+// narrowed; floats in float32): the one summation order every transport uses.
+void sumInRankOrder(Elem t, const Transport::Sends& in, size_t offset, size_t count, void* out);
+
 // All W ranks of a world in this process, host memory.
 class LoopbackHostTransport final : public Transport {
  public:
