@@ -30,6 +30,11 @@ inline ::testing::AssertionResult mentions(const std::string& text, const std::s
 }
 
 inline bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+// Bitwise equality of two float arrays (NaN payloads and signed zeros included); empty is fine.
+inline bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
 
 inline std::vector<float> normal(size_t n, std::mt19937_64& rng, float sigma = 1.0f) {
   std::normal_distribution<float> d(0.0f, sigma);

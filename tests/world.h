@@ -59,12 +59,33 @@ struct World {
     EXPECT_EQ(svBucketGetInfo(buckets[0], &i), svSuccess);
     return i;
   }
+  // What an exchange may change: outputs, states (empty for stateless schemes), sequences.
+  struct Snapshot {
+    std::vector<std::vector<float>> out, res;
+    std::vector<uint64_t> seq;
+  };
+  Snapshot snapshot() const {
+    Snapshot s;
+    const bool stateful = info().stateFloats != 0;
+    for (int r = 0; r < W; ++r) {
+      s.out.push_back(out[r]);
+      s.res.push_back(stateful ? residual(r) : std::vector<float>());
+      s.seq.push_back(seq(r));
+    }
+    return s;
+  }
+  void expectUnchanged(const Snapshot& s) const {
+    const Snapshot now = snapshot();
+    for (int r = 0; r < W; ++r) {
+      EXPECT_TRUE(sameBits(now.out[r], s.out[r])) << "output of rank " << r;
+      EXPECT_TRUE(sameBits(now.res[r], s.res[r])) << "state of rank " << r;
+      EXPECT_EQ(now.seq[r], s.seq[r]) << "sequence of rank " << r;
+    }
+  }
   // Every rank's output is bit-identical to rank 0's.
   void expectRanksAgree() const {
-    if (out[0].empty()) return;
     for (int r = 1; r < W; ++r)
-      ASSERT_EQ(std::memcmp(out[r].data(), out[0].data(), out[0].size() * sizeof(float)), 0)
-          << "rank " << r << " differs from rank 0";
+      ASSERT_TRUE(sameBits(out[r], out[0])) << "rank " << r << " differs from rank 0";
   }
 };
 

@@ -51,28 +51,6 @@ void inject(World& w, FaultTransport::Tamper t) {
   slot = std::make_unique<FaultTransport>(std::move(slot), std::move(t));
 }
 
-struct State {
-  std::vector<std::vector<float>> out, res;
-  std::vector<uint64_t> seq;
-};
-State state(const World& w) {
-  State s;
-  for (int r = 0; r < w.W; ++r) {
-    s.out.push_back(w.out[r]);
-    s.res.push_back(w.info().stateFloats ? w.residual(r) : std::vector<float>());
-    s.seq.push_back(w.seq(r));
-  }
-  return s;
-}
-void expectSame(const State& a, const State& b) {
-  for (size_t r = 0; r < a.out.size(); ++r) {
-    EXPECT_EQ(a.out[r], b.out[r]) << "output of rank " << r;
-    EXPECT_EQ(std::memcmp(a.res[r].data(), b.res[r].data(), a.res[r].size() * 4), 0)
-        << "state of rank " << r;
-    EXPECT_EQ(a.seq[r], b.seq[r]) << "sequence of rank " << r;
-  }
-}
-
 // One warm-up exchange, then the tampered one: every rank gets `code`, nothing changes.
 void expectRefused(svBucketConfig_t cfg, int W, const char* collective,
                    const std::function<void(const Transport::Recvs&, size_t)>& corrupt,
@@ -89,11 +67,11 @@ void expectRefused(svBucketConfig_t cfg, int W, const char* collective,
     }
     return svSuccess;
   });
-  const State before = state(w);
+  const World::Snapshot before = w.snapshot();
   EXPECT_EQ(w.exchange(grads(W, cfg.count, rng)), code);
   EXPECT_TRUE(hit);
   for (int r = 0; r < W; ++r) EXPECT_TRUE(mentions(svGetLastError(w.comms[r]), text)) << r;
-  expectSame(before, state(w));
+  w.expectUnchanged(before);
   EXPECT_EQ(w.exchange(grads(W, cfg.count, rng)), svSuccess);  // corrupt input breaks nothing
 }
 
@@ -156,7 +134,7 @@ TEST(Fault, FailedCollectiveBreaksEveryCommunicatorAndKeepsTheState) {
     inject(w, [&](int call, const char*, const Transport::Recvs&, size_t) {
       return call == (scheme == SV_SCHEME_LIEC ? 1 : 0) ? svRemoteError : svSuccess;
     });
-    const State before = state(w);
+    const World::Snapshot before = w.snapshot();
     EXPECT_EQ(w.exchange(grads(3, cfg.count, rng)), svRemoteError);
     for (int r = 0; r < 3; ++r) {
       EXPECT_TRUE(mentions(svGetLastError(w.comms[r]), "injected failure"));
@@ -165,10 +143,10 @@ TEST(Fault, FailedCollectiveBreaksEveryCommunicatorAndKeepsTheState) {
       EXPECT_EQ(svCommGetAsyncError(w.comms[r], &async), svSuccess);
       EXPECT_EQ(async, svRemoteError);
     }
-    expectSame(before, state(w));
+    w.expectUnchanged(before);
     EXPECT_EQ(w.exchange(grads(3, cfg.count, rng)), svRemoteError);  // sticky
     EXPECT_TRUE(mentions(svGetLastError(w.comms[1]), "injected failure"));
-    expectSame(before, state(w));
+    w.expectUnchanged(before);
   }
 }
 

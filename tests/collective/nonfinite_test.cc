@@ -16,29 +16,6 @@ svConfig_t policy(svNonFinitePolicy_t p) {
   return c;
 }
 
-struct Snapshot {
-  std::vector<std::vector<float>> out, res;
-  std::vector<uint64_t> seq;
-};
-Snapshot snap(const World& w, bool stateful) {
-  Snapshot s;
-  for (int r = 0; r < w.W; ++r) {
-    s.out.push_back(w.out[r]);
-    if (stateful) s.res.push_back(w.residual(r));
-    s.seq.push_back(w.seq(r));
-  }
-  return s;
-}
-void expectUnchanged(const World& w, const Snapshot& s, bool stateful) {
-  for (int r = 0; r < w.W; ++r) {
-    EXPECT_EQ(std::memcmp(w.out[r].data(), s.out[r].data(), s.out[r].size() * 4), 0) << r;
-    if (stateful) {
-      EXPECT_EQ(std::memcmp(w.residual(r).data(), s.res[r].data(), s.res[r].size() * 4), 0);
-    }
-    EXPECT_EQ(w.seq(r), s.seq[r]);
-  }
-}
-
 class NonFinite : public ::testing::TestWithParam<svScheme_t> {};
 
 svBucketConfig_t configFor(svScheme_t scheme, size_t n) {
@@ -54,16 +31,15 @@ TEST_P(NonFinite, ErrorPolicyFailsEveryRankWithNoEffect) {
   if (scheme == SV_SCHEME_S3GD_MV || scheme == SV_SCHEME_TOPK_EF || scheme == SV_SCHEME_DGS)
     cfg.density = 0.01;
   World w(5, cfg);
-  const bool stateful = w.info().stateFloats != 0;
   std::vector<std::vector<float>> g(5);
   for (auto& v : g) v = normal(1000, rng);
   ASSERT_EQ(w.exchange(g), svSuccess);  // build some residual first
-  const Snapshot before = snap(w, stateful);
+  const World::Snapshot before = w.snapshot();
   g[3][123] = kNaN;
   EXPECT_EQ(w.exchange(g), svNonFiniteInput);
   for (int r = 0; r < 5; ++r) EXPECT_NE(std::string(svGetLastError(w.comms[r])).find("rank 3"), std::string::npos)
                                   << svGetLastError(w.comms[r]);
-  expectUnchanged(w, before, stateful);
+  w.expectUnchanged(before);
   // A NaN that appears only through the residual (inf - inf) is caught too.
   if (scheme == SV_SCHEME_S3GD_MV) {
     g[3][123] = 0.0f;
@@ -71,9 +47,9 @@ TEST_P(NonFinite, ErrorPolicyFailsEveryRankWithNoEffect) {
     res[7] = std::numeric_limits<float>::infinity();
     ASSERT_EQ(svBucketSetResidual(w.buckets[1], res.data()), svSuccess);
     g[1][7] = -std::numeric_limits<float>::infinity();
-    const Snapshot s2 = snap(w, true);
+    const World::Snapshot s2 = w.snapshot();
     EXPECT_EQ(w.exchange(g), svNonFiniteInput);
-    expectUnchanged(w, s2, true);
+    w.expectUnchanged(s2);
   }
 }
 
@@ -95,10 +71,9 @@ TEST_P(NonFinite, IgnorePolicyTreatsNaNAsZero) {
   ASSERT_EQ(withNaN.exchange(g), svSuccess);
   ASSERT_EQ(withZero.exchange(z), svSuccess);
   for (int r = 0; r < 4; ++r) {
-    EXPECT_EQ(std::memcmp(withNaN.out[r].data(), withZero.out[r].data(), 500 * 4), 0);
+    EXPECT_TRUE(sameBits(withNaN.out[r], withZero.out[r]));
     if (withNaN.info().stateFloats != 0) {
-      const auto a = withNaN.residual(r), b = withZero.residual(r);
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+      EXPECT_TRUE(sameBits(withNaN.residual(r), withZero.residual(r)));
     }
   }
 }
@@ -114,14 +89,13 @@ TEST_P(NonFinite, PropagatePolicyGivesNaNOutputAndKeepsState) {
   std::vector<std::vector<float>> g(3);
   for (auto& v : g) v = normal(300, rng);
   ASSERT_EQ(w.exchange(g), svSuccess);
-  const Snapshot before = snap(w, stateful);
+  const World::Snapshot before = w.snapshot();
   g[0][299] = kNaN;
   ASSERT_EQ(w.exchange(g), svSuccess);
   for (int r = 0; r < 3; ++r) {
     for (float x : w.out[r]) ASSERT_TRUE(std::isnan(x));
     if (stateful) {
-      EXPECT_EQ(std::memcmp(w.residual(r).data(), before.res[r].data(),
-                            before.res[r].size() * 4), 0);
+      EXPECT_TRUE(sameBits(w.residual(r), before.res[r]));
     }
     EXPECT_EQ(w.seq(r), before.seq[r] + 1);  // a successful exchange
   }
