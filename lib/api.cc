@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -289,6 +290,7 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
     world->nranks = nranks;
     for (int r = 0; r < nranks; ++r) world->local.push_back(r);
     world->transport = std::make_unique<LoopbackHostTransport>(nranks);
+    world->ranks.assign(nranks, nullptr);
     std::vector<std::unique_ptr<svComm>> made;
     for (int r = 0; r < nranks; ++r) {
       auto c = std::make_unique<svComm>();
@@ -296,6 +298,7 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
       c->nranks = nranks;
       c->config = cfg;
       c->world = world;
+      world->ranks[r] = c.get();
       made.push_back(std::move(c));
     }
     if (cfg.backend == SV_BACKEND_CUDA) {
@@ -308,15 +311,16 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
         }
       }
     }
-    world->ranks.resize(nranks);
-    for (int r = 0; r < nranks; ++r) {
-      comms[r] = made[r].release();
-      world->ranks[r] = comms[r];
-      registerComm(comms[r]);
+    try {
+      registerComms(world->ranks);
+    } catch (const std::bad_alloc&) {
+      for (auto& c : made) cudaDestroyComm(c.get());
+      throw;
     }
+    for (int r = 0; r < nranks; ++r) comms[r] = made[r].release();
   } catch (const std::bad_alloc&) {
-    return fail(nullptr, svSystemError, "svCommInitLoopback: out of host memory (nranks = %d)",
-                nranks);
+    return fail(nullptr, svSystemError, "svCommInitLoopback: out of host memory (nranks = %d); "
+                "nothing was created", nranks);
   }
   return svSuccess;
 }
@@ -368,10 +372,12 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
     c->config = cfg;
     c->world = world;
     world->ranks.assign(nranks, nullptr);
-    *comm = world->ranks[rank] = c.release();
-    registerComm(*comm);
+    world->ranks[rank] = c.get();
+    registerComms(world->ranks);
+    *comm = c.release();
   } catch (const std::bad_alloc&) {
-    return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d)", call, nranks);
+    return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d); nothing was "
+                "created", call, nranks);
   }
   return svSuccess;
 }
@@ -428,14 +434,15 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
   if (!isLiveComm(comm))
     return fail(nullptr, svInvalidArgument, "svCommAbort: comm = %p is not a live communicator",
                 static_cast<void*>(comm));
-  const std::string text = "aborted by rank " + std::to_string(comm->rank) + " (svCommAbort)";
+  char text[64];
+  std::snprintf(text, sizeof(text), "aborted by rank %d (svCommAbort)", comm->rank);
   for (svComm_t peer : comm->world->ranks) {
     if (peer == nullptr || peer->stickyError != svSuccess) continue;
     peer->stickyError = svRemoteError;
-    peer->brokenBy = text;
+    peer->brokenBy.set(text);
   }
   comm->stickyError = svRemoteError;  // also when it was broken before: it is aborted now
-  comm->brokenBy = text;
+  comm->brokenBy.set(text);
   // Closing a gloo world's connections makes peers waiting on this rank fail at once. Not
   // while another thread's exchange uses the transport: holding `user` keeps new ones out.
   const void* none = nullptr;
@@ -456,8 +463,9 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
   uint64_t k = 0;
   SVCHECK(validateBucketConfig(comm, *config, &k));
   const bool cuda = comm->config.backend == SV_BACKEND_CUDA;
+  std::unique_ptr<svBucket> b;
   try {
-    auto b = std::make_unique<svBucket>();
+    b = std::make_unique<svBucket>();
     b->comm = comm;
     b->config = *config;
     b->plan = makePlan(*config, k, comm->nranks);
@@ -480,12 +488,13 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
       b->residual.assign(b->plan.stateFloats,
                          b->plan.format == SV_FORMAT_CHUNK_SIGNS ? -0.0f : 0.0f);
     }
-    *bucket = b.release();
+    registerBucket(b.get());
   } catch (const std::bad_alloc&) {
-    return fail(comm, svSystemError, "svBucketCreate: out of host memory for the residual of "
-                "config->count = %zu floats", config->count);
+    if (b) cudaDestroyResidual(b.get());
+    return fail(comm, svSystemError, "svBucketCreate: out of host memory (config->count = %zu); "
+                "nothing was created", config->count);
   }
-  registerBucket(*bucket);
+  *bucket = b.release();
   ++comm->liveBuckets;
   return svSuccess;
 }

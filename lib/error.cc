@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include "env.h"
 #include "handles.h"
@@ -9,24 +10,32 @@
 namespace signvote::detail {
 
 namespace {
-thread_local std::string tlsLastError;
+thread_local ErrorText tlsLastError;
 }
 
-const std::string& threadLastError() { return tlsLastError; }
-
-void setLastError(svComm_t comm, const std::string& text) {
-  tlsLastError = text;
-  if (comm != nullptr && isLiveComm(comm)) comm->lastError = text;
-  if (logLevel() >= LogLevel::kWarn) std::fprintf(stderr, "signvote WARN %s\n", text.c_str());
+void ErrorText::set(const char* text) noexcept {
+  if (text == text_) return;
+  std::strncpy(text_, text, sizeof(text_) - 1);
+  text_[sizeof(text_) - 1] = '\0';
 }
 
-svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...) {
+const char* threadLastError() noexcept { return tlsLastError.c_str(); }
+
+void setLastError(svComm_t comm, const char* text) noexcept {
+  tlsLastError.set(text);
+  if (comm != nullptr && isLiveComm(comm)) comm->lastError.set(text);
+  if (logLevel() >= LogLevel::kWarn) std::fprintf(stderr, "signvote WARN %s\n", text);
+}
+
+svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...) noexcept {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  const int n = std::vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  setLastError(comm, std::string(buf) + " [" + svGetErrorString(code) + "]");
+  if (n >= 0 && static_cast<size_t>(n) < sizeof(buf))
+    std::snprintf(buf + n, sizeof(buf) - n, " [%s]", svGetErrorString(code));
+  setLastError(comm, buf);
   return code;
 }
 

@@ -2,20 +2,30 @@
 // early and, under SIGNVOTE_DEBUG=INFO, logs one "file:line -> code" line per frame.
 #pragma once
 
-#include <string>
-
 #include "signvote/signvote.h"
 
 namespace signvote::detail {
 
+// An error text in a fixed buffer (longer texts are cut): storing one never allocates, so an
+// error, out of memory included, can always be reported.
+class ErrorText {
+ public:
+  void set(const char* text) noexcept;
+  const char* c_str() const noexcept { return text_; }
+  bool empty() const noexcept { return text_[0] == '\0'; }
+
+ private:
+  char text_[1024] = "";
+};
+
 // Formats the text, stores it as the thread's last error (and the comm's, when comm is live)
-// and returns code. The text must name the call, the field and the value.
-svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...)
+// and returns code. The text must name the call, the field and the value. Never allocates.
+svResult_t fail(svComm_t comm, svResult_t code, const char* fmt, ...) noexcept
     __attribute__((format(printf, 3, 4)));
 
 // Stores text as the last error of the thread and of comm (may be null), without formatting.
-void setLastError(svComm_t comm, const std::string& text);
-const std::string& threadLastError();
+void setLastError(svComm_t comm, const char* text) noexcept;
+const char* threadLastError() noexcept;
 
 void traceFrame(const char* file, int line, svResult_t code);
 

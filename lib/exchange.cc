@@ -35,7 +35,7 @@ struct GroupState {
   int depth = 0;
   std::vector<Op> ops;
   svResult_t error = svSuccess;
-  std::string errorText;
+  ErrorText errorText;
 };
 thread_local GroupState tg;
 
@@ -342,7 +342,19 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
 }
 
 // Writes the output (and commits the residual) of one rank's validated exchange.
-svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
+// Sized before the first commit of a group, so that committing never allocates: an
+// allocation failing between two ranks' commits would leave them out of step.
+struct CommitScratch {
+  std::vector<const uint64_t*> planes;  // ef_sign: every rank's sign planes and scale
+  std::vector<float> scales;
+  void size(const Plan& p) {
+    if (p.format != SV_FORMAT_SCALED_SIGNS) return;
+    planes.resize(p.nranks);
+    scales.resize(p.nranks);
+  }
+};
+
+svResult_t commit(const Op& op, const Plan& p, const Outcome& o, CommitScratch& scratch) noexcept {
   const WorkspaceLayout& L = p.ws;
   float* out = static_cast<float*>(op.recv);
   if (o.propagateNaN) {
@@ -386,8 +398,8 @@ svResult_t commit(const Op& op, const Plan& p, const Outcome& o) {
                         at<float>(op, L.acc), p.n, p.chunkWords, out);
       return svSuccess;
     case SV_FORMAT_SCALED_SIGNS: {
-      std::vector<const uint64_t*> planes(p.nranks);
-      std::vector<float> scales(p.nranks);
+      std::vector<const uint64_t*>& planes = scratch.planes;
+      std::vector<float>& scales = scratch.scales;
       for (int s = 0; s < p.nranks; ++s) {
         const char* rec = at<char>(op, L.records) + s * p.recordBytes;
         const auto* h = reinterpret_cast<const ref::WireHeader*>(rec);
@@ -438,9 +450,12 @@ bool validateResult(const Op& op, const Plan& p) {
   return true;
 }
 
-void setGroupError(const std::vector<Op>& ops, const std::string& text) {
-  for (const Op& op : ops) op.bucket->comm->lastError = text;
+void setGroupError(const std::vector<Op>& ops, const char* text) noexcept {
+  for (const Op& op : ops) op.bucket->comm->lastError.set(text);
   setLastError(nullptr, text);
+}
+void setGroupError(const std::vector<Op>& ops, const std::string& text) noexcept {
+  setGroupError(ops, text.c_str());
 }
 
 // The rank that differs from rank 0's fingerprint first, and how; "" when all agree.
@@ -486,6 +501,7 @@ struct Matched {
   size_t index = 0, calls = 0;  // its position in its group, and the group's calls per rank
   uint64_t seq;
   Outcome outcome;
+  CommitScratch scratch;
   Plan plan;            // the bucket's plan, or this exchange's K under adaptive K
   float sumSquares = 0; // adaptive K: G, the ranks' squared gradient norms summed
 };
@@ -544,7 +560,7 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
                                std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why;
       for (const Op& op : ops) {
         op.bucket->comm->stickyError = r;
-        op.bucket->comm->brokenBy = text;
+        op.bucket->comm->brokenBy.set(text.c_str());
       }
       setGroupError(ops, text + "; the communicators are broken [" + svGetErrorString(r) + "]");
       return r;
@@ -624,6 +640,7 @@ svResult_t runHost(Matched& m, std::string* why) {
   if (world->checkCalls) SVCHECK(checkGlobal(m, t, why));
   if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE) SVCHECK(planAdaptive(m, t));
   SVCHECK(runMatched(m.ops, m.plan, t, m.seq, &m.outcome, why));
+  m.scratch.size(m.plan);
   if (!m.outcome.propagateNaN)
     for (const Op& op : m.ops)
       if (!validateResult(op, m.plan))
@@ -649,7 +666,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
     if (breaksComm(r)) {
       for (const Op& op : ops) {
         op.bucket->comm->stickyError = r;
-        op.bucket->comm->brokenBy = text;
+        op.bucket->comm->brokenBy.set(text.c_str());
       }
       text += "; the communicator is broken, destroy it";
     }
@@ -658,7 +675,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
   }
   for (Matched& m : matched) {
     for (const Op& op : m.ops) {
-      SVCHECK(commit(op, m.plan, m.outcome));
+      SVCHECK(commit(op, m.plan, m.outcome, m.scratch));
       svBucket& b = *op.bucket;
       ++b.exchanges;
       b.lastK = m.plan.k;
@@ -670,6 +687,30 @@ svResult_t runGroup(std::vector<Op>& ops) {
   }
   for (const Op& op : ops) ++op.bucket->comm->seq;
   return svSuccess;
+}
+
+// runGroup, out of host memory included. Nothing is committed before every allocation is
+// made, so the ranks of this process are unchanged; a world with ranks in other processes is
+// out of step (they may wait in a collective) and is broken, as for a transport failure.
+svResult_t runGuarded(std::vector<Op>& ops, const char* call) noexcept {
+  try {
+    return runGroup(ops);
+  } catch (const std::bad_alloc&) {
+    bool broken = false;
+    for (const Op& op : ops) {
+      svComm_t c = op.bucket->comm;
+      if (c->world->local.size() == static_cast<size_t>(c->nranks)) continue;
+      c->stickyError = svSystemError;
+      c->brokenBy.set("out of host memory during an exchange");
+      broken = true;
+    }
+    char text[256];
+    std::snprintf(text, sizeof(text), "%s: out of host memory during the exchange; nothing was "
+                  "committed%s [%s]", call, broken ? "; the communicators of multi-process "
+                  "worlds are broken, destroy them" : "", svGetErrorString(svSystemError));
+    setGroupError(ops, text);
+    return svSystemError;
+  }
 }
 
 // Frees the communicators of a group's exchanges for other threads when it goes out of scope.
@@ -684,7 +725,7 @@ struct ReleaseComms {
 svResult_t noteGroupError(svResult_t r) {
   if (r != svSuccess && tg.depth > 0 && tg.error == svSuccess) {
     tg.error = r;
-    tg.errorText = threadLastError();
+    tg.errorText.set(threadLastError());
   }
   return r;
 }
@@ -741,6 +782,12 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                 "svExchange: the loopback communicator has nranks = %d, all driven from this "
                 "thread; call svExchange once per rank between svGroupStart and svGroupEnd",
                 comm->nranks);
+  // Allocate before taking the communicator, so that running out of memory cannot keep it.
+  std::vector<Op> single;
+  if (tg.depth > 0)
+    tg.ops.reserve(tg.ops.size() + 1);
+  else
+    single.push_back(op);
   // One thread at a time per communicator. The text goes to this thread's last error only:
   // the communicator's own text belongs to the thread using it.
   const void* user = nullptr;
@@ -757,9 +804,8 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
     tg.ops.push_back(op);  // released at svGroupEnd
     return svSuccess;
   }
-  std::vector<Op> ops{op};
-  const ReleaseComms release{ops};
-  return runGroup(ops);
+  const ReleaseComms release{single};
+  return runGuarded(single, "svExchange");
 }
 
 }  // namespace
@@ -773,7 +819,7 @@ extern "C" svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* 
     return noteGroupError(exchangeChecked(bucket, sendbuff, recvbuff, workspace, workspaceBytes,
                                            stream));
   } catch (const std::bad_alloc&) {
-    return noteGroupError(fail(nullptr, svSystemError,
+    return noteGroupError(fail(isLiveBucket(bucket) ? bucket->comm : nullptr, svSystemError,
                                "svExchange: out of host memory; nothing was changed"));
   }
 }
@@ -791,17 +837,13 @@ extern "C" svResult_t svGroupEnd(void) {
   tg.ops.clear();
   const ReleaseComms release{ops};
   const svResult_t err = tg.error;
-  const std::string text = tg.errorText;
   tg.error = svSuccess;
-  tg.errorText.clear();
   if (err != svSuccess) {
-    setGroupError(ops, "svGroupEnd: nothing ran because a call in the group failed: " + text);
+    char text[1200];
+    std::snprintf(text, sizeof(text), "svGroupEnd: nothing ran because a call in the group "
+                  "failed: %s", tg.errorText.c_str());
+    setGroupError(ops, text);
     return err;
   }
-  try {
-    return runGroup(ops);
-  } catch (const std::bad_alloc&) {
-    setGroupError(ops, "svGroupEnd: out of host memory; nothing was changed [system error]");
-    return svSystemError;
-  }
+  return runGuarded(ops, "svGroupEnd");
 }

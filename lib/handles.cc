@@ -22,7 +22,17 @@ std::unordered_set<const void*>& liveBuckets() {
 }
 }  // namespace
 
-void registerComm(svComm_t c) { std::lock_guard<std::mutex> g(gMutex); liveComms().insert(c); }
+void registerComms(const std::vector<svComm_t>& comms) {
+  std::lock_guard<std::mutex> g(gMutex);
+  for (size_t i = 0; i < comms.size(); ++i) {
+    try {
+      if (comms[i] != nullptr) liveComms().insert(comms[i]);
+    } catch (const std::bad_alloc&) {
+      for (size_t j = 0; j < i; ++j) liveComms().erase(comms[j]);
+      throw;
+    }
+  }
+}
 void unregisterComm(svComm_t c) { std::lock_guard<std::mutex> g(gMutex); liveComms().erase(c); }
 bool isLiveComm(svComm_t c) {
   std::lock_guard<std::mutex> g(gMutex);
@@ -33,6 +43,11 @@ void unregisterBucket(svBucket_t b) { std::lock_guard<std::mutex> g(gMutex); liv
 bool isLiveBucket(svBucket_t b) {
   std::lock_guard<std::mutex> g(gMutex);
   return liveBuckets().count(b) != 0;
+}
+
+size_t liveHandleCount() {
+  std::lock_guard<std::mutex> g(gMutex);
+  return liveComms().size() + liveBuckets().size();
 }
 
 }  // namespace signvote::detail

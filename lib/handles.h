@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "error.h"
 #include "plan.h"
 #include "reference/schemes.h"
 #include "signvote/signvote.h"
@@ -38,12 +39,12 @@ struct svComm {
   std::shared_ptr<signvote::detail::World> world;
   uint64_t seq = 0;                  // completed exchanges
   svResult_t stickyError = svSuccess;
-  std::string brokenBy;              // what broke it, for the later calls' error text
+  signvote::detail::ErrorText brokenBy;  // what broke it, for the later calls' error text
   // The thread (its group state) whose exchange or open group uses this communicator, from
   // its first queued svExchange until its svGroupEnd; null when free.
   std::atomic<const void*> user{nullptr};
   int liveBuckets = 0;
-  std::string lastError;
+  signvote::detail::ErrorText lastError;
   // SV_BACKEND_CUDA (lib/cuda_backend.cc)
   int device = -1;
   CUevent_st* event = nullptr;  // recorded at the exchange's cross-rank barriers
@@ -64,11 +65,13 @@ struct svBucket {
 
 namespace signvote::detail {
 
-void registerComm(svComm_t c);
+// All of a world's new communicators or none (std::bad_alloc, nothing registered).
+void registerComms(const std::vector<svComm_t>& comms);
 void unregisterComm(svComm_t c);
 bool isLiveComm(svComm_t c);
-void registerBucket(svBucket_t b);
+void registerBucket(svBucket_t b);  // std::bad_alloc: not registered
 void unregisterBucket(svBucket_t b);
 bool isLiveBucket(svBucket_t b);
+size_t liveHandleCount();  // communicators and buckets
 
 }  // namespace signvote::detail

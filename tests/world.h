@@ -96,4 +96,32 @@ inline svBucketConfig_t bucketConfig(svScheme_t scheme, size_t count) {
   return c;
 }
 
+// One bucket config per scheme and format (and adaptive K when n > 0), for tests that sweep
+// them all.
+inline std::vector<svBucketConfig_t> schemeCases(size_t n) {
+  std::vector<svBucketConfig_t> v;
+  auto add = [&](svScheme_t scheme, auto&& edit) {
+    svBucketConfig_t c = bucketConfig(scheme, n);
+    edit(c);
+    v.push_back(c);
+  };
+  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.1; c.format = SV_FORMAT_SPARSE; });
+  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.3; c.rho = 0.5f; c.format = SV_FORMAT_COUNTS; });
+  add(SV_SCHEME_SIGNSGD_MV, [](auto&) {});
+  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.vote = SV_VOTE_BINARY; });
+  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.momentum = 0.9f; });
+  add(SV_SCHEME_DENSE, [](auto&) {});
+  add(SV_SCHEME_EF_SIGN, [](auto&) {});
+  add(SV_SCHEME_TOPK_EF, [](auto& c) { c.density = 0.1; c.momentum = 0.9f; });
+  add(SV_SCHEME_DGS, [](auto& c) { c.density = 0.1; c.momentum = 0.5f; c.downDensity = 0.05; });
+  add(SV_SCHEME_LIEC, [](auto& c) { c.period = 2; });
+  if (n > 0)
+    add(SV_SCHEME_S3GD_MV, [](auto& c) {
+      c.density = 0.05;
+      c.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+      c.kMin = 1;
+    });
+  return v;
+}
+
 }  // namespace svtest

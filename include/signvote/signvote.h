@@ -12,6 +12,10 @@
  *     effect, so all ranks stay in step;
  *   - svUnhandledCudaError, svSystemError, svInternalError, svRemoteError and svTimeout make the
  *     communicator sticky-broken: later calls return the stored error and do nothing; destroy it.
+ *     One exception: running out of host memory (svSystemError, "out of host memory") has no
+ *     effect and leaves a loopback communicator usable; only communicators with ranks in other
+ *     processes (gloo), whose peers may be waiting, are broken by it. Reporting an error never
+ *     allocates.
  *
  * Objects:
  *   svComm_t    one rank of a communicator (a "world" of nranks ranks).

@@ -1,6 +1,6 @@
 #include "topk.h"
 
-#include <vector>
+#include <array>
 
 namespace signvote::ref {
 
@@ -21,7 +21,7 @@ uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out
   constexpr Pass kPasses[3] = {{20, 11}, {9, 11}, {0, 9}};
   uint32_t prefix = 0, prefixMask = 0;
   size_t need = k;
-  std::vector<size_t> hist(2048);
+  std::array<size_t, 2048> hist;  // on the stack: selection never allocates
   for (const Pass& p : kPasses) {
     std::fill(hist.begin(), hist.end(), 0);
     const uint32_t digitMask = (1u << p.bits) - 1;

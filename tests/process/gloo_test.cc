@@ -17,33 +17,6 @@ svConfig_t glooConfig(unsigned timeoutMs) {
   return c;
 }
 
-// The cases every world size runs: each scheme and format, stateful ones over three steps.
-std::vector<svBucketConfig_t> cases(size_t n) {
-  std::vector<svBucketConfig_t> v;
-  auto add = [&](svScheme_t scheme, auto&& edit) {
-    svBucketConfig_t c = bucketConfig(scheme, n);
-    edit(c);
-    v.push_back(c);
-  };
-  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.1; c.format = SV_FORMAT_SPARSE; });
-  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.3; c.rho = 0.5f; c.format = SV_FORMAT_COUNTS; });
-  add(SV_SCHEME_SIGNSGD_MV, [](auto&) {});
-  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.vote = SV_VOTE_BINARY; });
-  add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.momentum = 0.9f; });
-  add(SV_SCHEME_DENSE, [](auto&) {});
-  add(SV_SCHEME_EF_SIGN, [](auto&) {});
-  add(SV_SCHEME_TOPK_EF, [](auto& c) { c.density = 0.1; c.momentum = 0.9f; });
-  add(SV_SCHEME_DGS, [](auto& c) { c.density = 0.1; c.momentum = 0.5f; c.downDensity = 0.05; });
-  add(SV_SCHEME_LIEC, [](auto& c) { c.period = 2; });
-  if (n > 0)
-    add(SV_SCHEME_S3GD_MV, [](auto& c) {
-      c.density = 0.05;
-      c.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
-      c.kMin = 1;
-    });
-  return v;
-}
-
 // Runs every case for the ranks `local` drives (all of a loopback world, one of a gloo
 // world): three grouped steps, each with a second (dense) bucket in the same group, and
 // reports every output and the final state per local rank. Rank r's gradients depend only
@@ -53,7 +26,7 @@ std::vector<Report> script(const std::vector<svComm_t>& local, int W, uint64_t s
   std::vector<int> ranks(local.size());
   for (size_t i = 0; i < local.size(); ++i) EXPECT_EQ(svCommUserRank(local[i], &ranks[i]), 0);
   for (size_t n : {size_t{0}, size_t{1}, size_t{33}, size_t{1000}}) {
-    const auto cfgs = cases(n);
+    const auto cfgs = schemeCases(n);
     for (size_t c = 0; c < cfgs.size(); ++c) {
       const svBucketConfig_t side = bucketConfig(SV_SCHEME_DENSE, 7);
       std::vector<svBucket_t> b(local.size()), d(local.size());
