@@ -447,7 +447,7 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
   // while another thread's exchange uses the transport: holding `user` keeps new ones out.
   const void* none = nullptr;
   static const char kAborting = 0;
-  if (comm->world->local.size() < static_cast<size_t>(comm->nranks) &&
+  if (multiProcess(comm) &&
       comm->user.compare_exchange_strong(none, &kAborting)) {
     comm->world->transport.reset();
     comm->user.store(nullptr);
@@ -502,6 +502,8 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
 extern "C" svResult_t svBucketDestroy(svBucket_t bucket) {
   if (bucket == nullptr) return svSuccess;
   SVCHECK(checkBucket(bucket, "svBucketDestroy"));
+  CommClaim claim;
+  SVCHECK(claimBucket(bucket, "svBucketDestroy", true, &claim));
   unregisterBucket(bucket);
   cudaDestroyResidual(bucket);
   --bucket->comm->liveBuckets;
@@ -538,8 +540,10 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
 
 namespace {
 svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
-                          const char* field) {
+                          const char* field, bool writes, CommClaim* claim) {
   SVCHECK(checkBucket(bucket, call));
+  // Reading is allowed while this thread's group has the bucket queued; writing is not.
+  SVCHECK(claimBucket(bucket, call, writes, claim));
   if (!bucket->plan.stateful)
     return fail(bucket->comm, svInvalidUsage, "%s: scheme %s%s keeps no state", call,
                 schemeName(bucket->config.scheme),
@@ -552,7 +556,8 @@ svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
 }  // namespace
 
 extern "C" svResult_t svBucketGetResidual(svBucket_t bucket, void* dst) {
-  SVCHECK(residualAccess(bucket, dst, "svBucketGetResidual", "dst"));
+  CommClaim claim;
+  SVCHECK(residualAccess(bucket, dst, "svBucketGetResidual", "dst", false, &claim));
   if (bucket->comm->config.backend == SV_BACKEND_CUDA) {
     if (cudaCopyResidual(bucket, dst, nullptr) != svSuccess)
       return fail(bucket->comm, svUnhandledCudaError, "svBucketGetResidual: cudaMemcpy failed");
@@ -564,7 +569,8 @@ extern "C" svResult_t svBucketGetResidual(svBucket_t bucket, void* dst) {
 }
 
 extern "C" svResult_t svBucketSetResidual(svBucket_t bucket, const void* src) {
-  SVCHECK(residualAccess(bucket, src, "svBucketSetResidual", "src"));
+  CommClaim claim;
+  SVCHECK(residualAccess(bucket, src, "svBucketSetResidual", "src", true, &claim));
   if (bucket->comm->config.backend == SV_BACKEND_CUDA) {
     if (cudaCopyResidual(bucket, nullptr, src) != svSuccess)
       return fail(bucket->comm, svUnhandledCudaError, "svBucketSetResidual: cudaMemcpy failed");

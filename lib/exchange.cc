@@ -546,6 +546,20 @@ svResult_t planAdaptive(Matched& m, Transport& t) {
   return svSuccess;
 }
 
+// Makes the communicators of `ops` sticky-broken with `code` (all of them, or with
+// onlyMultiProcess those whose worlds have ranks in other processes). Those worlds' connections
+// are closed, so peers still waiting on this rank fail at once instead of at their timeout.
+void breakComms(const std::vector<Op>& ops, svResult_t code, const char* why,
+                bool onlyMultiProcess = false) noexcept {
+  for (const Op& op : ops) {
+    svComm_t c = op.bucket->comm;
+    if (onlyMultiProcess && !multiProcess(c)) continue;
+    c->stickyError = code;
+    c->brokenBy.set(why);
+    if (multiProcess(c)) c->world->transport.reset();
+  }
+}
+
 // SV_BACKEND_CUDA: enqueue every matched exchange; the device decides and gates the commits
 // (cuda_backend.h). A failed launch leaves the group partly enqueued, so every communicator of
 // the group is broken (NCCL's rule for CUDA errors).
@@ -558,10 +572,7 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
     if (r != svSuccess) {
       const std::string text = "svGroupEnd: enqueuing the CUDA exchange (bucket count = " +
                                std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why;
-      for (const Op& op : ops) {
-        op.bucket->comm->stickyError = r;
-        op.bucket->comm->brokenBy.set(text.c_str());
-      }
+      breakComms(ops, r, text.c_str());
       setGroupError(ops, text + "; the communicators are broken [" + svGetErrorString(r) + "]");
       return r;
     }
@@ -664,10 +675,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
     std::string text = "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
                        ", seq = " + std::to_string(m.seq) + "): " + why;
     if (breaksComm(r)) {
-      for (const Op& op : ops) {
-        op.bucket->comm->stickyError = r;
-        op.bucket->comm->brokenBy.set(text.c_str());
-      }
+      breakComms(ops, r, text.c_str());
       text += "; the communicator is broken, destroy it";
     }
     setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
@@ -696,14 +704,9 @@ svResult_t runGuarded(std::vector<Op>& ops, const char* call) noexcept {
   try {
     return runGroup(ops);
   } catch (const std::bad_alloc&) {
-    bool broken = false;
-    for (const Op& op : ops) {
-      svComm_t c = op.bucket->comm;
-      if (c->world->local.size() == static_cast<size_t>(c->nranks)) continue;
-      c->stickyError = svSystemError;
-      c->brokenBy.set("out of host memory during an exchange");
-      broken = true;
-    }
+    const bool broken = std::any_of(ops.begin(), ops.end(),
+                                    [](const Op& op) { return multiProcess(op.bucket->comm); });
+    breakComms(ops, svSystemError, "out of host memory during an exchange", true);
     char text[256];
     std::snprintf(text, sizeof(text), "%s: out of host memory during the exchange; nothing was "
                   "committed%s [%s]", call, broken ? "; the communicators of multi-process "
@@ -720,6 +723,31 @@ struct ReleaseComms {
     for (const Op& op : ops) op.bucket->comm->user.store(nullptr);
   }
 };
+
+}  // namespace
+
+svResult_t claimBucket(svBucket_t bucket, const char* call, bool refuseQueued,
+                       CommClaim* claim) {
+  svComm_t comm = bucket->comm;
+  const void* user = nullptr;
+  if (comm->user.compare_exchange_strong(user, &tg)) {
+    claim->comm = comm;
+    return svSuccess;
+  }
+  if (user != &tg)
+    return fail(nullptr, svInvalidUsage, "%s: comm (rank %d) of bucket = %p is in use by another "
+                "thread's exchange or open group; use one thread per communicator", call,
+                comm->rank, static_cast<void*>(bucket));
+  if (refuseQueued)
+    for (const Op& op : tg.ops)
+      if (op.bucket == bucket)
+        return fail(comm, svInvalidUsage, "%s: bucket = %p has an exchange queued in this "
+                    "thread's open group; call svGroupEnd first", call,
+                    static_cast<void*>(bucket));
+  return svSuccess;
+}
+
+namespace {
 
 // Records an error made inside a group so that svGroupEnd fails too.
 svResult_t noteGroupError(svResult_t r) {

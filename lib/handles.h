@@ -73,5 +73,22 @@ void registerBucket(svBucket_t b);  // std::bad_alloc: not registered
 void unregisterBucket(svBucket_t b);
 bool isLiveBucket(svBucket_t b);
 size_t liveHandleCount();  // communicators and buckets
+// The communicator's world has ranks in other processes (gloo).
+inline bool multiProcess(svComm_t c) {
+  return c->world->local.size() < static_cast<size_t>(c->nranks);
+}
+
+// A bucket call other than svExchange (destroy, residual access) holds the bucket's
+// communicator like an exchange does, so that no other thread's exchange runs meanwhile.
+struct CommClaim {
+  svComm_t comm = nullptr;  // released on destruction when this call took it
+  ~CommClaim() {
+    if (comm != nullptr) comm->user.store(nullptr);
+  }
+};
+// svInvalidUsage, naming `call`, when another thread's exchange or open group holds the
+// communicator, or (refuseQueued) when this thread's open group has an exchange of `bucket`
+// queued. Defined in exchange.cc, beside the thread's group state.
+svResult_t claimBucket(svBucket_t bucket, const char* call, bool refuseQueued, CommClaim* claim);
 
 }  // namespace signvote::detail

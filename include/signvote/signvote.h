@@ -58,7 +58,9 @@
  * from different threads. A communicator belongs to the thread whose svExchange queued work
  * on it until that thread's svGroupEnd (or the end of an ungrouped call); an svExchange from
  * another thread meanwhile returns svInvalidUsage with no effect, its text in
- * svGetLastError(NULL).
+ * svGetLastError(NULL). svBucketDestroy, svBucketGetResidual and svBucketSetResidual hold the
+ * communicator the same way for their duration and are refused likewise; svBucketGetInfo,
+ * svCommAbort and the svComm getters are not guarded.
  */
 #ifndef SIGNVOTE_H_
 #define SIGNVOTE_H_
@@ -294,17 +296,22 @@ svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* con
 /* Creates rank `rank` of an nranks-rank world whose ranks live in different processes (or
  * hosts), connected over TCP by gloo. Collective: every rank calls it with the same nranks,
  * store and an equal config; it returns once all ranks are connected, or svTimeout after
- * config->timeoutMs (plus up to a second: gloo's file store looks for peers once a second). store is a directory every rank can reach (a shared file system across
+ * config->timeoutMs (plus up to a second: gloo's file store looks for peers once a second).
+ * store is a directory every rank can reach (a shared file system across
  * hosts), empty or absent at the start and used by one world only (the file-store rendezvous
  * of gloo and of torch's file:// init); it may be removed once every rank returned. Sockets
  * bind to the interface named by SIGNVOTE_SOCKET_IFNAME (e.g. "lo", "eth0"), else to the
  * address of this host's name. Host backend only. One rank per communicator: svExchange needs
  * no group (groups still batch several buckets all-or-nothing). A peer that dies makes the
- * exchanges of the others return svRemoteError; one that stops answering, svTimeout within
- * timeoutMs of the operation that waits for it; either breaks the communicator. Ranks whose
+ * exchanges of the others return svRemoteError when they see its closed sockets (at once), or
+ * svTimeout when gloo leaves a send waiting; one that stops answering, svTimeout within
+ * timeoutMs of the operation that waits for it. Either breaks the communicator, and a broken
+ * communicator closes its connections, so peers waiting to receive from it fail at once. Ranks whose
  * library or wire version, nonFinite policy or check mode differ all fail here with
  * svMismatch (a handshake after connecting). On error nothing is created and the text is in
- * svGetLastError(NULL). */
+ * svGetLastError(NULL). Process state: when SIGPIPE has its default action (terminate), this
+ * call sets it to ignored, as Python does at startup, because gloo's socket writes to a dead
+ * peer raise it; a handler the application installed is left alone and must not exit. */
 svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* store,
                           const svConfig_t* config);
 
@@ -391,7 +398,10 @@ typedef struct {
  * Not collective; every rank creates its own with an equal config. On error nothing is
  * created. */
 svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
-/* Frees the bucket. NULL is a no-op. */
+/* Frees the bucket. NULL is a no-op. Work in flight keeps its bucket: svInvalidUsage, with no
+ * effect, while this thread's open group has an exchange of the bucket queued (call
+ * svGroupEnd first) or another thread's exchange or group holds its communicator. With
+ * SV_BACKEND_CUDA, exchanges already enqueued on a stream finish first (cudaFree waits). */
 svResult_t svBucketDestroy(svBucket_t bucket);
 
 /* What the planner decided, for reporting. Byte counts are per rank, per exchange, and count
@@ -418,7 +428,9 @@ svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 /* Copies the state vector (stateFloats floats; see svBucketCreate) out of / into the bucket, e.g. for
  * checkpoints. Buckets without state: svInvalidUsage. Host memory for the host
  * backend; any memory for SV_BACKEND_CUDA (cudaMemcpyDefault; the copy is complete on return,
- * and must not overlap an exchange still running on a stream). */
+ * and must not overlap an exchange still running on a stream). Setting is svInvalidUsage
+ * while this thread's open group has an exchange of the bucket queued; both are while another
+ * thread holds the communicator (see Thread safety). */
 svResult_t svBucketGetResidual(svBucket_t bucket, void* dst);
 svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
 

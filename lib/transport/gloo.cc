@@ -7,6 +7,7 @@
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/device.h>
 
+#include <csignal>
 #include <cctype>
 #include <chrono>
 #include <cstring>
@@ -129,6 +130,12 @@ class GlooTransport final : public Transport {
 
 std::unique_ptr<Transport> makeGlooTransport(const GlooOptions& o, svResult_t* code,
                                              std::string* why) {
+  // gloo writes to sockets without MSG_NOSIGNAL, so a peer that died raises SIGPIPE, whose
+  // default action kills this process before the error can be reported. Ignore it, as Python
+  // does at startup, unless the application installed a handler of its own.
+  struct sigaction old {};
+  if (sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+    std::signal(SIGPIPE, SIG_IGN);
   try {
     gloo::transport::tcp::attr attr;
     if (!o.ifname.empty()) attr.iface = o.ifname;

@@ -340,4 +340,57 @@ TEST(ApiErrors, OneThreadPerCommunicator) {
   EXPECT_EQ(w.seq(1), 2u);
 }
 
+// Destroying or overwriting a bucket whose exchange is queued (this thread's open group) or
+// running (another thread's) is refused with no effect; reading from the owning thread is not.
+TEST(ApiErrors, WorkInFlightKeepsItsBucket) {
+  std::mt19937_64 rng(testSeed() + 92);
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 300);
+  cfg.k = 17;
+  World w(2, cfg), twin(2, cfg);
+  const auto g0 = grads(2, 300, rng), g1 = grads(2, 300, rng);
+  ASSERT_EQ(w.exchange(g0), svSuccess);
+  ASSERT_EQ(twin.exchange(g0), svSuccess);
+  const std::vector<float> residual = w.residual(0), junk = normal(300, rng);
+  ASSERT_EQ(svGroupStart(), svSuccess);
+  size_t bytes = w.ws[0].size();
+  ASSERT_EQ(svExchange(w.buckets[0], g1[0].data(), w.out[0].data(), w.ws[0].data(), &bytes,
+                       nullptr), svSuccess);
+  EXPECT_EQ(svBucketDestroy(w.buckets[0]), svInvalidUsage);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "svBucketDestroy"));
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "queued in this thread's open group"));
+  EXPECT_EQ(svBucketSetResidual(w.buckets[0], junk.data()), svInvalidUsage);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "svBucketSetResidual"));
+  EXPECT_TRUE(sameBits(w.residual(0), residual));  // reading is allowed
+  EXPECT_EQ(svCommDestroy(w.comms[0]), svInvalidUsage);
+  svResult_t destroy = svSuccess, set = svSuccess, get = svSuccess;
+  std::string text;
+  std::vector<float> got(300, 7.0f);
+  std::thread([&] {
+    destroy = svBucketDestroy(w.buckets[0]);
+    text = svGetLastError(nullptr);
+    set = svBucketSetResidual(w.buckets[0], junk.data());
+    get = svBucketGetResidual(w.buckets[0], got.data());
+  }).join();
+  EXPECT_EQ(destroy, svInvalidUsage);
+  EXPECT_EQ(set, svInvalidUsage);
+  EXPECT_EQ(get, svInvalidUsage);
+  EXPECT_TRUE(mentions(text, "svBucketDestroy"));
+  EXPECT_TRUE(mentions(text, "in use by another thread"));
+  EXPECT_EQ(got, std::vector<float>(300, 7.0f));
+  bytes = w.ws[1].size();
+  ASSERT_EQ(svExchange(w.buckets[1], g1[1].data(), w.out[1].data(), w.ws[1].data(), &bytes,
+                       nullptr), svSuccess);
+  ASSERT_EQ(svGroupEnd(), svSuccess);
+  ASSERT_EQ(twin.exchange(g1), svSuccess);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(sameBits(w.out[r], twin.out[r])) << r;
+    EXPECT_TRUE(sameBits(w.residual(r), twin.residual(r))) << r;
+  }
+  // Once the group ended, another thread may destroy it (World's destructor tolerates none).
+  svBucket_t b0 = w.buckets[0];
+  std::thread([&] { destroy = svBucketDestroy(b0); }).join();
+  EXPECT_EQ(destroy, svSuccess);
+  w.buckets[0] = nullptr;
+}
+
 }  // namespace
