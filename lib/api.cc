@@ -526,7 +526,7 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
                    p.k != 0)
                       ? 8.0 * static_cast<double>(i.recordBytes) / static_cast<double>(p.k)
                       : 0.0;
-  i.workspaceBytes = p.ws.total;
+  i.workspaceBytes = workspaceBytesFor(p);
   i.stateFloats = p.stateFloats;
   i.lastK = bucket->lastK;
   i.lastRecordBytes = bucket->lastRecordBytes;

@@ -771,15 +771,21 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
   if (workspaceBytes == nullptr)
     return fail(comm, svInvalidArgument, "svExchange: workspaceBytes = NULL");
   const Plan& p = bucket->plan;
+  const size_t need = workspaceBytesFor(p);
   if (workspace == nullptr) {
-    *workspaceBytes = p.ws.total;
+    *workspaceBytes = need;
     return svSuccess;
   }
-  if (*workspaceBytes < p.ws.total)
+  if (*workspaceBytes < need)
     return fail(comm, svInvalidArgument,
                 "svExchange: *workspaceBytes = %zu is less than the %zu bytes this bucket needs "
-                "(query them with workspace = NULL)", *workspaceBytes, p.ws.total);
+                "(query them with workspace = NULL)", *workspaceBytes, need);
   const size_t bytes = p.n * 4;
+  for (const auto& [field, ptr] : {std::pair<const char*, const void*>{"sendbuff", sendbuff},
+                                   {"recvbuff", recvbuff}})
+    if (p.n > 0 && reinterpret_cast<uintptr_t>(ptr) % sizeof(float) != 0)
+      return fail(comm, svInvalidArgument, "svExchange: %s = %p is not aligned to its element "
+                  "type (float32, 4 bytes)", field, ptr);
   if (p.n > 0 && sendbuff == nullptr)
     return fail(comm, svInvalidArgument, "svExchange: sendbuff = NULL with count = %llu",
                 static_cast<unsigned long long>(p.n));
@@ -790,8 +796,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
     return fail(comm, svInvalidArgument, "svExchange: sendbuff = %p and recvbuff = %p overlap "
                 "partially (only exact in-place, sendbuff == recvbuff, is allowed)",
                 sendbuff, recvbuff);
-  if (overlaps(workspace, p.ws.total, sendbuff, bytes) ||
-      overlaps(workspace, p.ws.total, recvbuff, bytes))
+  if (overlaps(workspace, need, sendbuff, bytes) || overlaps(workspace, need, recvbuff, bytes))
     return fail(comm, svInvalidArgument, "svExchange: workspace = %p overlaps sendbuff or "
                 "recvbuff", workspace);
   if (comm->config.backend == SV_BACKEND_CUDA) {
@@ -804,7 +809,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
         return fail(comm, svInvalidArgument, "svExchange: %s = %p is not device memory (the "
                     "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
   }
-  const Op op{bucket, sendbuff, recvbuff, workspace, p.ws.total, stream};
+  const Op op{bucket, sendbuff, recvbuff, alignWorkspace(workspace), p.ws.total, stream};
   if (tg.depth == 0 && comm->world->local.size() > 1)
     return fail(comm, svInvalidUsage,
                 "svExchange: the loopback communicator has nranks = %d, all driven from this "

@@ -109,4 +109,14 @@ inline bool averagesNext(const Plan& p, const svBucketConfig_t& config, uint64_t
 // entries, checksums and the non-finite flag).
 ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq);
 
+// The bytes svExchange asks for: the layout plus the slack to align any base address to
+// kWorkspaceAlign, so that a workspace may start anywhere (CUB's habit).
+inline size_t workspaceBytesFor(const Plan& p) {
+  return p.ws.total ? p.ws.total + kWorkspaceAlign - 1 : 0;
+}
+inline void* alignWorkspace(void* ws) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(ws);
+  return reinterpret_cast<void*>((a + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign);
+}
+
 }  // namespace signvote::detail

@@ -444,10 +444,11 @@ svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
  * Workspace (CUB-style two-phase): with workspace == NULL, only *workspaceBytes is written and
  * nothing else happens. Otherwise *workspaceBytes must be at least that size; the call uses
  * the workspace as scratch and allocates nothing. Each call in one group needs its own
- * workspace.
+ * workspace. It may start at any address (the size includes the slack to align it).
  *
- * Buffers: sendbuff == recvbuff (in place) is allowed; any other overlap between sendbuff,
- * recvbuff and workspace is svInvalidArgument. count == 0 needs no buffers.
+ * Buffers: sendbuff and recvbuff must be aligned to their element type (4 bytes), else
+ * svInvalidArgument; sendbuff == recvbuff (in place) is allowed; any other overlap between
+ * sendbuff, recvbuff and workspace is svInvalidArgument. count == 0 needs no buffers.
  *
  * Order of effects: the residual is committed and the output written only after the exchange
  * succeeded on every rank; on any error both are untouched. SV_BACKEND_CUDA: the call enqueues

@@ -393,4 +393,37 @@ TEST(ApiErrors, WorkInFlightKeepsItsBucket) {
   w.buckets[0] = nullptr;
 }
 
+// A workspace may start at any address; gradients and outputs must be float-aligned.
+TEST(ApiErrors, WorkspaceAtAnyAddressAndFloatAlignedBuffers) {
+  std::mt19937_64 rng(testSeed() + 93);
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 1000);
+  cfg.density = 0.05;
+  World w(2, cfg), twin(2, cfg);
+  for (size_t offset : {size_t{1}, size_t{3}, size_t{8}, size_t{100}, size_t{255}}) {
+    const auto g = grads(2, 1000, rng);
+    std::vector<std::vector<unsigned char>> ws(2);
+    ASSERT_EQ(svGroupStart(), svSuccess);
+    for (int r = 0; r < 2; ++r) {
+      ws[r].assign(w.ws[r].size() + offset, 0xCD);
+      size_t bytes = w.ws[r].size();
+      EXPECT_EQ(svExchange(w.buckets[r], g[r].data(), w.out[r].data(), ws[r].data() + offset,
+                           &bytes, nullptr), svSuccess);
+    }
+    ASSERT_EQ(svGroupEnd(), svSuccess);
+    ASSERT_EQ(twin.exchange(g), svSuccess);
+    for (int r = 0; r < 2; ++r) {
+      EXPECT_TRUE(sameBits(w.out[r], twin.out[r])) << offset;
+      EXPECT_TRUE(sameBits(w.residual(r), twin.residual(r))) << offset;
+    }
+  }
+  std::vector<unsigned char> bytes(1000 * 4 + 8);
+  size_t wsBytes = w.ws[0].size();
+  ASSERT_EQ(svGroupStart(), svSuccess);
+  EXPECT_EQ(svExchange(w.buckets[0], bytes.data() + 1, w.out[0].data(), w.ws[0].data(),
+                       &wsBytes, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "sendbuff"));
+  EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "aligned"));
+  EXPECT_EQ(svGroupEnd(), svInvalidArgument);
+}
+
 }  // namespace
