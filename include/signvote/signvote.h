@@ -430,7 +430,9 @@ svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
  * backend; any memory for SV_BACKEND_CUDA (cudaMemcpyDefault; the copy is complete on return,
  * and must not overlap an exchange still running on a stream). Setting is svInvalidUsage
  * while this thread's open group has an exchange of the bucket queued; both are while another
- * thread holds the communicator (see Thread safety). */
+ * thread holds the communicator (see Thread safety). Part of a state may be shared: dgs's
+ * downlink residual D is the same on every rank, so load it equal everywhere, or the ranks'
+ * outputs diverge. */
 svResult_t svBucketGetResidual(svBucket_t bucket, void* dst);
 svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
 

@@ -7,6 +7,9 @@
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/device.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cctype>
 #include <chrono>
@@ -140,6 +143,12 @@ std::unique_ptr<Transport> makeGlooTransport(const GlooOptions& o, svResult_t* c
     gloo::transport::tcp::attr attr;
     if (!o.ifname.empty()) attr.iface = o.ifname;
     auto device = gloo::transport::tcp::CreateDevice(attr);
+    // The store may be absent (one level is made; every rank tries, so EEXIST is fine).
+    if (mkdir(o.store.c_str(), 0700) != 0 && errno != EEXIST) {
+      *code = svSystemError;
+      *why = std::string("cannot create the store directory: ") + std::strerror(errno);
+      return nullptr;
+    }
     gloo::rendezvous::FileStore store(o.store);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(o.rank, o.nranks);
     ctx->setTimeout(std::chrono::milliseconds(o.timeoutMs));

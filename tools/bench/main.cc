@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,19 +69,23 @@ class Runner {
   virtual std::vector<float> output(int r) = 0;
   virtual std::vector<float> residual(int r) = 0;
   virtual svBucketInfo_t info() = 0;
+  virtual std::vector<int> ranks() = 0;  // the ranks this process drives
 };
 
+// SV_BACKEND_HOST: the ranks this process drives (all of a loopback world, one of a gloo
+// world), each exchange grouped.
 class HostRunner final : public Runner {
  public:
-  HostRunner(std::vector<signvote::Comm>& comms, const svBucketConfig_t& cfg)
-      : sets_(4), outs_(comms.size(), std::vector<float>(cfg.count)) {
+  HostRunner(std::vector<signvote::Comm>& comms, const std::vector<int>& ranks,
+             const svBucketConfig_t& cfg)
+      : ranks_(ranks), sets_(4), outs_(comms.size(), std::vector<float>(cfg.count)) {
     for (auto& c : comms) buckets_.emplace_back(c, cfg);
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
   void step(int set) override {
     signvote::group([&] {
-      for (size_t r = 0; r < buckets_.size(); ++r)
-        buckets_[r].exchange(sets_[set][r].data(), outs_[r].data());
+      for (size_t i = 0; i < buckets_.size(); ++i)
+        buckets_[i].exchange(sets_[set][ranks_[i]].data(), outs_[i].data());
     });
   }
   double timedUs(int warmup, int iters) override {
@@ -90,11 +95,16 @@ class HostRunner final : public Runner {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
                .count() / iters;
   }
-  std::vector<float> output(int r) override { return outs_[r]; }
-  std::vector<float> residual(int r) override { return buckets_[r].residual(); }
+  std::vector<float> output(int r) override { return outs_[local(r)]; }
+  std::vector<float> residual(int r) override { return buckets_[local(r)].residual(); }
   svBucketInfo_t info() override { return buckets_[0].info(); }
+  std::vector<int> ranks() override { return ranks_; }
 
  private:
+  size_t local(int r) const {
+    return static_cast<size_t>(std::find(ranks_.begin(), ranks_.end(), r) - ranks_.begin());
+  }
+  std::vector<int> ranks_;
   std::vector<signvote::Bucket> buckets_;
   std::vector<Grads> sets_;
   std::vector<std::vector<float>> outs_;
@@ -176,6 +186,11 @@ class CudaRunner final : public Runner {
     signvote::check(svBucketGetInfo(buckets_[0], &i), comm0_);
     return i;
   }
+  std::vector<int> ranks() override {
+    std::vector<int> all(W_);
+    for (int r = 0; r < W_; ++r) all[r] = r;
+    return all;
+  }
 
  private:
   void* alloc(size_t bytes) {
@@ -204,33 +219,100 @@ class CudaRunner final : public Runner {
   cudaEvent_t t0_, t1_;
 };
 
-bench::Row runSize(const bench::Options& o, Runner& run, uint64_t bytes, std::mt19937_64& rng) {
+// The timing and the check of one bucket size. The check runs on `fresh` (new buckets, so
+// every rank's state is the initial one, the same everywhere): each process knows every
+// rank's gradients (one seeded stream) and follows every rank's state in the reference, and
+// compares its own ranks' outputs and states. Returns this process's row.
+bench::Row runSize(const bench::Options& o, Runner& run, Runner& fresh, Runner& dense,
+                   uint64_t bytes, std::mt19937_64& rng) {
   const uint64_t count = bytes / 4;
   const int W = o.ranks;
   // Three input sets in rotation, so that repeated iterations do not see identical data.
-  for (int s = 0; s < 3; ++s) run.load(s, randomGrads(W, count, rng));
+  for (int s = 0; s < 3; ++s) {
+    const Grads g = randomGrads(W, count, rng);
+    run.load(s, g);
+    dense.load(s, g);
+  }
   const double us = run.timedUs(o.warmup, o.iters);
+  const double denseUs = dense.timedUs(o.warmup, o.iters);
   uint64_t wrong = 0;
   const svBucketInfo_t info = run.info();
   const bool stateful = info.stateFloats != 0;
+  const std::vector<int> mine = fresh.ranks();
+  std::vector<std::vector<float>> residuals;
+  if (stateful) residuals.assign(W, fresh.residual(mine[0]));
   for (int c = 0; c < o.checkIters; ++c) {
-    const Grads fresh = randomGrads(W, count, rng);
-    std::vector<std::vector<float>> residuals;
-    if (stateful)
-      for (int r = 0; r < W; ++r) residuals.push_back(run.residual(r));
-    const svBucketInfo_t now = run.info();
+    const Grads g = randomGrads(W, count, rng);
+    const svBucketInfo_t now = fresh.info();
     const std::vector<std::vector<float>> expect = bench::straightExchange(
         {o.scheme, o.vote, o.rho, o.momentum, info.k, now.downK, now.chunk,
-         now.averageNext != 0, info.format == SV_FORMAT_FP32, &fresh, &residuals});
-    run.load(3, fresh);
-    run.step(3);
-    for (int r = 0; r < W; ++r) {
-      wrong += countDifferent(run.output(r), expect[r]);
-      if (stateful) wrong += countDifferent(run.residual(r), residuals[r]);
+         now.averageNext != 0, info.format == SV_FORMAT_FP32, &g, &residuals});
+    fresh.load(3, g);
+    fresh.step(3);
+    for (int r : mine) {
+      wrong += countDifferent(fresh.output(r), expect[r]);
+      if (stateful) wrong += countDifferent(fresh.residual(r), residuals[r]);
     }
   }
   return {bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
-          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong};
+          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs};
+}
+
+// A gloo world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests does),
+// through a dense exchange of three floats, exact for fewer than 2^22 wrong elements.
+class AcrossRanks {
+ public:
+  explicit AcrossRanks(signvote::Comm& comm) {
+    svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+    cfg.scheme = SV_SCHEME_DENSE;
+    cfg.count = 3;
+    bucket_ = std::make_unique<signvote::Bucket>(comm, cfg);
+    nranks_ = comm.size();
+  }
+  void combine(bench::Row* row) {
+    const float mine[3] = {static_cast<float>(row->wrong), static_cast<float>(row->timeUs),
+                           static_cast<float>(row->denseUs)};
+    float mean[3];
+    signvote::group([&] { bucket_->exchange(mine, mean); });
+    row->wrong = static_cast<uint64_t>(std::llround(static_cast<double>(mean[0]) * nranks_));
+    row->timeUs = mean[1];
+    row->denseUs = mean[2];
+    row->algbwGBs = static_cast<double>(row->bytes) / (row->timeUs * 1e3);
+  }
+
+ private:
+  std::unique_ptr<signvote::Bucket> bucket_;
+  int nranks_ = 1;
+};
+
+// One rank of a gloo world, placed by the launcher's environment: SIGNVOTE_RANK and
+// SIGNVOTE_NRANKS, else Open MPI's (mpirun), MPICH's (PMI) or torchrun's variables.
+struct Placement {
+  int rank = 0, nranks = 0;
+  std::string from;
+};
+Placement placement() {
+  const char* pairs[][2] = {{"SIGNVOTE_RANK", "SIGNVOTE_NRANKS"},
+                            {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                            {"PMI_RANK", "PMI_SIZE"},
+                            {"RANK", "WORLD_SIZE"}};
+  for (const auto& p : pairs) {
+    const char* rank = std::getenv(p[0]);
+    const char* size = std::getenv(p[1]);
+    if (rank == nullptr || size == nullptr) continue;
+    char* end1 = nullptr;
+    char* end2 = nullptr;
+    const long r = std::strtol(rank, &end1, 10), n = std::strtol(size, &end2, 10);
+    if (*rank == '\0' || *end1 != '\0' || *size == '\0' || *end2 != '\0' || n < 1 ||
+        n > SV_MAX_RANKS || r < 0 || r >= n)
+      throw signvote::Error(svInvalidArgument, std::string(p[0]) + " = '" + rank + "' and " +
+                                                   p[1] + " = '" + size +
+                                                   "' are not a rank and a world size");
+    return {static_cast<int>(r), static_cast<int>(n), std::string(p[0]) + "/" + p[1]};
+  }
+  throw signvote::Error(svInvalidArgument,
+                        "--transport gloo: no rank in the environment; launch one process per "
+                        "rank with mpirun, torchrun, or SIGNVOTE_RANK and SIGNVOTE_NRANKS set");
 }
 
 int kernelMain(bench::Options o, const std::string& device) {
@@ -271,35 +353,63 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "signvote-bench: --backend cuda needs a GPU (%s)\n", device.c_str());
     return noGpu;
   }
-  const std::string line =
-      o.backend == SV_BACKEND_CUDA
-          ? "backend CUDA (loopback world of " + std::to_string(o.ranks) + " ranks on " + device +
-                ", one stream per rank; time: device time of one exchange of all ranks)"
-          : "backend host" + std::string(gpu ? " (--backend cuda runs the collective on " +
-                                                   device + ")"
-                                             : " (" + device + ")");
-  bench::printHeader(o, line);
   std::vector<bench::Row> rows;
   uint64_t wrong = 0;
+  std::string line;
+  bool printer = true;  // gloo: only rank 0 prints
   try {
-    std::vector<signvote::Comm> hostComms;
+    std::vector<signvote::Comm> hostComms;  // the ranks this process drives
+    std::vector<int> hostRanks;
     std::vector<svComm_t> cudaComms(o.ranks);
-    if (o.backend == SV_BACKEND_CUDA) {
+    std::unique_ptr<AcrossRanks> across;
+    if (o.transport == bench::Transport::kGloo) {
+      const Placement at = placement();
+      if (o.ranksGiven && o.ranks != at.nranks)
+        throw signvote::Error(svInvalidArgument, "--ranks " + std::to_string(o.ranks) +
+                                                     " but the launcher started " +
+                                                     std::to_string(at.nranks));
+      o.ranks = at.nranks;
+      printer = at.rank == 0;
+      hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store));
+      hostRanks.push_back(at.rank);
+      across = std::make_unique<AcrossRanks>(hostComms[0]);
+      line = "backend host, transport gloo (" + std::to_string(at.nranks) +
+             " processes over TCP, placed by " + at.from +
+             "; time: one exchange, averaged over the ranks)";
+    } else if (o.backend == SV_BACKEND_CUDA) {
       svConfig_t cc = SV_CONFIG_INITIALIZER;
       cc.backend = SV_BACKEND_CUDA;
       signvote::check(svCommInitLoopback(cudaComms.data(), o.ranks, &cc));
+      line = "backend CUDA (loopback world of " + std::to_string(o.ranks) + " ranks on " +
+             device + ", one stream per rank; time: device time of one exchange of all ranks)";
     } else {
       hostComms = signvote::Comm::loopback(o.ranks);
+      for (int r = 0; r < o.ranks; ++r) hostRanks.push_back(r);
+      line = "backend host" + std::string(gpu ? " (--backend cuda runs the collective on " +
+                                                    device + ")"
+                                              : " (" + device + ")");
     }
+    if (printer) bench::printHeader(o, line);
     std::mt19937_64 rng(o.seed);
     for (uint64_t bytes = o.minBytes; bytes <= o.maxBytes;) {
       const uint64_t b = bytes / 4 * 4;
       const svBucketConfig_t cfg = bucketConfig(o, b / 4);
-      std::unique_ptr<Runner> run;
-      if (o.backend == SV_BACKEND_CUDA) run = std::make_unique<CudaRunner>(cudaComms, cfg);
-      else run = std::make_unique<HostRunner>(hostComms, cfg);
-      const bench::Row row = runSize(o, *run, b, rng);
-      bench::printRow(row);
+      svBucketConfig_t denseCfg = SV_BUCKET_CONFIG_INITIALIZER;
+      denseCfg.scheme = SV_SCHEME_DENSE;
+      denseCfg.count = cfg.count;
+      std::unique_ptr<Runner> run, fresh, dense;
+      if (o.backend == SV_BACKEND_CUDA) {
+        run = std::make_unique<CudaRunner>(cudaComms, cfg);
+        fresh = std::make_unique<CudaRunner>(cudaComms, cfg);
+        dense = std::make_unique<CudaRunner>(cudaComms, denseCfg);
+      } else {
+        run = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
+        fresh = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
+        dense = std::make_unique<HostRunner>(hostComms, hostRanks, denseCfg);
+      }
+      bench::Row row = runSize(o, *run, *fresh, *dense, b, rng);
+      if (across) across->combine(&row);
+      if (printer) bench::printRow(row);
       rows.push_back(row);
       wrong += row.wrong;
       const auto next = static_cast<uint64_t>(static_cast<double>(bytes) * o.stepFactor);
@@ -311,5 +421,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "signvote-bench: %s\n", e.what());
     return 3;
   }
+  if (!printer) return wrong == 0 ? 0 : 1;
   return bench::finishRun(o, "collective", line, bench::jsonRecords(rows), wrong);
 }

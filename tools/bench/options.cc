@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 
@@ -82,6 +83,7 @@ int parseOptions(int argc, char** argv, Options* out) {
   Options o;
   std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
   std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1", backend = "host";
+  std::string transport = "loopback";
   po::options_description desc(
       "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
       "Options");
@@ -89,6 +91,8 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("help,h", "print this help")
       ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels (auto: kernels when a CUDA device is present, else the collective on the host backend)")
       ("backend", po::value(&backend)->default_value(backend), "collective mode: host | cuda (SV_BACKEND_CUDA, one GPU)")
+      ("transport", po::value(&transport)->default_value(transport), "collective mode: loopback (all ranks in this process) | gloo (one rank per process over TCP, started by mpirun -np N, torchrun, or with SIGNVOTE_RANK and SIGNVOTE_NRANKS set; host backend)")
+      ("store", po::value(&o.store), "gloo: rendezvous directory every rank can reach, empty or absent, one per run (default: $SIGNVOTE_STORE)")
       ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
       ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
       ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
@@ -139,6 +143,18 @@ int parseOptions(int argc, char** argv, Options* out) {
                                        {"kernels", Mode::kKernels}});
     o.backend = pick<svBackend_t>(backend, "backend", {{"host", SV_BACKEND_HOST},
                                                         {"cuda", SV_BACKEND_CUDA}});
+    o.transport = pick<Transport>(transport, "transport", {{"loopback", Transport::kLoopback},
+                                                              {"gloo", Transport::kGloo}});
+    if (o.transport == Transport::kGloo) {
+      if (o.mode == Mode::kKernels)
+        throw std::invalid_argument("--transport gloo runs the collective (--mode collective)");
+      if (o.backend != SV_BACKEND_HOST)
+        throw std::invalid_argument("--transport gloo moves host memory (--backend host)");
+      o.mode = Mode::kCollective;
+      if (o.store.empty() && std::getenv("SIGNVOTE_STORE")) o.store = std::getenv("SIGNVOTE_STORE");
+      if (o.store.empty())
+        throw std::invalid_argument("--transport gloo needs --store DIR (or SIGNVOTE_STORE)");
+    }
     for (const std::string& c : splitList(counts)) {
       const uint64_t n = parseSize(c);
       if (n == 0 || n > 0xFFFFFFFFull)

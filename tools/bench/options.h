@@ -11,10 +11,14 @@ namespace bench {
 
 // auto: the GPU kernels when a CUDA device is present, else the collective on the host backend.
 enum class Mode { kAuto, kCollective, kKernels };
+// Collective mode: one process drives a loopback world, or each process one rank over gloo.
+enum class Transport { kLoopback, kGloo };
 
 struct Options {
   Mode mode = Mode::kAuto;
   svBackend_t backend = SV_BACKEND_HOST;  // collective mode
+  Transport transport = Transport::kLoopback;
+  std::string store;                      // gloo: the rendezvous directory
   std::vector<uint64_t> counts;     // kernel mode: bucket element counts
   std::vector<double> densities;    // kernel mode: K / N of the top-K rows
   uint64_t minBytes = 4096;

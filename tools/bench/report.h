@@ -17,6 +17,7 @@ struct Row {
   double bitsPerKept;
   double timeUs, algbwGBs;
   uint64_t wrong;
+  double denseUs = 0;  // the dense scheme (fp32 allreduce) on the same world and data
 };
 
 void printHeader(const Options& o, const std::string& backendLine);
