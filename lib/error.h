@@ -12,7 +12,6 @@ class ErrorText {
  public:
   void set(const char* text) noexcept;
   const char* c_str() const noexcept { return text_; }
-  bool empty() const noexcept { return text_[0] == '\0'; }
 
  private:
   char text_[1024] = "";

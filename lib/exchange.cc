@@ -341,7 +341,6 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
   return verdict;
 }
 
-// Writes the output (and commits the residual) of one rank's validated exchange.
 // Sized before the first commit of a group, so that committing never allocates: an
 // allocation failing between two ranks' commits would leave them out of step.
 struct CommitScratch {
@@ -354,6 +353,7 @@ struct CommitScratch {
   }
 };
 
+// Writes the output (and commits the residual) of one rank's validated exchange.
 svResult_t commit(const Op& op, const Plan& p, const Outcome& o, CommitScratch& scratch) noexcept {
   const WorkspaceLayout& L = p.ws;
   float* out = static_cast<float*>(op.recv);

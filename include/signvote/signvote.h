@@ -297,8 +297,8 @@ svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* con
  * hosts), connected over TCP by gloo. Collective: every rank calls it with the same nranks,
  * store and an equal config; it returns once all ranks are connected, or svTimeout after
  * config->timeoutMs (plus up to a second: gloo's file store looks for peers once a second).
- * store is a directory every rank can reach (a shared file system across
- * hosts), empty or absent at the start and used by one world only (the file-store rendezvous
+ * store is a directory every rank can reach (a shared file system across hosts), empty or
+ * absent at the start (then it is made) and used by one world only (the file-store rendezvous
  * of gloo and of torch's file:// init); it may be removed once every rank returned. Sockets
  * bind to the interface named by SIGNVOTE_SOCKET_IFNAME (e.g. "lo", "eth0"), else to the
  * address of this host's name. Host backend only. One rank per communicator: svExchange needs
@@ -306,9 +306,9 @@ svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* con
  * exchanges of the others return svRemoteError when they see its closed sockets (at once), or
  * svTimeout when gloo leaves a send waiting; one that stops answering, svTimeout within
  * timeoutMs of the operation that waits for it. Either breaks the communicator, and a broken
- * communicator closes its connections, so peers waiting to receive from it fail at once. Ranks whose
- * library or wire version, nonFinite policy or check mode differ all fail here with
- * svMismatch (a handshake after connecting). On error nothing is created and the text is in
+ * communicator closes its connections, so peers waiting to receive from it fail at once.
+ * Ranks whose library or wire version, nonFinite policy or check mode differ all fail here
+ * with svMismatch (a handshake after connecting). On error nothing is created and the text is in
  * svGetLastError(NULL). Process state: when SIGPIPE has its default action (terminate), this
  * call sets it to ignored, as Python does at startup, because gloo's socket writes to a dead
  * peer raise it; a handler the application installed is left alone and must not exit. */
