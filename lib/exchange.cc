@@ -106,11 +106,8 @@ void pointAt(const std::vector<Op>& ops, const Region& from, const Region& to,
   }
 }
 
-// Elements of owner chunk d (the last chunks may be short or empty).
-uint64_t chunkLen(const Plan& p, int d) {
-  const uint64_t lo = std::min<uint64_t>(p.n, d * p.chunk);
-  return std::min<uint64_t>(p.n - lo, p.chunk);
-}
+// Elements of owner chunk d.
+uint64_t chunkLen(const Plan& p, int d) { return ref::ownerChunk(p.n, p.chunk, d).len; }
 
 // An owner that finds a peer's message malformed still takes part in what follows (its
 // peers in other processes cannot know) and sends a result no receiver accepts, so

@@ -415,8 +415,8 @@ bool liecCompress(const float* g, uint64_t n, uint64_t chunkWords, int nranks,
   const bool nan = cleanCopy(g, n, policy, clean);
   const uint64_t chunk = chunkWords * 64, words = chunkSignsWords(chunkWords);
   for (int d = 0; d < nranks; ++d) {
-    const uint64_t lo = std::min<uint64_t>(n, d * chunk), hi = std::min<uint64_t>(n, lo + chunk);
-    chunkSignsEncode(clean + lo, hi - lo, chunkWords, msgs + d * words);
+    const ChunkSpan c = ownerChunk(n, chunk, d);
+    chunkSignsEncode(clean + c.lo, c.len, chunkWords, msgs + d * words);
   }
   return nan;
 }

@@ -5,6 +5,7 @@
 // negative}, where negative implies nonzero.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -111,6 +112,16 @@ void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, f
 // sel and +0.0 elsewhere; d = a with sel set to +0.0. g may alias out.
 void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uint32_t* sel,
                  float* out);
+
+// Owner chunk d of n elements cut in chunks of `chunk`: its first element and its length
+// (the last chunks may be short or empty).
+struct ChunkSpan {
+  uint64_t lo, len;
+};
+inline ChunkSpan ownerChunk(uint64_t n, uint64_t chunk, int d) {
+  const uint64_t lo = std::min<uint64_t>(n, static_cast<uint64_t>(d) * chunk);
+  return {lo, std::min<uint64_t>(n - lo, chunk)};
+}
 
 // ---- liec (chunk signs; see signvote.h) ----
 // A chunk-signs message holds len <= 64 * chunkWords elements of x as a nonzero plane and a
