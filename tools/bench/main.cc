@@ -118,12 +118,42 @@ class HostRunner final : public Runner {
                                                       cudaGetErrorString(bench_e_));      \
   } while (0)
 
+// The input sets of one bucket size in device memory, [set][rank], shared by the runners of
+// that size (timed, checked, dense) so that device memory holds them once.
+class DeviceSets {
+ public:
+  DeviceSets(int W, uint64_t n) : W_(W), n_(n) {}
+  ~DeviceSets() {
+    for (auto& set : in_)
+      for (void* p : set) cudaFree(p);
+  }
+  void load(int set, const Grads& g) {
+    if (in_[set].empty()) {
+      for (int r = 0; r < W_; ++r) {
+        void* p = nullptr;
+        BENCH_CHECK_CUDA(cudaMalloc(&p, n_ ? 4 * n_ : 1));
+        in_[set].push_back(p);
+      }
+    }
+    for (int r = 0; r < W_; ++r)
+      BENCH_CHECK_CUDA(cudaMemcpy(in_[set][r], g[r].data(), 4 * n_, cudaMemcpyHostToDevice));
+  }
+  void* at(int set, int r) const { return in_[set][r]; }
+
+ private:
+  int W_;
+  uint64_t n_;
+  std::vector<void*> in_[4];
+};
+
 // SV_BACKEND_CUDA: device buffers, one stream per rank, device time by CUDA events (the
 // exchange ends with a barrier of all ranks' streams, so rank 0's stream sees the whole step).
 class CudaRunner final : public Runner {
  public:
-  CudaRunner(const std::vector<svComm_t>& comms, const svBucketConfig_t& cfg)
-      : W_(static_cast<int>(comms.size())), n_(cfg.count), comm0_(comms[0]) {
+  CudaRunner(const std::vector<svComm_t>& comms, const svBucketConfig_t& cfg,
+             std::shared_ptr<DeviceSets> sets)
+      : W_(static_cast<int>(comms.size())), n_(cfg.count), comm0_(comms[0]),
+        sets_(std::move(sets)) {
     for (svComm_t c : comms) {
       svBucket_t b = nullptr;
       signvote::check(svBucketCreate(&b, c, &cfg), c);
@@ -137,8 +167,6 @@ class CudaRunner final : public Runner {
       BENCH_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
       streams_.push_back(s);
     }
-    for (int set = 0; set < 4; ++set)
-      for (int r = 0; r < W_; ++r) in_[set].push_back(alloc(4 * n_));
     BENCH_CHECK_CUDA(cudaEventCreate(&t0_));
     BENCH_CHECK_CUDA(cudaEventCreate(&t1_));
   }
@@ -150,10 +178,7 @@ class CudaRunner final : public Runner {
     cudaEventDestroy(t0_);
     cudaEventDestroy(t1_);
   }
-  void load(int set, const Grads& g) override {
-    for (int r = 0; r < W_; ++r)
-      BENCH_CHECK_CUDA(cudaMemcpy(in_[set][r], g[r].data(), 4 * n_, cudaMemcpyHostToDevice));
-  }
+  void load(int set, const Grads& g) override { sets_->load(set, g); }
   void step(int set) override {
     enqueue(set);
     BENCH_CHECK_CUDA(cudaDeviceSynchronize());
@@ -203,7 +228,7 @@ class CudaRunner final : public Runner {
     signvote::group([&] {
       for (int r = 0; r < W_; ++r) {
         size_t bytes = wsBytes_[r];
-        signvote::check(svExchange(buckets_[r], in_[set][r], outs_[r], ws_[r], &bytes,
+        signvote::check(svExchange(buckets_[r], sets_->at(set, r), outs_[r], ws_[r], &bytes,
                                    streams_[r]), comm0_);
       }
     });
@@ -214,7 +239,7 @@ class CudaRunner final : public Runner {
   std::vector<svBucket_t> buckets_;
   std::vector<size_t> wsBytes_;
   std::vector<void*> ws_, outs_, owned_;
-  std::vector<void*> in_[4];
+  std::shared_ptr<DeviceSets> sets_;
   std::vector<cudaStream_t> streams_;
   cudaEvent_t t0_, t1_;
 };
@@ -399,9 +424,10 @@ int main(int argc, char** argv) {
       denseCfg.count = cfg.count;
       std::unique_ptr<Runner> run, fresh, dense;
       if (o.backend == SV_BACKEND_CUDA) {
-        run = std::make_unique<CudaRunner>(cudaComms, cfg);
-        fresh = std::make_unique<CudaRunner>(cudaComms, cfg);
-        dense = std::make_unique<CudaRunner>(cudaComms, denseCfg);
+        auto sets = std::make_shared<DeviceSets>(o.ranks, cfg.count);
+        run = std::make_unique<CudaRunner>(cudaComms, cfg, sets);
+        fresh = std::make_unique<CudaRunner>(cudaComms, cfg, sets);
+        dense = std::make_unique<CudaRunner>(cudaComms, denseCfg, sets);
       } else {
         run = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
         fresh = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
