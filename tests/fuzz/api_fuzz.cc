@@ -129,6 +129,10 @@ svBucketConfig_t bucketConfig(FuzzedDataProvider& in) {
   return c;
 }
 
+bool sameBits(const float* a, const float* b, size_t n) {
+  return n == 0 || std::memcmp(a, b, n * 4) == 0;
+}
+
 // One loopback world driven through the public API.
 struct World {
   std::vector<svComm_t> comms;
@@ -179,18 +183,13 @@ struct World {
     const auto seqBefore = seq;
     snapshot();
     for (size_t r = 0; r < comms.size(); ++r) {
-      if (std::memcmp(out[r].data(), outBefore[r].data(), out[r].size() * 4) != 0) return false;
-      if (!res[r].empty() && std::memcmp(res[r].data(), resBefore[r].data(), res[r].size() * 4))
-        return false;
+      if (!sameBits(out[r].data(), outBefore[r].data(), out[r].size())) return false;
+      if (!sameBits(res[r].data(), resBefore[r].data(), res[r].size())) return false;
       if (seq[r] != seqBefore[r]) return false;
     }
     return true;
   }
 };
-
-bool sameBits(const float* a, const float* b, size_t n) {
-  return n == 0 || std::memcmp(a, b, n * 4) == 0;
-}
 
 // Whether svExchange must refuse broken argument `how` (see run) of a bucket of n elements
 // needing `need` workspace bytes.
