@@ -1,5 +1,7 @@
 // signvote-bench: nccl-tests-style sweeps. Collective mode times one exchange of all ranks of a
-// loopback world per bucket size and checks it bit for bit against straight_reference.cc;
+// loopback world (or, with --transport gloo, of one rank per process) per bucket size, and the
+// dense scheme on the same data beside it, and checks it bit for bit against
+// straight_reference.cc;
 // kernel mode (kernel_mode.cc) times the GPU kernels. The exit status is non-zero when any
 // element is wrong.
 #include <cuda_runtime_api.h>
