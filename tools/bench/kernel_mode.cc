@@ -315,6 +315,11 @@ class SizeRun {
       BENCH_CUDA(k::s3gdCommit(acc_.get(), sel.get(), kk, n_, committed.get(), nullptr, s_));
     });
     r = row("pipeline", kk, W, ms, 4.0 * n_);
+    r.wireBytes = (W - 1) * recWords * 8.0;
+    r.denseWireBytes = 2.0 * (W - 1) / W * 4.0 * n_;
+    for (const Link& link : o_.links)
+      r.models.emplace_back(link.name, modelStep(ms, r.wireBytes, r.denseWireBytes,
+                                                 link.bytesPerSec));
     if (o_.checkIters > 0) {
       topk(g0_.get(), residual_.get(), acc_.get());
       encode(acc_.get(), 0);
@@ -412,16 +417,30 @@ void printKernelRow(const KernelRow& r) {
               r.kernel.c_str(), static_cast<unsigned long long>(r.n),
               static_cast<unsigned long long>(r.k), r.ranks, r.ms, r.gbps, r.copyGBs, r.reads,
               static_cast<unsigned long long>(r.checked), static_cast<unsigned long long>(r.wrong));
+  for (const auto& [link, m] : r.models)
+    std::printf("#   modeled step on %s: compressed %.3f ms (pipeline + %.0f B sent), dense "
+                "%.3f ms (%.0f B sent), %.2fx; dense is faster above %.1f GB/s\n",
+                link.c_str(), m.compressedMs, r.wireBytes, m.denseMs, r.denseWireBytes,
+                m.denseMs / m.compressedMs, m.breakEvenGBs);
   std::fflush(stdout);
 }
 
 nlohmann::json kernelRecords(const std::vector<KernelRow>& rows) {
   nlohmann::json records = nlohmann::json::array();
-  for (const KernelRow& r : rows)
-    records.push_back({{"kernel", r.kernel}, {"n", r.n}, {"k", r.k}, {"ranks", r.ranks},
-                       {"ms", r.ms}, {"bytes", r.bytes}, {"gbps", r.gbps},
-                       {"copy_gbps", r.copyGBs}, {"reads", r.reads},
-                       {"checked", r.checked}, {"wrong", r.wrong}});
+  for (const KernelRow& r : rows) {
+    nlohmann::json j = {{"kernel", r.kernel}, {"n", r.n}, {"k", r.k}, {"ranks", r.ranks},
+                        {"ms", r.ms}, {"bytes", r.bytes}, {"gbps", r.gbps},
+                        {"copy_gbps", r.copyGBs}, {"reads", r.reads},
+                        {"checked", r.checked}, {"wrong", r.wrong}};
+    if (!r.models.empty()) {
+      j["wire_bytes"] = r.wireBytes;
+      j["dense_wire_bytes"] = r.denseWireBytes;
+      for (const auto& [link, m] : r.models)
+        j["modeled"].push_back({{"link", link}, {"compressed_ms", m.compressedMs},
+                                {"dense_ms", m.denseMs}, {"break_even_gbps", m.breakEvenGBs}});
+    }
+    records.push_back(j);
+  }
   return records;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "link_model.h"
 #include "options.h"
 
 namespace bench {
@@ -23,6 +24,10 @@ struct KernelRow {
   double reads = 0;      // ms / (time to read 4N bytes at the copy rate)
   uint64_t checked = 0;  // elements or words compared with the host reference
   uint64_t wrong = 0;    // of those, how many differ
+  // pipeline rows: bytes one rank sends (ring allgather of its record; fp32 ring allreduce)
+  // and the step model on each link of --links
+  double wireBytes = 0, denseWireBytes = 0;
+  std::vector<std::pair<std::string, Modeled>> models;
 };
 
 // True when a CUDA device is usable; *why says which (or why not).

@@ -54,6 +54,32 @@ E pick(const std::string& v, const char* what, std::initializer_list<std::pair<c
 
 }  // namespace
 
+std::vector<Link> parseLinks(const std::string& list) {
+  std::vector<Link> links;
+  for (const std::string& e : splitList(list)) {
+    if (e == "nvlink8") {
+      links.push_back({e, 360e9});
+    } else if (e == "ndr") {
+      links.push_back({e, 46e9});
+    } else if (e == "100gbe") {
+      links.push_back({e, 12e9});
+    } else {
+      size_t used = 0;
+      double gbps = 0;
+      try {
+        gbps = std::stod(e, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || e.substr(used) != "gbps" || !(gbps > 0.0))
+        throw std::invalid_argument("--links entry '" + e + "' is not nvlink8, ndr, 100gbe or "
+                                    "<x>gbps with x > 0");
+      links.push_back({e, gbps * 1e9 / 8});
+    }
+  }
+  return links;
+}
+
 const char* schemeName(svScheme_t s) {
   switch (s) {
     case SV_SCHEME_DENSE: return "dense";
@@ -83,7 +109,7 @@ int parseOptions(int argc, char** argv, Options* out) {
   Options o;
   std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
   std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1", backend = "host";
-  std::string transport = "loopback";
+  std::string transport = "loopback", links = "nvlink8,ndr,100gbe";
   po::options_description desc(
       "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
       "Options");
@@ -95,6 +121,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("store", po::value(&o.store), "gloo: rendezvous directory every rank can reach, empty or absent, one per run (default: $SIGNVOTE_STORE)")
       ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
       ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
+      ("links", po::value(&links)->default_value(links), "kernel mode: links of the step model after each pipeline row: nvlink8 (~360 GB/s busbw), ndr (~46 GB/s), 100gbe (~12 GB/s), <x>gbps; comma-separated")
       ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
       ("maxbytes,e", po::value(&maxB)->default_value(maxB), "largest bucket in bytes")
       ("stepfactor,f", po::value(&o.stepFactor)->default_value(o.stepFactor), "multiply the size by this between rows")
@@ -155,6 +182,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       if (o.store.empty())
         throw std::invalid_argument("--transport gloo needs --store DIR (or SIGNVOTE_STORE)");
     }
+    o.links = parseLinks(links);
     for (const std::string& c : splitList(counts)) {
       const uint64_t n = parseSize(c);
       if (n == 0 || n > 0xFFFFFFFFull)

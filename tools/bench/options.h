@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "link_model.h"
 #include "signvote/signvote.h"
 
 namespace bench {
@@ -21,6 +22,7 @@ struct Options {
   std::string store;                      // gloo: the rendezvous directory
   std::vector<uint64_t> counts;     // kernel mode: bucket element counts
   std::vector<double> densities;    // kernel mode: K / N of the top-K rows
+  std::vector<Link> links;          // kernel mode: links of the step model
   uint64_t minBytes = 4096;
   uint64_t maxBytes = 4u << 20;
   double stepFactor = 4;
