@@ -6,14 +6,14 @@
 // element is wrong.
 #include <cuda_runtime_api.h>
 
-#include <memory>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -246,39 +246,51 @@ class CudaRunner final : public Runner {
   cudaEvent_t t0_, t1_;
 };
 
-// The timing and the check of one bucket size. The check runs on `fresh` (new buckets, so
-// every rank's state is the initial one, the same everywhere): each process knows every
+// Makes the runner of one bucket config on this process's ranks.
+using MakeRunner = std::function<std::unique_ptr<Runner>(const svBucketConfig_t&)>;
+
+// The timing and the check of one bucket size, one runner alive at a time (device memory): the
+// scheme timed, then the dense scheme on the same inputs, then the check on fresh buckets
+// (every rank's state is the initial one, the same everywhere): each process knows every
 // rank's gradients (one seeded stream) and follows every rank's state in the reference, and
 // compares its own ranks' outputs and states. Returns this process's row.
-bench::Row runSize(const bench::Options& o, Runner& run, Runner& fresh, Runner& dense,
+bench::Row runSize(const bench::Options& o, const MakeRunner& make, const svBucketConfig_t& cfg,
                    uint64_t bytes, std::mt19937_64& rng) {
   const uint64_t count = bytes / 4;
   const int W = o.ranks;
   // Three input sets in rotation, so that repeated iterations do not see identical data.
-  for (int s = 0; s < 3; ++s) {
-    const Grads g = randomGrads(W, count, rng);
-    run.load(s, g);
-    dense.load(s, g);
-  }
-  const double us = run.timedUs(o.warmup, o.iters);
-  const double denseUs = dense.timedUs(o.warmup, o.iters);
+  std::vector<Grads> sets;
+  for (int s = 0; s < 3; ++s) sets.push_back(randomGrads(W, count, rng));
+  auto timed = [&](const svBucketConfig_t& c, svBucketInfo_t* info) {
+    const std::unique_ptr<Runner> run = make(c);
+    for (int s = 0; s < 3; ++s) run->load(s, sets[s]);
+    if (info != nullptr) *info = run->info();
+    return run->timedUs(o.warmup, o.iters);
+  };
+  svBucketInfo_t info{};
+  const double us = timed(cfg, &info);
+  svBucketConfig_t denseCfg = SV_BUCKET_CONFIG_INITIALIZER;
+  denseCfg.scheme = SV_SCHEME_DENSE;
+  denseCfg.count = cfg.count;
+  const double denseUs = timed(denseCfg, nullptr);
+  sets.clear();
+  const std::unique_ptr<Runner> fresh = make(cfg);
   uint64_t wrong = 0;
-  const svBucketInfo_t info = run.info();
   const bool stateful = info.stateFloats != 0;
-  const std::vector<int> mine = fresh.ranks();
+  const std::vector<int> mine = fresh->ranks();
   std::vector<std::vector<float>> residuals;
-  if (stateful) residuals.assign(W, fresh.residual(mine[0]));
+  if (stateful) residuals.assign(W, fresh->residual(mine[0]));
   for (int c = 0; c < o.checkIters; ++c) {
     const Grads g = randomGrads(W, count, rng);
-    const svBucketInfo_t now = fresh.info();
+    const svBucketInfo_t now = fresh->info();
     const std::vector<std::vector<float>> expect = bench::straightExchange(
         {o.scheme, o.vote, o.rho, o.momentum, info.k, now.downK, now.chunk,
          now.averageNext != 0, info.format == SV_FORMAT_FP32, &g, &residuals});
-    fresh.load(3, g);
-    fresh.step(3);
+    fresh->load(3, g);
+    fresh->step(3);
     for (int r : mine) {
-      wrong += countDifferent(fresh.output(r), expect[r]);
-      if (stateful) wrong += countDifferent(fresh.residual(r), residuals[r]);
+      wrong += countDifferent(fresh->output(r), expect[r]);
+      if (stateful) wrong += countDifferent(fresh->residual(r), residuals[r]);
     }
   }
   return {bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
@@ -421,21 +433,18 @@ int main(int argc, char** argv) {
     for (uint64_t bytes = o.minBytes; bytes <= o.maxBytes;) {
       const uint64_t b = bytes / 4 * 4;
       const svBucketConfig_t cfg = bucketConfig(o, b / 4);
-      svBucketConfig_t denseCfg = SV_BUCKET_CONFIG_INITIALIZER;
-      denseCfg.scheme = SV_SCHEME_DENSE;
-      denseCfg.count = cfg.count;
-      std::unique_ptr<Runner> run, fresh, dense;
+      MakeRunner make;
       if (o.backend == SV_BACKEND_CUDA) {
         auto sets = std::make_shared<DeviceSets>(o.ranks, cfg.count);
-        run = std::make_unique<CudaRunner>(cudaComms, cfg, sets);
-        fresh = std::make_unique<CudaRunner>(cudaComms, cfg, sets);
-        dense = std::make_unique<CudaRunner>(cudaComms, denseCfg, sets);
+        make = [&, sets](const svBucketConfig_t& c) {
+          return std::unique_ptr<Runner>(new CudaRunner(cudaComms, c, sets));
+        };
       } else {
-        run = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
-        fresh = std::make_unique<HostRunner>(hostComms, hostRanks, cfg);
-        dense = std::make_unique<HostRunner>(hostComms, hostRanks, denseCfg);
+        make = [&](const svBucketConfig_t& c) {
+          return std::unique_ptr<Runner>(new HostRunner(hostComms, hostRanks, c));
+        };
       }
-      bench::Row row = runSize(o, *run, *fresh, *dense, b, rng);
+      bench::Row row = runSize(o, make, cfg, b, rng);
       if (across) across->combine(&row);
       if (printer) bench::printRow(row);
       rows.push_back(row);
