@@ -13,6 +13,7 @@
 #include "cuda_backend.h"
 #include "error.h"
 #include "handles.h"
+#include "match.h"
 #include "transport/transport.h"
 
 using namespace signvote::detail;
@@ -244,25 +245,24 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   return svSuccess;
 }
 
-// Ranks built or configured differently fail at creation, on every rank, rather than in the
-// middle of training: each rank's library and wire versions and the config fields that must
-// agree are allgathered and compared with rank 0's.
-svResult_t handshake(Transport& t, const svConfig_t& c, int rank, int nranks) {
-  static const char* const kFields[] = {"library version", "wire version", "config->nonFinite",
-                                        "config->check (after SIGNVOTE_CHECK)"};
-  const uint64_t mine[4] = {SIGNVOTE_VERSION_CODE, SIGNVOTE_WIRE_VERSION,
-                            static_cast<uint64_t>(c.nonFinite), static_cast<uint64_t>(c.check)};
-  std::vector<uint64_t> all(4 * static_cast<size_t>(nranks));
-  if (t.allGather({mine}, {all.data()}, sizeof(mine)) != svSuccess)
-    return fail(nullptr, svRemoteError, "svCommInitGloo: rank %d: the creation handshake failed "
-                "(%s); nothing was created", rank, t.error().c_str());
-  for (int s = 1; s < nranks; ++s)
-    for (int f = 0; f < 4; ++f)
-      if (all[4 * s + f] != all[f])
-        return fail(nullptr, svMismatch, "svCommInitGloo: rank %d differs from rank 0 in %s "
-                    "(%llu vs %llu); nothing was created", s, kFields[f],
-                    static_cast<unsigned long long>(all[4 * s + f]),
-                    static_cast<unsigned long long>(all[f]));
+// The creation handshake (match.h) of a multi-process world: `gather` allgathers every rank's
+// Handshake (it returns the transport's code and fills *err on failure).
+template <class Gather>
+svResult_t handshake(const char* call, Gather gather, const svConfig_t& c, int rank, int nranks) {
+  const Handshake mine = handshakeOf(c);
+  std::vector<Handshake> all(static_cast<size_t>(nranks));
+  std::string err;
+  const svResult_t r = gather(&mine, all.data(), sizeof(Handshake), &err);
+  if (r != svSuccess)
+    return fail(nullptr, r == svUnhandledCudaError ? r : svRemoteError, "%s: rank %d: the "
+                "creation handshake failed (%s); nothing was created", call, rank, err.c_str());
+  int field = 0;
+  const int s = handshakeMismatch(all.data(), nranks, &field);
+  if (s >= 0)
+    return fail(nullptr, svMismatch, "%s: rank %d differs from rank 0 in %s (%llu vs %llu); "
+                "nothing was created", call, s, handshakeFieldName(field),
+                static_cast<unsigned long long>(all[s].v[field]),
+                static_cast<unsigned long long>(all[0].v[field]));
   return svSuccess;
 }
 
@@ -302,6 +302,7 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
       made.push_back(std::move(c));
     }
     if (cfg.backend == SV_BACKEND_CUDA) {
+      world->device = makeLoopbackCudaTransport();
       for (int r = 0; r < nranks; ++r) {
         const svResult_t e = cudaInitComm(made[r].get());
         if (e != svSuccess) {
@@ -359,7 +360,12 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
       return fail(nullptr, code, "%s: rank %d of %d could not connect to its peers through store "
                   "\"%s\" within config->timeoutMs = %u: %s; nothing was created", call, rank,
                   nranks, store, cfg.timeoutMs, why.c_str());
-    SVCHECK(handshake(*transport, cfg, rank, nranks));
+    Transport& t = *transport;
+    SVCHECK(handshake(call, [&t](const void* mine, void* all, size_t bytes, std::string* err) {
+      const svResult_t r = t.allGather({mine}, {all}, bytes);
+      *err = t.error();
+      return r;
+    }, cfg, rank, nranks));
     auto world = std::make_shared<World>();
     world->id = newWorldId();
     world->nranks = nranks;
@@ -374,6 +380,79 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
     world->ranks.assign(nranks, nullptr);
     world->ranks[rank] = c.get();
     registerComms(world->ranks);
+    *comm = c.release();
+  } catch (const std::bad_alloc&) {
+    return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d); nothing was "
+                "created", call, nranks);
+  }
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl,
+                                         const svConfig_t* config) {
+  const char* call = "svCommInitFromNccl";
+  if (comm == nullptr) return fail(nullptr, svInvalidArgument, "%s: comm = NULL", call);
+  if (nccl == nullptr)
+    return fail(nullptr, svInvalidArgument, "%s: nccl = NULL (pass this rank's ncclComm_t)",
+                call);
+  svConfig_t cfg = SV_CONFIG_INITIALIZER;
+  cfg.backend = SV_BACKEND_CUDA;
+  if (config != nullptr) cfg = *config;
+  SVCHECK(validateConfig(cfg, call));
+  if (cfg.backend != SV_BACKEND_CUDA)
+    return fail(nullptr, svInvalidArgument, "%s: config->backend = %d; NCCL moves device memory "
+                "only (SV_BACKEND_CUDA = 1)", call, raw(cfg.backend));
+  SVCHECK(resolveEnvironment(&cfg, call));
+  int nranks = 0, rank = 0, device = -1, current = -1;
+  std::string why;
+  if (ncclCommFacts(nccl, &nranks, &rank, &device, &why) != svSuccess)
+    return fail(nullptr, svInvalidArgument, "%s: nccl = %p: NCCL cannot report its size, rank "
+                "and device (%s); nothing was created", call, static_cast<void*>(nccl),
+                why.c_str());
+  if (nranks < 1 || nranks > SV_MAX_RANKS)
+    return fail(nullptr, svInvalidArgument, "%s: nccl has %d ranks, outside [1, %d]", call,
+                nranks, SV_MAX_RANKS);
+  if (cudaGetDevice(&current) != cudaSuccess || current != device)
+    return fail(nullptr, svInvalidUsage, "%s: the current CUDA device is %d but nccl's is %d; "
+                "call cudaSetDevice(%d) first", call, current, device, device);
+  try {
+    svResult_t code = svSuccess;
+    std::unique_ptr<DeviceTransport> transport = makeNcclTransport(
+        nccl, rank, nranks, std::max(sizeof(Handshake), sizeof(Fingerprint)), cfg.timeoutMs,
+        &code, &why);
+    if (transport == nullptr)
+      return fail(nullptr, code, "%s: rank %d: %s; nothing was created", call, rank,
+                  why.c_str());
+    DeviceTransport& t = *transport;
+    // The handshake runs on the legacy default stream, which waits for the caller's work.
+    SVCHECK(handshake(call, [&t](const void* mine, void* all, size_t bytes, std::string* err) {
+      const svResult_t r = t.hostAllGather(nullptr, mine, all, bytes);
+      *err = t.error();
+      return r;
+    }, cfg, rank, nranks));
+    auto world = std::make_shared<World>();
+    world->id = newWorldId();
+    world->nranks = nranks;
+    world->local = {rank};
+    world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
+    world->device = std::move(transport);
+    auto c = std::make_unique<svComm>();
+    c->rank = rank;
+    c->nranks = nranks;
+    c->config = cfg;
+    c->world = world;
+    world->ranks.assign(nranks, nullptr);
+    world->ranks[rank] = c.get();
+    const svResult_t e = cudaInitComm(c.get());
+    if (e != svSuccess)
+      return fail(nullptr, e, "%s: creating the CUDA event and status word of rank %d failed; "
+                  "nothing was created", call, rank);
+    try {
+      registerComms(world->ranks);
+    } catch (const std::bad_alloc&) {
+      cudaDestroyComm(c.get());
+      throw;
+    }
     *comm = c.release();
   } catch (const std::bad_alloc&) {
     return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d); nothing was "
@@ -427,6 +506,9 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
   *asyncError = comm->stickyError != svSuccess ? comm->stickyError : cudaStickyError(comm);
+  std::string why;
+  if (*asyncError == svSuccess && comm->world->device != nullptr)
+    *asyncError = comm->world->device->asyncError(&why);
   return svSuccess;
 }
 

@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels.h"
-#include "transport/loopback_cuda.h"
 
 namespace signvote::detail {
 
@@ -135,49 +134,89 @@ bool cudaIsDevicePointer(const void* p) {
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
+int cudaCurrentDevice() {
+  int d = -1;
+  if (cudaGetDevice(&d) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return d;
+}
+
+bool cudaIsCapturing(svStream_t stream) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(reinterpret_cast<cudaStream_t>(stream), &st) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return st != cudaStreamCaptureStatusNone;
+}
+
 svResult_t cudaStickyError(const svComm* c) {
   if (c->sticky == nullptr) return svSuccess;
   return static_cast<svResult_t>(*static_cast<const volatile uint32_t*>(c->sticky));
 }
 
-#define SV_LAUNCH(call)                                                            \
-  do {                                                                             \
-    const cudaError_t sv_e_ = (call);                                              \
-    if (sv_e_ != cudaSuccess) {                                                    \
-      *why = std::string(#call) + ": " + cudaGetErrorString(sv_e_) + " (" __FILE__ \
-             ":" + std::to_string(__LINE__) + ")";                                 \
-      return svUnhandledCudaError;                                                 \
-    }                                                                              \
+#define SV_LAUNCH(call) SVCUDACHECK_WHY(call, why)
+#define SV_WIRE(call)                                           \
+  do {                                                          \
+    const svResult_t sv_wire_res_ = (call);                     \
+    if (sv_wire_res_ != svSuccess) {                            \
+      *why = std::string(#call) + ": " + t.error();             \
+      traceFrame(__FILE__, __LINE__, sv_wire_res_);             \
+      return sv_wire_res_;                                      \
+    }                                                           \
   } while (0)
 
-svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::string* why) {
+namespace {
+
+// dst = blocks[0] + blocks[1] + ... + blocks[W-1] (count elements each, in rank order): the
+// owner's half of a reduce-scatter, so every transport gives the host backend's bits.
+svResult_t sumBlocks(const char* blocks, int W, uint64_t count, unsigned elemBytes, bool isFloat,
+                     void* dst, cudaStream_t s, std::string* why) {
+  const size_t bytes = count * elemBytes;
+  if (bytes == 0) return svSuccess;
+  SV_LAUNCH(cudaMemcpyAsync(dst, blocks, bytes, cudaMemcpyDeviceToDevice, s));
+  for (int r = 1; r < W; ++r)
+    SV_LAUNCH(k::addInto(dst, blocks + r * bytes, count, elemBytes, isFloat, s));
+  return svSuccess;
+}
+
+}  // namespace
+
+svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTransport& t,
+                          std::string* why) {
   const Plan& p = ops[0].bucket->plan;
   const int W = p.nranks;
+  const size_t local = ops.size();
   const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
   const WorkspaceLayout& L = p.ws;
   CudaRanks ranks;
   for (const CudaOp& op : ops) {
+    ranks.ranks.push_back(op.bucket->comm->rank);
     ranks.streams.push_back(reinterpret_cast<cudaStream_t>(op.stream));
     ranks.events.push_back(reinterpret_cast<cudaEvent_t>(op.bucket->comm->event));
   }
-  std::vector<const void*> sends(W);
-  std::vector<void*> recvs(W);
-  auto collect = [&](const Region& from, const Region& to) {
-    for (int r = 0; r < W; ++r) {
-      sends[r] = at<char>(ops[r], from);
-      recvs[r] = at<char>(ops[r], to);
+  DeviceTransport::Sends sends(local);
+  DeviceTransport::Recvs recvs(local);
+  // fromOwnBlock: the send is this rank's block of `to` (an in-place allgather).
+  auto collect = [&](const Region& from, const Region& to, size_t ownBlockBytes = 0) {
+    for (size_t i = 0; i < local; ++i) {
+      recvs[i] = at<char>(ops[i], to);
+      sends[i] = ownBlockBytes ? at<char>(ops[i], to) + ranks.ranks[i] * ownBlockBytes
+                               : at<char>(ops[i], from);
     }
   };
   const size_t planeBytes = p.chunkWords * 8;
 
   // Step 1: each rank's contribution and its sealed header.
-  for (int r = 0; r < W; ++r) {
-    const CudaOp& op = ops[r];
-    cudaStream_t s = ranks.streams[r];
+  for (size_t i = 0; i < local; ++i) {
+    const CudaOp& op = ops[i];
+    cudaStream_t s = ranks.streams[i];
     const Ctrl c(at<void>(op, L.ctrl), W);
     SV_LAUNCH(cudaMemsetAsync(at<void>(op, L.ctrl), 0, L.ctrl.bytes, s));
     const auto* g = static_cast<const float*>(op.send);
-    const ref::WireHeader tmpl = headerTemplate(p, r, seq);
+    const ref::WireHeader tmpl = headerTemplate(p, ranks.ranks[i], seq);
     size_t bytes = 0;
     if (p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_COUNTS) {
       auto* status = at<k::TopKStatus>(op, L.topkStatus);
@@ -206,57 +245,69 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::str
                              at<uint64_t>(op, L.planesSend), c.nanCount, s));
       SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
     } else {
-      SV_LAUNCH(k::cleanCopy(g, p.n, policy, at<float>(op, L.fp32Send), c.nanCount, s));
+      float* clean = at<float>(op, L.fp32Send);
+      SV_LAUNCH(k::cleanCopy(g, p.n, policy, clean, c.nanCount, s));
+      if (L.fp32Send.bytes > p.n * 4)  // the padding of the last owner's chunk
+        SV_LAUNCH(cudaMemsetAsync(clean + p.n, 0, L.fp32Send.bytes - p.n * 4, s));
       SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
     }
   }
-  SV_LAUNCH(cudaBarrier(ranks));
+  SV_WIRE(t.barrier(ranks));
 
   // Step 2: the wire, with the owners' steps in between.
   if (p.format == SV_FORMAT_SPARSE) {
     collect(L.record, L.records);
-    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, p.sparse.recordBytes()));
+    SV_WIRE(t.allGather(ranks, sends, recvs, p.sparse.recordBytes()));
   } else {
     collect(L.header, L.headers);
-    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, kHeaderBytes));
+    SV_WIRE(t.allGather(ranks, sends, recvs, kHeaderBytes));
   }
   if (p.format == SV_FORMAT_COUNTS) {
-    collect(L.countsSend, L.countsOwned);
-    SV_LAUNCH(cudaReduceSum(ranks, sends, recvs, p.chunk,
-                            p.countBytes == 1 ? CudaElem::kInt8 : CudaElem::kInt16, true));
-    for (int r = 0; r < W; ++r)
-      SV_LAUNCH(k::countsToPlanes(at<void>(ops[r], L.countsOwned), p.countBytes, p.chunkWords,
-                                  W, at<uint64_t>(ops[r], L.resultOwn),
-                                  Ctrl(at<void>(ops[r], L.ctrl), W).flags + W, ranks.streams[r]));
+    collect(L.countsSend, L.countsBlocks);
+    SV_WIRE(t.allToAll(ranks, sends, recvs, p.chunk * p.countBytes));
+    for (size_t i = 0; i < local; ++i) {
+      SVCHECK(sumBlocks(at<char>(ops[i], L.countsBlocks), W, p.chunk, p.countBytes, false,
+                        at<void>(ops[i], L.countsOwned), ranks.streams[i], why));
+      SV_LAUNCH(k::countsToPlanes(at<void>(ops[i], L.countsOwned), p.countBytes, p.chunkWords,
+                                  W, at<uint64_t>(ops[i], L.resultOwn),
+                                  Ctrl(at<void>(ops[i], L.ctrl), W).flags + W, ranks.streams[i]));
+    }
   } else if (p.format == SV_FORMAT_SIGNS) {
     collect(L.planesSend, L.planesRecv);
-    SV_LAUNCH(cudaAllToAll(ranks, sends, recvs, p.inPlanes * planeBytes));
-    for (int r = 0; r < W; ++r)
-      SV_LAUNCH(k::voteSignPlanes(at<uint64_t>(ops[r], L.planesRecv), p.vote, p.chunkWords, W,
-                                  at<uint64_t>(ops[r], L.resultOwn),
-                                  Ctrl(at<void>(ops[r], L.ctrl), W).flags + W, ranks.streams[r]));
+    SV_WIRE(t.allToAll(ranks, sends, recvs, p.inPlanes * planeBytes));
+    for (size_t i = 0; i < local; ++i)
+      SV_LAUNCH(k::voteSignPlanes(at<uint64_t>(ops[i], L.planesRecv), p.vote, p.chunkWords, W,
+                                  at<uint64_t>(ops[i], L.resultOwn),
+                                  Ctrl(at<void>(ops[i], L.ctrl), W).flags + W, ranks.streams[i]));
   } else if (p.format == SV_FORMAT_FP32) {
-    collect(L.fp32Send, L.fp32Sum);
-    SV_LAUNCH(cudaReduceSum(ranks, sends, recvs, p.n, CudaElem::kFloat32, false));
+    collect(L.fp32Send, L.fp32Blocks);
+    SV_WIRE(t.allToAll(ranks, sends, recvs, p.chunk * 4));
+    for (size_t i = 0; i < local; ++i)
+      SVCHECK(sumBlocks(at<char>(ops[i], L.fp32Blocks), W, p.chunk, 4, true,
+                        at<float>(ops[i], L.fp32Sum) + ranks.ranks[i] * p.chunk,
+                        ranks.streams[i], why));
+    SV_WIRE(t.barrier(ranks));
+    collect(L.fp32Sum, L.fp32Sum, p.chunk * 4);
+    SV_WIRE(t.allGather(ranks, sends, recvs, p.chunk * 4));
   }
   if (p.resultPlanes != 0) {
-    SV_LAUNCH(cudaBarrier(ranks));
+    SV_WIRE(t.barrier(ranks));
     collect(L.resultOwn, L.resultAll);
-    SV_LAUNCH(cudaAllGather(ranks, sends, recvs, p.resultPlanes * planeBytes));
-    for (int r = 0; r < W; ++r)
-      SV_LAUNCH(k::checkResultPlanes(at<uint64_t>(ops[r], L.resultAll), p.resultPlanes,
+    SV_WIRE(t.allGather(ranks, sends, recvs, p.resultPlanes * planeBytes));
+    for (size_t i = 0; i < local; ++i)
+      SV_LAUNCH(k::checkResultPlanes(at<uint64_t>(ops[i], L.resultAll), p.resultPlanes,
                                      p.chunkWords, W,
-                                     Ctrl(at<void>(ops[r], L.ctrl), W).flags + W + 1,
-                                     ranks.streams[r]));
+                                     Ctrl(at<void>(ops[i], L.ctrl), W).flags + W + 1,
+                                     ranks.streams[i]));
   }
 
   // Step 3: every rank checks what it received and decides; step 4: gated commit.
   const ref::HeaderExpect expect{0, static_cast<uint8_t>(p.scheme),
                                  static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
                                  seq, p.n, p.selects ? p.k : 0};
-  for (int r = 0; r < W; ++r) {
-    const CudaOp& op = ops[r];
-    cudaStream_t s = ranks.streams[r];
+  for (size_t i = 0; i < local; ++i) {
+    const CudaOp& op = ops[i];
+    cudaStream_t s = ranks.streams[i];
     const Ctrl c(at<void>(op, L.ctrl), W);
     const bool sparse = p.format == SV_FORMAT_SPARSE;
     const size_t stride = sparse ? p.sparse.recordBytes() : kHeaderBytes;
@@ -291,7 +342,7 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::str
     SV_LAUNCH(k::fillNaNWhen(out, p.n, c.nanOut, s));
   }
   // No rank may reuse its workspace (the next exchange) while another still reads it.
-  SV_LAUNCH(cudaBarrier(ranks));
+  SV_WIRE(t.barrier(ranks));
   return svSuccess;
 }
 

@@ -1,6 +1,6 @@
-// SV_BACKEND_CUDA: the exchange of a loopback world whose ranks live on one GPU, enqueued on
-// each rank's stream with the kernels of kernels/ and device copies between the ranks'
-// workspaces. No host synchronisation and no allocation happen in an exchange: failures the
+// SV_BACKEND_CUDA: the exchange of a world whose ranks live on GPUs, enqueued on each local
+// rank's stream with the kernels of kernels/ and a DeviceTransport between the ranks'
+// workspaces (device copies in a loopback world on one GPU, NCCL across processes). No host synchronisation and no allocation happen in an exchange: failures the
 // device detects (NaN under the error policy, corrupt or mismatched messages) close a device
 // gate so that nothing is committed, and are stored in the communicator's sticky word, which
 // svCommGetAsyncError reads once the stream work is done.
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "handles.h"
+#include "transport/device.h"
 
 namespace signvote::detail {
 
@@ -25,6 +26,10 @@ void cudaDestroyResidual(svBucket* bucket);
 svResult_t cudaCopyResidual(svBucket* bucket, void* dst, const void* src);
 // svInvalidArgument text in *why when p is not device (or managed) memory.
 bool cudaIsDevicePointer(const void* p);
+// The calling thread's current device (-1 when CUDA cannot say).
+int cudaCurrentDevice();
+// Whether `stream` is being captured into a CUDA graph.
+bool cudaIsCapturing(svStream_t stream);
 // The first device-detected failure stored for comm (svSuccess when none).
 svResult_t cudaStickyError(const svComm* comm);
 
@@ -35,8 +40,11 @@ struct CudaOp {
   void* ws;
   svStream_t stream;
 };
-// Enqueues one matched exchange (ops[r] is rank r's call). Returns svUnhandledCudaError with
-// *why when a launch failed (the world must then be treated as broken).
-svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, std::string* why);
+// Enqueues one matched exchange: ops holds the calls of the ranks this process drives, in rank
+// order (all W in a loopback world, one over NCCL), moved by t. Returns svUnhandledCudaError
+// (a launch failed) or the transport's code, with *why; the world must then be treated as
+// broken.
+svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTransport& t,
+                          std::string* why);
 
 }  // namespace signvote::detail

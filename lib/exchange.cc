@@ -503,8 +503,10 @@ struct Matched {
   float sumSquares = 0; // adaptive K: G, the ranks' squared gradient norms summed
 };
 
-// SV_CHECK_GLOBAL across processes: every rank's fingerprint of this exchange, allgathered.
-svResult_t checkGlobal(const Matched& m, Transport& t, std::string* why) {
+// SV_CHECK_GLOBAL across processes: every rank's fingerprint of this exchange, allgathered by
+// the host transport, or (SV_BACKEND_CUDA) synchronously through the device transport.
+svResult_t checkGlobal(const Matched& m, std::string* why) {
+  World& world = *m.ops[0].bucket->comm->world;
   const int W = m.plan.nranks;
   const size_t L = m.ops.size();
   std::vector<Fingerprint> mine(L), all(L * W);
@@ -515,7 +517,18 @@ svResult_t checkGlobal(const Matched& m, Transport& t, std::string* why) {
     sends[i] = &mine[i];
     recvs[i] = &all[i * W];
   }
-  SVCHECK(t.allGather(sends, recvs, sizeof(Fingerprint)));
+  if (world.device != nullptr) {
+    for (size_t i = 0; i < L; ++i) {
+      const svResult_t r = world.device->hostAllGather(
+          reinterpret_cast<cudaStream_t>(m.ops[i].stream), sends[i], recvs[i], sizeof(Fingerprint));
+      if (r != svSuccess) {
+        *why = "the fingerprint allgather of SV_CHECK_GLOBAL failed: " + world.device->error();
+        return r;
+      }
+    }
+  } else {
+    SVCHECK(world.transport->allGather(sends, recvs, sizeof(Fingerprint)));
+  }
   *why = mismatchText(m.index, std::vector<Fingerprint>(all.begin(), all.begin() + W));
   return why->empty() ? svSuccess : svMismatch;
 }
@@ -557,30 +570,44 @@ void breakComms(const std::vector<Op>& ops, svResult_t code, const char* why,
   }
 }
 
+// Transport failures (and bugs) leave the ranks out of step: the communicators are broken.
+bool breaksComm(svResult_t r) {
+  return r == svUnhandledCudaError || r == svSystemError || r == svInternalError ||
+         r == svRemoteError || r == svTimeout;
+}
+
 // SV_BACKEND_CUDA: enqueue every matched exchange; the device decides and gates the commits
-// (cuda_backend.h). A failed launch leaves the group partly enqueued, so every communicator of
-// the group is broken (NCCL's rule for CUDA errors).
+// (cuda_backend.h). SV_CHECK_GLOBAL compares every exchange of the group before any is
+// enqueued, so a mismatch has no effect. A failed launch leaves the group partly enqueued, so
+// every communicator of the group is broken (NCCL's rule for CUDA errors).
 svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& matched) {
+  auto failed = [&](const Matched& m, svResult_t r, const std::string& why) {
+    std::string text = "svGroupEnd: the CUDA exchange (bucket count = " +
+                       std::to_string(m.ops[0].bucket->plan.n) + ", seq = " +
+                       std::to_string(m.seq) + "): " + why;
+    if (breaksComm(r)) {
+      breakComms(ops, r, text.c_str());
+      text += "; the communicators are broken, destroy them";
+    }
+    setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
+    return r;
+  };
+  for (const Matched& m : matched) {
+    if (!m.ops[0].bucket->comm->world->checkCalls) continue;
+    std::string why;
+    const svResult_t r = checkGlobal(m, &why);
+    if (r != svSuccess) return failed(m, r, why);
+  }
   for (const Matched& m : matched) {
     std::vector<CudaOp> cops;
     for (const Op& op : m.ops) cops.push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
     std::string why;
-    const svResult_t r = cudaRunMatched(cops, m.seq, &why);
-    if (r != svSuccess) {
-      const std::string text = "svGroupEnd: enqueuing the CUDA exchange (bucket count = " +
-                               std::to_string(m.ops[0].bucket->plan.n) + ") failed: " + why;
-      breakComms(ops, r, text.c_str());
-      setGroupError(ops, text + "; the communicators are broken [" + svGetErrorString(r) + "]");
-      return r;
-    }
+    const svResult_t r =
+        cudaRunMatched(cops, m.seq, *m.ops[0].bucket->comm->world->device, &why);
+    if (r != svSuccess) return failed(m, r, "enqueuing it failed: " + why);
   }
   for (const Op& op : ops) ++op.bucket->comm->seq;
   return svSuccess;
-}
-
-// Transport failures (and bugs) leave the ranks out of step: the communicators are broken.
-bool breaksComm(svResult_t r) {
-  return r == svSystemError || r == svInternalError || r == svRemoteError || r == svTimeout;
 }
 
 // The group's exchanges per world, matched across the world's ranks this process drives.
@@ -645,7 +672,7 @@ svResult_t matchGroup(const std::vector<Op>& ops, std::vector<Matched>* matched)
 svResult_t runHost(Matched& m, std::string* why) {
   World* world = m.ops[0].bucket->comm->world.get();
   Transport& t = *world->transport;
-  if (world->checkCalls) SVCHECK(checkGlobal(m, t, why));
+  if (world->checkCalls) SVCHECK(checkGlobal(m, why));
   if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE) SVCHECK(planAdaptive(m, t));
   SVCHECK(runMatched(m.ops, m.plan, t, m.seq, &m.outcome, why));
   m.scratch.size(m.plan);
@@ -805,6 +832,17 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
       if (ptr != nullptr && !cudaIsDevicePointer(ptr))
         return fail(comm, svInvalidArgument, "svExchange: %s = %p is not device memory (the "
                     "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
+    const int device = cudaCurrentDevice();
+    if (device != comm->device)
+      return fail(comm, svInvalidUsage, "svExchange: the current CUDA device is %d but comm "
+                  "(rank %d) was created on device %d; call cudaSetDevice(%d) first", device,
+                  comm->rank, comm->device, comm->device);
+    // SV_CHECK_GLOBAL waits on the host for the peers' fingerprints, which a capture cannot.
+    if (comm->world->checkCalls && cudaIsCapturing(stream))
+      return fail(comm, svInvalidUsage, "svExchange: stream = %p is being captured, and comm "
+                  "(rank %d) checks every exchange on the host (SV_CHECK_GLOBAL); create it "
+                  "with config->check = SV_CHECK_NONE (or SIGNVOTE_CHECK=none) to capture",
+                  static_cast<void*>(stream), comm->rank);
   }
   const Op op{bucket, sendbuff, recvbuff, alignWorkspace(workspace), p.ws.total, stream};
   if (tg.depth == 0 && comm->world->local.size() > 1)

@@ -3,6 +3,7 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "transport/device.h"
 #include "transport/transport.h"
 
 namespace signvote::detail {

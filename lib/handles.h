@@ -18,15 +18,19 @@ struct CUevent_st;  // cudaEvent_t, without the CUDA headers
 namespace signvote::detail {
 
 class Transport;
+class DeviceTransport;
 
-// One communicator world: all its ranks in this process (loopback), or one (gloo).
+// One communicator world: all its ranks in this process (loopback), or one (gloo, NCCL).
 struct World {
   uint64_t id = 0;
   int nranks = 0;
   std::vector<svComm_t> ranks;  // nranks entries: this process's ranks, null once destroyed
   std::vector<int> local;       // the ranks this process drives, ascending
   bool checkCalls = false;      // allgather fingerprints before each exchange (SV_CHECK_GLOBAL)
-  std::unique_ptr<Transport> transport;  // null after svCommAbort closed it
+  std::unique_ptr<Transport> transport;  // host backend; null after svCommAbort closed it
+  // SV_BACKEND_CUDA: kept until the world goes (a borrowed NCCL communicator is the caller's
+  // to abort), so that svCommGetAsyncError may ask it at any time.
+  std::unique_ptr<DeviceTransport> device;
   ~World();
 };
 

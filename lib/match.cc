@@ -47,4 +47,26 @@ int firstDifference(const Fingerprint& a, const Fingerprint& b) {
 
 const char* fieldName(int field) { return kNames[field]; }
 
+Handshake handshakeOf(const svConfig_t& c) {
+  return Handshake{{SIGNVOTE_VERSION_CODE, SIGNVOTE_WIRE_VERSION,
+                    static_cast<uint64_t>(c.nonFinite), static_cast<uint64_t>(c.check)}};
+}
+
+int handshakeMismatch(const Handshake* all, int nranks, int* field) {
+  for (int s = 1; s < nranks; ++s)
+    for (int f = 0; f < Handshake::kFields; ++f)
+      if (all[s].v[f] != all[0].v[f]) {
+        *field = f;
+        return s;
+      }
+  return -1;
+}
+
+const char* handshakeFieldName(int field) {
+  static const char* const kFields[Handshake::kFields] = {
+      "library version", "wire version", "config->nonFinite",
+      "config->check (after SIGNVOTE_CHECK)"};
+  return kFields[field];
+}
+
 }  // namespace signvote::detail

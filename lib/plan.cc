@@ -169,6 +169,8 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       p.resultPlanes = 2;
       ws.countsSend = carve.take(W * p.chunk * p.countBytes);
       ws.countsOwned = carve.take(p.chunk * p.countBytes);
+      // Device transports only move bytes: the owner sums what an all-to-all brought it.
+      if (cuda != nullptr) ws.countsBlocks = carve.take(W * p.chunk * p.countBytes);
       break;
     case SV_FORMAT_SIGNS:
       p.inPlanes = inPlanesFor(p.vote);
@@ -176,10 +178,14 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       ws.planesSend = carve.take(W * p.inPlanes * planeBytes);
       ws.planesRecv = carve.take(W * p.inPlanes * planeBytes);
       break;
-    case SV_FORMAT_FP32:
-      ws.fp32Send = carve.take(p.n * 4);
-      ws.fp32Sum = carve.take(p.n * 4);
+    case SV_FORMAT_FP32: {
+      // The device path sums by owner chunks (all-to-all, rank-order sum, allgather).
+      const uint64_t floats = cuda != nullptr ? W * p.chunk : p.n;
+      ws.fp32Send = carve.take(floats * 4);
+      if (cuda != nullptr) ws.fp32Blocks = carve.take(floats * 4);
+      ws.fp32Sum = carve.take(floats * 4);
       break;
+    }
     case SV_FORMAT_CHUNK_SIGNS: {
       const size_t msg = ref::chunkSignsWords(p.chunkWords) * 8;
       const size_t result = std::max<size_t>(msg, p.chunk * 4);

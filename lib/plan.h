@@ -32,14 +32,17 @@ struct WorkspaceLayout {
   Region headers;      // non-sparse: W headers gathered
   Region countsSend;   // counts: ternary values laid out as W chunks
   Region countsOwned;  // counts: this rank's chunk of summed counts
+  Region countsBlocks; // counts, SV_BACKEND_CUDA: the W ranks' counts of the owned chunk
   Region planesSend;   // signs: W messages of inPlanes bit-planes of one chunk; liec: W
                        // chunk-signs messages
   Region planesRecv;   // signs, liec: W received messages for the owned chunk
   Region resultOwn;    // counts/signs: owned chunk of the result bit-planes; liec: the owner's
                        // message, or its float32 chunk on an averaging exchange
   Region resultAll;    // counts/signs/liec: W chunks of results
-  Region fp32Send;     // dense: cleaned copy of the gradient
-  Region fp32Sum;      // dense: allreduce output; liec: the owned chunk's float32 sums
+  Region fp32Send;     // dense: cleaned copy of the gradient (CUDA: zero-padded to W chunks)
+  Region fp32Blocks;   // dense, SV_BACKEND_CUDA: the W ranks' blocks of the owned chunk
+  Region fp32Sum;      // dense: allreduce output (CUDA: W chunks); liec: the owned chunk's
+                       // float32 sums
   Region eNew;         // liec: the owner's new error before commit
   Region downA;        // dgs downlink: A = D + G, N floats
   Region downSel;      // dgs downlink: its selection, downK u32

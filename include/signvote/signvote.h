@@ -29,7 +29,8 @@
  *               with ncclCommInitAll. This is how the library is tested without a cluster.
  *   gloo        one rank per process over TCP (gloo), host backend (svCommInitGloo): real
  *               processes and sockets, every operation bounded by a timeout.
- *   nccl        a borrowed ncclComm_t, one rank per GPU (planned; the API is shaped for it).
+ *   nccl        a borrowed ncclComm_t, one rank per process and GPU, SV_BACKEND_CUDA
+ *               (svCommInitFromNccl). Written, compiled and host-checked; not yet run on a GPU.
  *
  * Backends:
  *   SV_BACKEND_HOST  buffers are host memory; calls complete before they return and the stream
@@ -278,8 +279,10 @@ typedef struct {
   svNonFinitePolicy_t nonFinite;
   /* gloo transport: the limit, in milliseconds, of the rendezvous and of every network
    * operation inside an exchange; a peer that stops answering makes the exchange return
-   * svTimeout. 0 means SIGNVOTE_TIMEOUT_MS from the environment, else 300000 (5 minutes).
-   * Ignored by the loopback transport, which never waits. */
+   * svTimeout. nccl: the limit of the host waits (creation handshake, SV_CHECK_GLOBAL's
+   * fingerprint allgather, settling ncclInProgress); stream-ordered NCCL work itself has no
+   * limit here (NCCL's own). 0 means SIGNVOTE_TIMEOUT_MS from the environment, else 300000
+   * (5 minutes). Ignored by the loopback transport, which never waits. */
   unsigned int timeoutMs;
   svCheck_t check;
 } svConfig_t;
@@ -314,6 +317,33 @@ svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svConfig_t* con
  * peer raise it; a handler the application installed is left alone and must not exit. */
 svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* store,
                           const svConfig_t* config);
+
+/* Creates this process's rank of a world over the caller's NCCL communicator (ncclComm_t),
+ * which it borrows: signvote never destroys or aborts it, and it must outlive the svComm.
+ * The size and rank are NCCL's; the current CUDA device must be NCCL's (svInvalidUsage
+ * otherwise). config may be NULL (defaults with SV_BACKEND_CUDA); its backend must be
+ * SV_BACKEND_CUDA. Collective over the NCCL communicator: every rank calls it, and a creation
+ * handshake (one small ncclAllGather on the legacy default stream, waited for on the host up to
+ * config->timeoutMs) makes ranks whose library or wire version, nonFinite policy or check mode
+ * differ all fail with svMismatch; nothing is created on error.
+ * Exchanges enqueue NCCL calls on their stream: ncclAllGather for records, headers and result
+ * planes, grouped ncclSend/ncclRecv for all-to-alls. Every sum (vote counts, the dense mean) is
+ * formed by the chunk's owner from an all-to-all in rank order, then allgathered, so a world
+ * over NCCL gives the bits of a loopback world and of the host backend; the bytes on the wire
+ * are those of NCCL's reduce-scatter plus allgather. Non-blocking NCCL communicators work:
+ * ncclInProgress is waited out (up to timeoutMs) before the next NCCL call.
+ * Checks: SV_CHECK_GLOBAL (the default) allgathers each exchange's fingerprint and waits for
+ * it on the host before anything of the group is enqueued: a host round trip per group, and
+ * refused (svInvalidUsage) while the stream is being captured. SV_CHECK_NONE keeps the
+ * exchange fully stream-ordered and capturable; calls that differ then behave as NCCL
+ * collectives that differ (the device still checks every message header).
+ * Failures: an NCCL call that fails breaks the communicator with NCCL's code (svSystemError,
+ * svRemoteError, svUnhandledCudaError; svInternalError for arguments NCCL refused);
+ * svCommGetAsyncError also reports NCCL's asynchronous error (ncclCommGetAsyncError).
+ * svCommAbort marks the world broken but cannot stop NCCL kernels already waiting for a dead
+ * peer: call ncclCommAbort on the NCCL communicator for that, then destroy the svComm. */
+struct ncclComm;
+svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl, const svConfig_t* config);
 
 /* Frees one rank. Its buckets must be destroyed first (svInvalidUsage otherwise). Destroying a
  * NULL comm is a no-op. A loopback world is freed when its last rank is destroyed. */

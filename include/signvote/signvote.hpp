@@ -63,6 +63,13 @@ class Comm {
     check(svCommInitGloo(&c, nranks, rank, store.c_str(), config));
     return Comm(c);
   }
+  // This process's rank over a borrowed NCCL communicator (see svCommInitFromNccl); the
+  // ncclComm_t must outlive the Comm.
+  static Comm nccl(struct ncclComm* nccl, const svConfig_t* config = nullptr) {
+    svComm_t c = nullptr;
+    check(svCommInitFromNccl(&c, nccl, config));
+    return Comm(c);
+  }
 
   int rank() const { int r = 0; check(svCommUserRank(c_, &r), c_); return r; }
   int size() const { int n = 0; check(svCommCount(c_, &n), c_); return n; }

@@ -1,67 +1,69 @@
-#include "loopback_cuda.h"
+#include <string>
 
-#include "kernels.h"
+#include "device.h"
 
 namespace signvote::detail {
 
-#define SV_TRY(call)                              \
-  do {                                            \
-    const cudaError_t sv_e_ = (call);             \
-    if (sv_e_ != cudaSuccess) return sv_e_;       \
-  } while (0)
+std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line) {
+  cudaGetLastError();  // a launch error would otherwise be reported again by the next call
+  return std::string(call) + ": " + cudaGetErrorString(e) + " (" + file + ":" +
+         std::to_string(line) + ")";
+}
 
 namespace {
-size_t elemBytes(CudaElem t) { return t == CudaElem::kInt8 ? 1 : t == CudaElem::kInt16 ? 2 : 4; }
+
+class LoopbackCudaTransport final : public DeviceTransport {
+ public:
+  svResult_t barrier(const CudaRanks& r) override {
+    const size_t L = r.streams.size();
+    for (size_t s = 0; s < L; ++s)
+      SVCUDACHECK_WHY(cudaEventRecord(r.events[s], r.streams[s]), &error_);
+    for (size_t d = 0; d < L; ++d)
+      for (size_t s = 0; s < L; ++s)
+        if (s != d && r.streams[s] != r.streams[d])
+          SVCUDACHECK_WHY(cudaStreamWaitEvent(r.streams[d], r.events[s], 0), &error_);
+    return svSuccess;
+  }
+
+  svResult_t allGather(const CudaRanks& r, const Sends& send, const Recvs& recv,
+                       size_t bytes) override {
+    return copies(r, send, recv, bytes, false);
+  }
+
+  svResult_t allToAll(const CudaRanks& r, const Sends& send, const Recvs& recv,
+                      size_t bytes) override {
+    return copies(r, send, recv, bytes, true);
+  }
+
+  svResult_t hostAllGather(cudaStream_t, const void*, void*, size_t) override {
+    error_ = "hostAllGather is not used in loopback worlds";
+    return svInternalError;
+  }
+
+  svResult_t asyncError(std::string*) override { return svSuccess; }
+
+ private:
+  // Rank d's stream copies every block d receives (the world's ranks are all local here).
+  svResult_t copies(const CudaRanks& r, const Sends& send, const Recvs& recv, size_t bytes,
+                    bool toAll) {
+    if (bytes == 0) return svSuccess;
+    const size_t W = r.streams.size();
+    for (size_t d = 0; d < W; ++d)
+      for (size_t s = 0; s < W; ++s) {
+        const char* from = static_cast<const char*>(send[s]) + (toAll ? d * bytes : 0);
+        char* to = static_cast<char*>(recv[d]) + s * bytes;
+        if (from != to)  // an in-place allgather's own block
+          SVCUDACHECK_WHY(
+              cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, r.streams[d]), &error_);
+      }
+    return svSuccess;
+  }
+};
+
 }  // namespace
 
-cudaError_t cudaBarrier(const CudaRanks& r) {
-  const size_t W = r.streams.size();
-  for (size_t s = 0; s < W; ++s) SV_TRY(cudaEventRecord(r.events[s], r.streams[s]));
-  for (size_t d = 0; d < W; ++d)
-    for (size_t s = 0; s < W; ++s)
-      if (s != d && r.streams[s] != r.streams[d])
-        SV_TRY(cudaStreamWaitEvent(r.streams[d], r.events[s], 0));
-  return cudaSuccess;
-}
-
-cudaError_t cudaAllGather(const CudaRanks& r, const std::vector<const void*>& send,
-                          const std::vector<void*>& recv, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  const size_t W = r.streams.size();
-  for (size_t d = 0; d < W; ++d)
-    for (size_t s = 0; s < W; ++s)
-      SV_TRY(cudaMemcpyAsync(static_cast<char*>(recv[d]) + s * bytes, send[s], bytes,
-                             cudaMemcpyDeviceToDevice, r.streams[d]));
-  return cudaSuccess;
-}
-
-cudaError_t cudaAllToAll(const CudaRanks& r, const std::vector<const void*>& send,
-                         const std::vector<void*>& recv, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  const size_t W = r.streams.size();
-  for (size_t d = 0; d < W; ++d)
-    for (size_t s = 0; s < W; ++s)
-      SV_TRY(cudaMemcpyAsync(static_cast<char*>(recv[d]) + s * bytes,
-                             static_cast<const char*>(send[s]) + d * bytes, bytes,
-                             cudaMemcpyDeviceToDevice, r.streams[d]));
-  return cudaSuccess;
-}
-
-cudaError_t cudaReduceSum(const CudaRanks& r, const std::vector<const void*>& send,
-                          const std::vector<void*>& recv, size_t count, CudaElem type,
-                          bool scatter) {
-  if (count == 0) return cudaSuccess;
-  const size_t W = r.streams.size(), eb = elemBytes(type);
-  for (size_t d = 0; d < W; ++d) {
-    const size_t offset = scatter ? d * count * eb : 0;
-    SV_TRY(cudaMemcpyAsync(recv[d], static_cast<const char*>(send[0]) + offset, count * eb,
-                           cudaMemcpyDeviceToDevice, r.streams[d]));
-    for (size_t s = 1; s < W; ++s)
-      SV_TRY(kernels::addInto(recv[d], static_cast<const char*>(send[s]) + offset, count,
-                              static_cast<unsigned>(eb), type == CudaElem::kFloat32,
-                              r.streams[d]));
-  }
-  return cudaSuccess;
+std::unique_ptr<DeviceTransport> makeLoopbackCudaTransport() {
+  return std::make_unique<LoopbackCudaTransport>();
 }
 
 }  // namespace signvote::detail

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "ranks.h"
+#include "script.h"
 #include "world.h"
 
 namespace {
@@ -17,70 +18,6 @@ svConfig_t glooConfig(unsigned timeoutMs) {
   return c;
 }
 
-// Runs every case for the ranks `local` drives (all of a loopback world, one of a gloo
-// world): three grouped steps, each with a second (dense) bucket in the same group, and
-// reports every output and the final state per local rank. Rank r's gradients depend only
-// on (seed, case, n, step, r).
-std::vector<Report> script(const std::vector<svComm_t>& local, int W, uint64_t seed) {
-  std::vector<Report> reports(local.size());
-  std::vector<int> ranks(local.size());
-  for (size_t i = 0; i < local.size(); ++i) EXPECT_EQ(svCommUserRank(local[i], &ranks[i]), 0);
-  for (size_t n : {size_t{0}, size_t{1}, size_t{33}, size_t{1000}}) {
-    const auto cfgs = schemeCases(n);
-    for (size_t c = 0; c < cfgs.size(); ++c) {
-      const svBucketConfig_t side = bucketConfig(SV_SCHEME_DENSE, 7);
-      std::vector<svBucket_t> b(local.size()), d(local.size());
-      std::vector<std::vector<unsigned char>> wb(local.size()), wd(local.size());
-      for (size_t i = 0; i < local.size(); ++i) {
-        EXPECT_EQ(svBucketCreate(&b[i], local[i], &cfgs[c]), svSuccess) << svGetLastError(local[i]);
-        EXPECT_EQ(svBucketCreate(&d[i], local[i], &side), svSuccess);
-        size_t bytes = 0;
-        svExchange(b[i], nullptr, nullptr, nullptr, &bytes, nullptr);
-        wb[i].resize(bytes);
-        svExchange(d[i], nullptr, nullptr, nullptr, &bytes, nullptr);
-        wd[i].resize(bytes);
-      }
-      for (int step = 0; step < 3; ++step) {
-        std::vector<std::vector<float>> g(local.size()), out(local.size()), gs(local.size()),
-            outs(local.size());
-        for (size_t i = 0; i < local.size(); ++i) {
-          std::mt19937_64 rng(seed ^ (c << 40) ^ (n << 20) ^ (uint64_t(step) << 12) ^ ranks[i]);
-          g[i] = grads(1, n, rng)[0];
-          gs[i] = normal(7, rng);
-          out[i].assign(n, 7.0f);
-          outs[i].assign(7, 7.0f);
-        }
-        svGroupStart();
-        for (size_t i = 0; i < local.size(); ++i) {
-          size_t bytes = wb[i].size();
-          svExchange(b[i], g[i].data(), out[i].data(), wb[i].data(), &bytes, nullptr);
-          bytes = wd[i].size();
-          svExchange(d[i], gs[i].data(), outs[i].data(), wd[i].data(), &bytes, nullptr);
-        }
-        const svResult_t r = svGroupEnd();
-        for (size_t i = 0; i < local.size(); ++i) {
-          reports[i].put(static_cast<int>(r));
-          if (r != svSuccess) reports[i].put(std::string(svGetLastError(local[i])));
-          reports[i].put(out[i]);
-          reports[i].put(outs[i]);
-        }
-      }
-      for (size_t i = 0; i < local.size(); ++i) {
-        svBucketInfo_t info{};
-        svBucketGetInfo(b[i], &info);
-        std::vector<float> state(info.stateFloats);
-        if (info.stateFloats) svBucketGetResidual(b[i], state.data());
-        reports[i].put(state);
-        reports[i].put(info.lastK);
-        svBucketDestroy(b[i]);
-        svBucketDestroy(d[i]);
-      }
-    }
-  }
-  (void)W;
-  return reports;
-}
-
 TEST(Gloo, EverySchemeGivesTheLoopbackBits) {
   const uint64_t seed = testSeed();
   SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
@@ -88,25 +25,13 @@ TEST(Gloo, EverySchemeGivesTheLoopbackBits) {
     SCOPED_TRACE("W = " + std::to_string(W));
     std::vector<svComm_t> comms(W);
     ASSERT_EQ(svCommInitLoopback(comms.data(), W, nullptr), svSuccess);
-    const std::vector<Report> expect = script(comms, W, seed);
+    const std::vector<Report> expect = script(comms, seed);
     for (svComm_t c : comms) ASSERT_EQ(svCommDestroy(c), svSuccess);
 
     Ranks ranks(W, glooConfig(20000), [&](const Ranks::Child& ch) {
-      return script({ch.comm}, W, seed)[0].bytes;
+      return script({ch.comm}, seed)[0].bytes;
     });
-    const auto results = ranks.join(120);
-    for (int r = 0; r < W; ++r) {
-      ASSERT_TRUE(results[r].exited && results[r].status == 0)
-          << "rank " << r << " status " << results[r].status << " signal " << results[r].signal
-          << ": " << results[r].report;
-      const std::string& got = results[r].report;
-      const std::string& want = expect[r].bytes;
-      ASSERT_EQ(got.size(), want.size()) << "rank " << r;
-      const auto diff = std::mismatch(got.begin(), got.end(), want.begin());
-      EXPECT_TRUE(diff.first == got.end())
-          << "rank " << r << " differs from the loopback world at byte "
-          << (diff.first - got.begin()) << " of " << got.size();
-    }
+    expectSameReports(ranks.join(120), expect);
   }
 }
 

@@ -1,6 +1,7 @@
-// W real processes, one rank each of a gloo world over TCP on the loopback interface. The
-// parent forks them, can signal them, and collects what each reports; no child ever returns
-// into GoogleTest (it reports through a pipe and _exits), and nothing outlives `join`.
+// W real processes, one rank each of a multi-process world (gloo over TCP on the loopback
+// interface, or another transport through an Init). The parent forks them, can signal them,
+// and collects what each reports; no child ever returns into GoogleTest (it reports through a
+// pipe and _exits), and nothing outlives `join`.
 #pragma once
 
 #include <fcntl.h>
@@ -77,6 +78,11 @@ class Ranks {
   };
   // The child's work; its return value is the child's report.
   using Body = std::function<std::string(const Child&)>;
+  // Creates rank `rank` of a W-rank world whose rendezvous directory is `store`; on failure
+  // *why is what the child reports.
+  using Init = std::function<svResult_t(int rank, int W, const std::string& store,
+                                        const svConfig_t& config, svComm_t* comm,
+                                        std::string* why)>;
   struct Result {
     bool exited = false;  // exited normally (with status), not by a signal
     int status = -1;
@@ -84,12 +90,12 @@ class Ranks {
     std::string report;  // status 0: the body's report; status 3: the init error text
   };
 
-  // Forks W ranks of a world whose rendezvous directory is fresh; each calls
-  // svCommInitGloo(config), runs body, destroys its communicator and reports.
+  // Forks W ranks of a world whose rendezvous directory is fresh; each calls init (default
+  // svCommInitGloo) with config, runs body, destroys its communicator and reports.
   // edit (optional) changes rank r's config before it connects.
   Ranks(int W, const svConfig_t& config, const Body& body,
-        const std::function<void(int, svConfig_t&)>& edit = {})
-      : W_(W) {
+        const std::function<void(int, svConfig_t&)>& edit = {}, const Init& init = {})
+      : W_(W), init_(init) {
     char dir[] = "/tmp/signvote-gloo-XXXXXX";
     EXPECT_NE(mkdtemp(dir), nullptr);
     store_ = dir;
@@ -175,8 +181,12 @@ class Ranks {
     std::string report;
     int status = 0;
     svComm_t comm = nullptr;
-    if (svCommInitGloo(&comm, W_, rank, store_.c_str(), &config) != svSuccess) {
-      report = svGetLastError(nullptr);
+    std::string why;
+    const svResult_t made =
+        init_ ? init_(rank, W_, store_, config, &comm, &why)
+              : svCommInitGloo(&comm, W_, rank, store_.c_str(), &config);
+    if (made != svSuccess) {
+      report = init_ ? why : svGetLastError(nullptr);
       status = 3;
     } else {
       report = body(Child{rank, comm, readyFd});
@@ -191,6 +201,7 @@ class Ranks {
   }
 
   int W_;
+  Init init_;
   std::string store_;
   std::vector<pid_t> pids_;
   std::vector<int> outFds_, readyFds_;

@@ -49,6 +49,34 @@ TEST(ApiErrors, CommCreationArguments) {
   EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->size = 8"));
 }
 
+// svCommInitFromNccl checks its own arguments before it asks NCCL anything, so a stand-in
+// pointer is never dereferenced here; nothing is written to *comm on error.
+TEST(ApiErrors, NcclCommCreationArguments) {
+  auto* fake = reinterpret_cast<struct ncclComm*>(uintptr_t{0x1000});
+  svComm_t c = reinterpret_cast<svComm_t>(uintptr_t{0x2000});
+  const svComm_t before = c;
+  EXPECT_EQ(svCommInitFromNccl(nullptr, fake, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "svCommInitFromNccl: comm = NULL"));
+  EXPECT_EQ(svCommInitFromNccl(&c, nullptr, nullptr), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "svCommInitFromNccl: nccl = NULL"));
+  svConfig_t cfg = SV_CONFIG_INITIALIZER;  // SV_BACKEND_HOST
+  EXPECT_EQ(svCommInitFromNccl(&c, fake, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->backend = 0; NCCL moves device memory"));
+  cfg.nonFinite = static_cast<svNonFinitePolicy_t>(7);  // config fields come first
+  EXPECT_EQ(svCommInitFromNccl(&c, fake, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->nonFinite = 7"));
+  cfg = SV_CONFIG_INITIALIZER;
+  cfg.size = 8;
+  EXPECT_EQ(svCommInitFromNccl(&c, fake, &cfg), svInvalidArgument);
+  EXPECT_TRUE(mentions(svGetLastError(nullptr), "svCommInitFromNccl: config->size = 8"));
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {  // CI: no GPU
+    EXPECT_EQ(svCommInitFromNccl(&c, fake, nullptr), svInvalidArgument);  // defaults: CUDA
+    EXPECT_TRUE(mentions(svGetLastError(nullptr), "SV_BACKEND_CUDA but no CUDA device"));
+  }
+  EXPECT_EQ(c, before);
+}
+
 TEST(ApiErrors, NullAndDestroyedHandles) {
   int rank = -1;
   EXPECT_EQ(svCommUserRank(nullptr, &rank), svInvalidArgument);

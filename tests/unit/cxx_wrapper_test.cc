@@ -87,4 +87,16 @@ TEST(CxxWrapper, GlooCommOfOneRank) {
   (void)!system((std::string("rm -rf ") + dir).c_str());
 }
 
+// Comm::nccl throws the C API's refusal (nothing of NCCL is touched before the arguments pass).
+TEST(CxxWrapper, NcclCommRefusalThrows) {
+  svConfig_t host = SV_CONFIG_INITIALIZER;  // SV_BACKEND_HOST
+  try {
+    signvote::Comm::nccl(reinterpret_cast<struct ncclComm*>(uintptr_t{0x1000}), &host);
+    ADD_FAILURE() << "a host-backend config was accepted";
+  } catch (const signvote::Error& e) {
+    EXPECT_EQ(e.code(), svInvalidArgument);
+    EXPECT_TRUE(svtest::mentions(e.what(), "config->backend = 0"));
+  }
+}
+
 }  // namespace

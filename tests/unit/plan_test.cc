@@ -33,6 +33,8 @@ TEST(Plan, ModeledBytesFollowTheDocumentedFormulas) {
 }
 
 TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
+  const CudaScratch scratch{100, 16, 300, 24, 500, 64};  // sizes as cudaScratchFor gives them
+  for (const CudaScratch* cuda : {static_cast<const CudaScratch*>(nullptr), &scratch})
   for (svScheme_t s : {SV_SCHEME_DENSE, SV_SCHEME_SIGNSGD_MV, SV_SCHEME_S3GD_MV}) {
     for (int W : {1, 2, 7, 300}) {
       for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{65537}}) {
@@ -41,11 +43,14 @@ TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
         for (svFormat_t f : {SV_FORMAT_AUTO, SV_FORMAT_SPARSE, SV_FORMAT_COUNTS}) {
           if (s != SV_SCHEME_S3GD_MV && f != SV_FORMAT_AUTO) continue;
           c.format = f;
-          const Plan p = makePlan(c, k, W);
+          const Plan p = makePlan(c, k, W, cuda);
           const WorkspaceLayout& L = p.ws;
-          const Region all[] = {L.acc, L.sel, L.entries, L.entryNeg, L.record, L.records, L.votes,
-                                L.header, L.headers, L.countsSend, L.countsOwned, L.planesSend,
-                                L.planesRecv, L.resultOwn, L.resultAll, L.fp32Send, L.fp32Sum};
+          const Region all[] = {L.acc, L.sel, L.accU, L.entries, L.entryNeg, L.record, L.records,
+                                L.votes, L.header, L.headers, L.countsSend, L.countsOwned,
+                                L.countsBlocks, L.planesSend, L.planesRecv, L.resultOwn,
+                                L.resultAll, L.fp32Send, L.fp32Blocks, L.fp32Sum, L.eNew,
+                                L.downA, L.downSel, L.topkTemp, L.topkStatus, L.encTemp,
+                                L.recordInfo, L.decTemp, L.ctrl};
           for (size_t i = 0; i < std::size(all); ++i) {
             if (all[i].bytes == 0) continue;
             EXPECT_EQ(all[i].offset % kWorkspaceAlign, 0u);
@@ -59,6 +64,16 @@ TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
           EXPECT_NE(p.format, SV_FORMAT_AUTO);
           EXPECT_GE(p.chunk * W, n);
           EXPECT_EQ(p.chunk % 64, 0u);
+          // The device path's owner sums: W received blocks, and dense padded to W chunks.
+          const uint64_t blocks = cuda != nullptr ? W * p.chunk : 0;
+          EXPECT_EQ(L.countsBlocks.bytes, p.format == SV_FORMAT_COUNTS ? blocks * p.countBytes : 0);
+          if (p.format == SV_FORMAT_FP32) {
+            const uint64_t floats = cuda != nullptr ? blocks : n;
+            EXPECT_EQ(L.fp32Send.bytes, floats * 4);
+            EXPECT_EQ(L.fp32Blocks.bytes, blocks * 4);
+            EXPECT_EQ(L.fp32Sum.bytes, floats * 4);
+          }
+          EXPECT_EQ(L.ctrl.bytes, cuda != nullptr ? scratch.ctrl : 0);
         }
       }
     }

@@ -1,7 +1,7 @@
 // signvote-bench: nccl-tests-style sweeps. Collective mode times one exchange of all ranks of a
-// loopback world (or, with --transport gloo, of one rank per process) per bucket size, and the
-// dense scheme on the same data beside it, and checks it bit for bit against
-// straight_reference.cc;
+// loopback world (or, with --transport gloo or nccl, of one rank per process) per bucket size,
+// and a dense allreduce of the same bytes beside it (the dense scheme; over NCCL, plain
+// ncclAllReduce), and checks it bit for bit against straight_reference.cc;
 // kernel mode (kernel_mode.cc) times the GPU kernels. The exit status is non-zero when any
 // element is wrong.
 #include <cuda_runtime_api.h>
@@ -17,6 +17,12 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <nccl.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <thread>
 
 #include "kernel_mode.h"
 #include "options.h"
@@ -120,42 +126,43 @@ class HostRunner final : public Runner {
                                                       cudaGetErrorString(bench_e_));      \
   } while (0)
 
-// The input sets of one bucket size in device memory, [set][rank], shared by the runners of
-// that size (timed, checked, dense) so that device memory holds them once.
+// The input sets of one bucket size in device memory, [set][local rank], shared by the runners
+// of that size (timed, checked, dense) so that device memory holds them once.
 class DeviceSets {
  public:
-  DeviceSets(int W, uint64_t n) : W_(W), n_(n) {}
+  DeviceSets(const std::vector<int>& ranks, uint64_t n) : ranks_(ranks), n_(n) {}
   ~DeviceSets() {
     for (auto& set : in_)
       for (void* p : set) cudaFree(p);
   }
   void load(int set, const Grads& g) {
     if (in_[set].empty()) {
-      for (int r = 0; r < W_; ++r) {
+      for (size_t i = 0; i < ranks_.size(); ++i) {
         void* p = nullptr;
         BENCH_CHECK_CUDA(cudaMalloc(&p, n_ ? 4 * n_ : 1));
         in_[set].push_back(p);
       }
     }
-    for (int r = 0; r < W_; ++r)
-      BENCH_CHECK_CUDA(cudaMemcpy(in_[set][r], g[r].data(), 4 * n_, cudaMemcpyHostToDevice));
+    for (size_t i = 0; i < ranks_.size(); ++i)
+      BENCH_CHECK_CUDA(cudaMemcpy(in_[set][i], g[ranks_[i]].data(), 4 * n_,
+                                  cudaMemcpyHostToDevice));
   }
-  void* at(int set, int r) const { return in_[set][r]; }
+  void* at(int set, size_t i) const { return in_[set][i]; }
 
  private:
-  int W_;
+  std::vector<int> ranks_;
   uint64_t n_;
   std::vector<void*> in_[4];
 };
 
-// SV_BACKEND_CUDA: device buffers, one stream per rank, device time by CUDA events (the
-// exchange ends with a barrier of all ranks' streams, so rank 0's stream sees the whole step).
+// SV_BACKEND_CUDA: the ranks this process drives (all of a loopback world, one over NCCL),
+// device buffers, one stream per rank, device time by CUDA events (a loopback exchange ends
+// with a barrier of all ranks' streams, so the first stream sees the whole step).
 class CudaRunner final : public Runner {
  public:
-  CudaRunner(const std::vector<svComm_t>& comms, const svBucketConfig_t& cfg,
-             std::shared_ptr<DeviceSets> sets)
-      : W_(static_cast<int>(comms.size())), n_(cfg.count), comm0_(comms[0]),
-        sets_(std::move(sets)) {
+  CudaRunner(const std::vector<svComm_t>& comms, const std::vector<int>& ranks,
+             const svBucketConfig_t& cfg, std::shared_ptr<DeviceSets> sets)
+      : ranks_(ranks), n_(cfg.count), comm0_(comms[0]), sets_(std::move(sets)) {
     for (svComm_t c : comms) {
       svBucket_t b = nullptr;
       signvote::check(svBucketCreate(&b, c, &cfg), c);
@@ -200,12 +207,12 @@ class CudaRunner final : public Runner {
   }
   std::vector<float> output(int r) override {
     std::vector<float> v(n_);
-    BENCH_CHECK_CUDA(cudaMemcpy(v.data(), outs_[r], 4 * n_, cudaMemcpyDeviceToHost));
+    BENCH_CHECK_CUDA(cudaMemcpy(v.data(), outs_[local(r)], 4 * n_, cudaMemcpyDeviceToHost));
     return v;
   }
   std::vector<float> residual(int r) override {
     std::vector<float> v(n_);
-    signvote::check(svBucketGetResidual(buckets_[r], v.data()), comm0_);
+    signvote::check(svBucketGetResidual(buckets_[local(r)], v.data()), comm0_);
     return v;
   }
   svBucketInfo_t info() override {
@@ -213,13 +220,12 @@ class CudaRunner final : public Runner {
     signvote::check(svBucketGetInfo(buckets_[0], &i), comm0_);
     return i;
   }
-  std::vector<int> ranks() override {
-    std::vector<int> all(W_);
-    for (int r = 0; r < W_; ++r) all[r] = r;
-    return all;
-  }
+  std::vector<int> ranks() override { return ranks_; }
 
  private:
+  size_t local(int r) const {
+    return static_cast<size_t>(std::find(ranks_.begin(), ranks_.end(), r) - ranks_.begin());
+  }
   void* alloc(size_t bytes) {
     void* p = nullptr;
     BENCH_CHECK_CUDA(cudaMalloc(&p, bytes ? bytes : 1));
@@ -228,14 +234,14 @@ class CudaRunner final : public Runner {
   }
   void enqueue(int set) {
     signvote::group([&] {
-      for (int r = 0; r < W_; ++r) {
-        size_t bytes = wsBytes_[r];
-        signvote::check(svExchange(buckets_[r], sets_->at(set, r), outs_[r], ws_[r], &bytes,
-                                   streams_[r]), comm0_);
+      for (size_t i = 0; i < buckets_.size(); ++i) {
+        size_t bytes = wsBytes_[i];
+        signvote::check(svExchange(buckets_[i], sets_->at(set, i), outs_[i], ws_[i], &bytes,
+                                   streams_[i]), comm0_);
       }
     });
   }
-  int W_;
+  std::vector<int> ranks_;
   uint64_t n_;
   svComm_t comm0_;
   std::vector<svBucket_t> buckets_;
@@ -248,14 +254,16 @@ class CudaRunner final : public Runner {
 
 // Makes the runner of one bucket config on this process's ranks.
 using MakeRunner = std::function<std::unique_ptr<Runner>(const svBucketConfig_t&)>;
+// The dense column's time in us for a bucket of `count` floats; empty: the dense scheme.
+using DenseTimer = std::function<double(uint64_t count)>;
 
 // The timing and the check of one bucket size, one runner alive at a time (device memory): the
 // scheme timed, then the dense scheme on the same inputs, then the check on fresh buckets
 // (every rank's state is the initial one, the same everywhere): each process knows every
 // rank's gradients (one seeded stream) and follows every rank's state in the reference, and
 // compares its own ranks' outputs and states. Returns this process's row.
-bench::Row runSize(const bench::Options& o, const MakeRunner& make, const svBucketConfig_t& cfg,
-                   uint64_t bytes, std::mt19937_64& rng) {
+bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseTimer& dense,
+                   const svBucketConfig_t& cfg, uint64_t bytes, std::mt19937_64& rng) {
   const uint64_t count = bytes / 4;
   const int W = o.ranks;
   // Three input sets in rotation, so that repeated iterations do not see identical data.
@@ -272,7 +280,7 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const svBuck
   svBucketConfig_t denseCfg = SV_BUCKET_CONFIG_INITIALIZER;
   denseCfg.scheme = SV_SCHEME_DENSE;
   denseCfg.count = cfg.count;
-  const double denseUs = timed(denseCfg, nullptr);
+  const double denseUs = dense ? dense(cfg.count) : timed(denseCfg, nullptr);
   sets.clear();
   const std::unique_ptr<Runner> fresh = make(cfg);
   uint64_t wrong = 0;
@@ -297,34 +305,131 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const svBuck
           info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs};
 }
 
-// A gloo world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests does),
-// through a dense exchange of three floats, exact for fewer than 2^22 wrong elements.
+// A multi-process world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests
+// does), through a sum of three floats over the ranks, exact for fewer than 2^22 wrong elements.
 class AcrossRanks {
  public:
-  explicit AcrossRanks(signvote::Comm& comm) {
-    svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
-    cfg.scheme = SV_SCHEME_DENSE;
-    cfg.count = 3;
-    bucket_ = std::make_unique<signvote::Bucket>(comm, cfg);
-    nranks_ = comm.size();
-  }
+  using Sum3 = std::function<void(const float* mine, float* sum)>;
+  AcrossRanks(int nranks, Sum3 sum) : nranks_(nranks), sum_(std::move(sum)) {}
   void combine(bench::Row* row) {
     const float mine[3] = {static_cast<float>(row->wrong), static_cast<float>(row->timeUs),
                            static_cast<float>(row->denseUs)};
-    float mean[3];
-    signvote::group([&] { bucket_->exchange(mine, mean); });
-    row->wrong = static_cast<uint64_t>(std::llround(static_cast<double>(mean[0]) * nranks_));
-    row->timeUs = mean[1];
-    row->denseUs = mean[2];
+    float sum[3];
+    sum_(mine, sum);
+    row->wrong = static_cast<uint64_t>(std::llround(static_cast<double>(sum[0])));
+    row->timeUs = sum[1] / nranks_;
+    row->denseUs = sum[2] / nranks_;
     row->algbwGBs = static_cast<double>(row->bytes) / (row->timeUs * 1e3);
   }
 
  private:
-  std::unique_ptr<signvote::Bucket> bucket_;
-  int nranks_ = 1;
+  int nranks_;
+  Sum3 sum_;
 };
 
-// One rank of a gloo world, placed by the launcher's environment: SIGNVOTE_RANK and
+// Gloo: the sum through a dense bucket (its mean, times W).
+AcrossRanks::Sum3 glooSum3(signvote::Comm& comm) {
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.scheme = SV_SCHEME_DENSE;
+  cfg.count = 3;
+  auto bucket = std::make_shared<signvote::Bucket>(comm, cfg);
+  const int W = comm.size();
+  return [bucket, W](const float* mine, float* sum) {
+    signvote::group([&] { bucket->exchange(mine, sum); });
+    for (int i = 0; i < 3; ++i) sum[i] *= static_cast<float>(W);
+  };
+}
+
+#define BENCH_CHECK_NCCL(call)                                                         \
+  do {                                                                                 \
+    const ncclResult_t bench_n_ = (call);                                              \
+    if (bench_n_ != ncclSuccess)                                                       \
+      throw signvote::Error(svSystemError, std::string(#call) + ": " +                 \
+                                               ncclGetErrorString(bench_n_));          \
+  } while (0)
+
+// One rank of an NCCL world on this process's GPU: rank 0 publishes NCCL's unique id in the
+// store directory (torch's file:// rendezvous), the others wait up to two minutes for it.
+struct NcclWorld {
+  ncclComm_t nccl = nullptr;
+  svComm_t comm = nullptr;
+  int rank = 0, nranks = 1, device = 0;
+  NcclWorld(int r, int n, const std::string& store) : rank(r), nranks(n) {
+    int devices = 1;
+    BENCH_CHECK_CUDA(cudaGetDeviceCount(&devices));
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (local == nullptr) local = std::getenv("LOCAL_RANK");
+    device = (local != nullptr ? std::atoi(local) : r) % devices;
+    BENCH_CHECK_CUDA(cudaSetDevice(device));
+    ncclUniqueId id{};
+    mkdir(store.c_str(), 0777);
+    const std::string path = store + "/nccl-id";
+    if (r == 0) {
+      BENCH_CHECK_NCCL(ncclGetUniqueId(&id));
+      std::ofstream(path + ".tmp", std::ios::binary).write(id.internal, sizeof(id.internal));
+      std::rename((path + ".tmp").c_str(), path.c_str());
+    } else {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+      std::ifstream in;
+      while (!(in = std::ifstream(path, std::ios::binary)).is_open()) {
+        if (std::chrono::steady_clock::now() > until)
+          throw signvote::Error(svTimeout, "no NCCL id from rank 0 in " + path);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      in.read(id.internal, sizeof(id.internal));
+    }
+    BENCH_CHECK_NCCL(ncclCommInitRank(&nccl, n, id, r));
+    svConfig_t cfg = SV_CONFIG_INITIALIZER;
+    cfg.backend = SV_BACKEND_CUDA;
+    // Timed without the per-exchange host check unless SIGNVOTE_CHECK asks for it.
+    if (std::getenv("SIGNVOTE_CHECK") == nullptr) cfg.check = SV_CHECK_NONE;
+    signvote::check(svCommInitFromNccl(&comm, nccl, &cfg));
+  }
+  ~NcclWorld() {
+    if (comm) svCommDestroy(comm);
+    if (nccl) ncclCommDestroy(nccl);
+  }
+  bool checked() const { return std::getenv("SIGNVOTE_CHECK") != nullptr; }
+
+  // The yardstick: ncclAllReduce (sum) of `count` floats, device time per call.
+  double allReduceUs(uint64_t count, int warmup, int iters) const {
+    void* buf = nullptr;
+    cudaStream_t s = nullptr;
+    cudaEvent_t t0 = nullptr, t1 = nullptr;
+    BENCH_CHECK_CUDA(cudaMalloc(&buf, count ? 4 * count : 4));
+    BENCH_CHECK_CUDA(cudaMemset(buf, 0, count ? 4 * count : 4));
+    BENCH_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    BENCH_CHECK_CUDA(cudaEventCreate(&t0));
+    BENCH_CHECK_CUDA(cudaEventCreate(&t1));
+    for (int i = 0; i < warmup; ++i)
+      BENCH_CHECK_NCCL(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, nccl, s));
+    BENCH_CHECK_CUDA(cudaEventRecord(t0, s));
+    for (int i = 0; i < iters; ++i)
+      BENCH_CHECK_NCCL(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, nccl, s));
+    BENCH_CHECK_CUDA(cudaEventRecord(t1, s));
+    BENCH_CHECK_CUDA(cudaEventSynchronize(t1));
+    float ms = 0;
+    BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    cudaStreamDestroy(s);
+    cudaFree(buf);
+    return 1e3 * ms / iters;
+  }
+
+  AcrossRanks::Sum3 sum3() const {
+    return [this](const float* mine, float* sum) {
+      float* d = nullptr;
+      BENCH_CHECK_CUDA(cudaMalloc(&d, 3 * sizeof(float)));
+      BENCH_CHECK_CUDA(cudaMemcpy(d, mine, 3 * sizeof(float), cudaMemcpyHostToDevice));
+      BENCH_CHECK_NCCL(ncclAllReduce(d, d, 3, ncclFloat32, ncclSum, nccl, cudaStreamLegacy));
+      BENCH_CHECK_CUDA(cudaMemcpy(sum, d, 3 * sizeof(float), cudaMemcpyDeviceToHost));
+      cudaFree(d);
+    };
+  }
+};
+
+// One rank of a gloo or NCCL world, placed by the launcher's environment: SIGNVOTE_RANK and
 // SIGNVOTE_NRANKS, else Open MPI's (mpirun), MPICH's (PMI) or torchrun's variables.
 struct Placement {
   int rank = 0, nranks = 0;
@@ -350,7 +455,7 @@ Placement placement() {
     return {static_cast<int>(r), static_cast<int>(n), std::string(p[0]) + "/" + p[1]};
   }
   throw signvote::Error(svInvalidArgument,
-                        "--transport gloo: no rank in the environment; launch one process per "
+                        "--transport gloo/nccl: no rank in the environment; launch one process per "
                         "rank with mpirun, torchrun, or SIGNVOTE_RANK and SIGNVOTE_NRANKS set");
 }
 
@@ -395,13 +500,15 @@ int main(int argc, char** argv) {
   std::vector<bench::Row> rows;
   uint64_t wrong = 0;
   std::string line;
-  bool printer = true;  // gloo: only rank 0 prints
+  bool printer = true;  // gloo, nccl: only rank 0 prints
   try {
     std::vector<signvote::Comm> hostComms;  // the ranks this process drives
-    std::vector<int> hostRanks;
-    std::vector<svComm_t> cudaComms(o.ranks);
+    std::vector<int> ranks;
+    std::vector<svComm_t> cudaComms;
+    std::unique_ptr<NcclWorld> nccl;
     std::unique_ptr<AcrossRanks> across;
-    if (o.transport == bench::Transport::kGloo) {
+    DenseTimer dense;
+    if (o.transport != bench::Transport::kLoopback) {
       const Placement at = placement();
       if (o.ranksGiven && o.ranks != at.nranks)
         throw signvote::Error(svInvalidArgument, "--ranks " + std::to_string(o.ranks) +
@@ -409,21 +516,38 @@ int main(int argc, char** argv) {
                                                      std::to_string(at.nranks));
       o.ranks = at.nranks;
       printer = at.rank == 0;
-      hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store));
-      hostRanks.push_back(at.rank);
-      across = std::make_unique<AcrossRanks>(hostComms[0]);
-      line = "backend host, transport gloo (" + std::to_string(at.nranks) +
-             " processes over TCP, placed by " + at.from +
-             "; time: one exchange, averaged over the ranks)";
+      ranks.push_back(at.rank);
+      if (o.transport == bench::Transport::kGloo) {
+        hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store));
+        across = std::make_unique<AcrossRanks>(at.nranks, glooSum3(hostComms[0]));
+        line = "backend host, transport gloo (" + std::to_string(at.nranks) +
+               " processes over TCP, placed by " + at.from +
+               "; time: one exchange, averaged over the ranks)";
+      } else {
+        nccl = std::make_unique<NcclWorld>(at.rank, at.nranks, o.store);
+        cudaComms.push_back(nccl->comm);
+        across = std::make_unique<AcrossRanks>(at.nranks, nccl->sum3());
+        const NcclWorld* w = nccl.get();
+        dense = [w, &o](uint64_t count) { return w->allReduceUs(count, o.warmup, o.iters); };
+        int version = 0;
+        ncclGetVersion(&version);
+        line = "backend CUDA, transport nccl (" + std::to_string(at.nranks) +
+               " processes, placed by " + at.from + ", NCCL " + std::to_string(version) +
+               ", rank 0 on " + device + "; check " + (nccl->checked() ? "global" : "none") +
+               "; dense column: ncclAllReduce sum; time: device time of one exchange, " +
+               "averaged over the ranks)";
+      }
     } else if (o.backend == SV_BACKEND_CUDA) {
       svConfig_t cc = SV_CONFIG_INITIALIZER;
       cc.backend = SV_BACKEND_CUDA;
+      cudaComms.assign(o.ranks, nullptr);
       signvote::check(svCommInitLoopback(cudaComms.data(), o.ranks, &cc));
+      for (int r = 0; r < o.ranks; ++r) ranks.push_back(r);
       line = "backend CUDA (loopback world of " + std::to_string(o.ranks) + " ranks on " +
              device + ", one stream per rank; time: device time of one exchange of all ranks)";
     } else {
       hostComms = signvote::Comm::loopback(o.ranks);
-      for (int r = 0; r < o.ranks; ++r) hostRanks.push_back(r);
+      for (int r = 0; r < o.ranks; ++r) ranks.push_back(r);
       line = "backend host" + std::string(gpu ? " (--backend cuda runs the collective on " +
                                                     device + ")"
                                               : " (" + device + ")");
@@ -435,16 +559,16 @@ int main(int argc, char** argv) {
       const svBucketConfig_t cfg = bucketConfig(o, b / 4);
       MakeRunner make;
       if (o.backend == SV_BACKEND_CUDA) {
-        auto sets = std::make_shared<DeviceSets>(o.ranks, cfg.count);
+        auto sets = std::make_shared<DeviceSets>(ranks, cfg.count);
         make = [&, sets](const svBucketConfig_t& c) {
-          return std::unique_ptr<Runner>(new CudaRunner(cudaComms, c, sets));
+          return std::unique_ptr<Runner>(new CudaRunner(cudaComms, ranks, c, sets));
         };
       } else {
         make = [&](const svBucketConfig_t& c) {
-          return std::unique_ptr<Runner>(new HostRunner(hostComms, hostRanks, c));
+          return std::unique_ptr<Runner>(new HostRunner(hostComms, ranks, c));
         };
       }
-      bench::Row row = runSize(o, make, cfg, b, rng);
+      bench::Row row = runSize(o, make, dense, cfg, b, rng);
       if (across) across->combine(&row);
       if (printer) bench::printRow(row);
       rows.push_back(row);
@@ -452,8 +576,9 @@ int main(int argc, char** argv) {
       const auto next = static_cast<uint64_t>(static_cast<double>(bytes) * o.stepFactor);
       bytes = std::max(next, bytes + 4);
     }
-    for (svComm_t c : cudaComms)
-      if (c) svCommDestroy(c);
+    if (nccl == nullptr)
+      for (svComm_t c : cudaComms)
+        if (c) svCommDestroy(c);
   } catch (const signvote::Error& e) {
     std::fprintf(stderr, "signvote-bench: %s\n", e.what());
     return 3;

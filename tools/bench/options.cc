@@ -117,8 +117,8 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("help,h", "print this help")
       ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels (auto: kernels when a CUDA device is present, else the collective on the host backend)")
       ("backend", po::value(&backend)->default_value(backend), "collective mode: host | cuda (SV_BACKEND_CUDA, one GPU)")
-      ("transport", po::value(&transport)->default_value(transport), "collective mode: loopback (all ranks in this process) | gloo (one rank per process over TCP, started by mpirun -np N, torchrun, or with SIGNVOTE_RANK and SIGNVOTE_NRANKS set; host backend)")
-      ("store", po::value(&o.store), "gloo: rendezvous directory every rank can reach, empty or absent, one per run (default: $SIGNVOTE_STORE)")
+      ("transport", po::value(&transport)->default_value(transport), "collective mode: loopback (all ranks in this process) | gloo (one rank per process over TCP; host backend) | nccl (one rank per process and GPU over NCCL; CUDA backend, dense column: ncclAllReduce). gloo and nccl ranks are started by mpirun -np N, torchrun, or with SIGNVOTE_RANK and SIGNVOTE_NRANKS set")
+      ("store", po::value(&o.store), "gloo, nccl: rendezvous directory every rank can reach, empty or absent, one per run (default: $SIGNVOTE_STORE)")
       ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
       ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
       ("links", po::value(&links)->default_value(links), "kernel mode: links of the step model after each pipeline row: nvlink8 (~360 GB/s busbw), ndr (~46 GB/s), 100gbe (~12 GB/s), <x>gbps; comma-separated")
@@ -171,16 +171,23 @@ int parseOptions(int argc, char** argv, Options* out) {
     o.backend = pick<svBackend_t>(backend, "backend", {{"host", SV_BACKEND_HOST},
                                                         {"cuda", SV_BACKEND_CUDA}});
     o.transport = pick<Transport>(transport, "transport", {{"loopback", Transport::kLoopback},
-                                                              {"gloo", Transport::kGloo}});
-    if (o.transport == Transport::kGloo) {
+                                                              {"gloo", Transport::kGloo},
+                                                              {"nccl", Transport::kNccl}});
+    if (o.transport != Transport::kLoopback) {
+      const std::string t = "--transport " + transport;
       if (o.mode == Mode::kKernels)
-        throw std::invalid_argument("--transport gloo runs the collective (--mode collective)");
-      if (o.backend != SV_BACKEND_HOST)
-        throw std::invalid_argument("--transport gloo moves host memory (--backend host)");
+        throw std::invalid_argument(t + " runs the collective (--mode collective)");
+      if (o.transport == Transport::kGloo && o.backend != SV_BACKEND_HOST)
+        throw std::invalid_argument(t + " moves host memory (--backend host)");
+      if (o.transport == Transport::kNccl) {
+        if (!vm["backend"].defaulted() && o.backend != SV_BACKEND_CUDA)
+          throw std::invalid_argument(t + " moves device memory (--backend cuda)");
+        o.backend = SV_BACKEND_CUDA;
+      }
       o.mode = Mode::kCollective;
       if (o.store.empty() && std::getenv("SIGNVOTE_STORE")) o.store = std::getenv("SIGNVOTE_STORE");
       if (o.store.empty())
-        throw std::invalid_argument("--transport gloo needs --store DIR (or SIGNVOTE_STORE)");
+        throw std::invalid_argument(t + " needs --store DIR (or SIGNVOTE_STORE)");
     }
     o.links = parseLinks(links);
     for (const std::string& c : splitList(counts)) {

@@ -12,14 +12,15 @@ namespace bench {
 
 // auto: the GPU kernels when a CUDA device is present, else the collective on the host backend.
 enum class Mode { kAuto, kCollective, kKernels };
-// Collective mode: one process drives a loopback world, or each process one rank over gloo.
-enum class Transport { kLoopback, kGloo };
+// Collective mode: one process drives a loopback world, or each process one rank over gloo
+// (host backend) or NCCL (SV_BACKEND_CUDA, one GPU per process).
+enum class Transport { kLoopback, kGloo, kNccl };
 
 struct Options {
   Mode mode = Mode::kAuto;
   svBackend_t backend = SV_BACKEND_HOST;  // collective mode
   Transport transport = Transport::kLoopback;
-  std::string store;                      // gloo: the rendezvous directory
+  std::string store;                      // gloo, nccl: the rendezvous directory
   std::vector<uint64_t> counts;     // kernel mode: bucket element counts
   std::vector<double> densities;    // kernel mode: K / N of the top-K rows
   std::vector<Link> links;          // kernel mode: links of the step model

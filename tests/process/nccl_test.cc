@@ -1,0 +1,174 @@
+// The NCCL transport with real processes: W ranks share this machine's one GPU, each in its own
+// process made to look like its own host (NCCL_HOSTID), so NCCL connects them through its
+// socket transport on lo. A correctness run, not a speed run: every rank's output and state
+// must be the bits of a loopback world of the host backend. The parent never touches CUDA
+// (a CUDA context does not survive fork); it learns whether a GPU is there from a child.
+#include <nccl.h>
+
+#include <fstream>
+#include <thread>
+
+#include "gpu.h"
+#include "ranks.h"
+#include "script.h"
+#include "world.h"
+
+namespace {
+
+using namespace svtest;
+
+bool gpuInAChild() {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(gpuPresent() ? 0 : 1);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+#define SV_REQUIRE_GPU_FORKED()                                                           \
+  do {                                                                                    \
+    if (!gpuInAChild()) {                                                                 \
+      if (gpuRequired()) FAIL() << "SIGNVOTE_REQUIRE_GPU=1 but no CUDA device";           \
+      GTEST_SKIP() << "no CUDA device";                                                   \
+    }                                                                                     \
+  } while (0)
+
+// Rank 0 publishes NCCL's unique id in the store directory; the others wait for it.
+svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
+                    svComm_t* comm, std::string* why) {
+  const std::string host = "signvote-test-host-" + std::to_string(rank);
+  setenv("NCCL_HOSTID", host.c_str(), 1);
+  setenv("NCCL_SOCKET_IFNAME", "lo", 1);
+  setenv("NCCL_IB_DISABLE", "1", 1);
+  ncclUniqueId id{};
+  const std::string path = store + "/nccl-id";
+  if (rank == 0) {
+    if (ncclGetUniqueId(&id) != ncclSuccess) return *why = "ncclGetUniqueId failed", svSystemError;
+    std::ofstream(path + ".tmp", std::ios::binary).write(id.internal, sizeof(id.internal));
+    std::rename((path + ".tmp").c_str(), path.c_str());
+  } else {
+    const int64_t deadline = monotonicNs() + int64_t{60} * 1000000000;
+    std::ifstream in;
+    while (!(in = std::ifstream(path, std::ios::binary)).is_open()) {
+      if (monotonicNs() > deadline) return *why = "no NCCL id from rank 0", svTimeout;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    in.read(id.internal, sizeof(id.internal));
+  }
+  ncclComm_t nccl = nullptr;
+  const ncclResult_t r = ncclCommInitRank(&nccl, W, id, rank);
+  if (r != ncclSuccess) {
+    *why = std::string("ncclCommInitRank: ") + ncclGetErrorString(r);
+    return svSystemError;
+  }
+  // The NCCL communicator lives until the child exits (it must outlive the svComm).
+  const svResult_t e = svCommInitFromNccl(comm, nccl, &config);
+  if (e != svSuccess) *why = svGetLastError(nullptr);
+  return e;
+}
+
+svConfig_t ncclConfig(svCheck_t check) {
+  svConfig_t c = SV_CONFIG_INITIALIZER;
+  c.backend = SV_BACKEND_CUDA;
+  c.timeoutMs = 60000;
+  c.check = check;
+  return c;
+}
+
+TEST(Nccl, EveryCudaSchemeGivesTheLoopbackBits) {
+  SV_REQUIRE_GPU_FORKED();
+  const uint64_t seed = testSeed();
+  SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
+  for (int W : {1, 2, 3}) {
+    for (svCheck_t check : {SV_CHECK_GLOBAL, SV_CHECK_NONE}) {
+      SCOPED_TRACE("W = " + std::to_string(W) + ", check = " + std::to_string(check));
+      std::vector<svComm_t> comms(W);
+      ASSERT_EQ(svCommInitLoopback(comms.data(), W, nullptr), svSuccess);
+      const std::vector<Report> expect = script(comms, seed, true, false);
+      for (svComm_t c : comms) ASSERT_EQ(svCommDestroy(c), svSuccess);
+
+      Ranks ranks(W, ncclConfig(check), [&](const Ranks::Child& ch) {
+        return script({ch.comm}, seed, true, true)[0].bytes;
+      }, {}, ncclInit);
+      expectSameReports(ranks.join(300), expect);
+    }
+  }
+}
+
+// Ranks that call with different counts: with SV_CHECK_GLOBAL every rank gets svMismatch
+// naming the field, nothing is enqueued (output, residual and sequence untouched), and the
+// next agreeing exchange works.
+TEST(Nccl, MismatchedCallsFailOnEveryRankWithNoEffect) {
+  SV_REQUIRE_GPU_FORKED();
+  const int W = 3;
+  Ranks ranks(W, ncclConfig(SV_CHECK_GLOBAL), [&](const Ranks::Child& ch) {
+    Report rep;
+    const size_t n = ch.rank == 1 ? 301 : 300;
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+    cfg.k = 30;
+    Buffers mem(true);
+    std::mt19937_64 rng(ch.rank + 1);
+    float* g = mem.floats(normal(n, rng));
+    float* out = mem.floats(std::vector<float>(n, 7.0f));
+    svBucket_t b = nullptr;
+    rep.put(static_cast<int>(svBucketCreate(&b, ch.comm, &cfg)));
+    size_t bytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    void* ws = mem.get(bytes);
+    rep.put(static_cast<int>(svExchange(b, g, out, ws, &bytes, mem.stream())));
+    rep.put(std::string(svGetLastError(ch.comm)));
+    const std::vector<float> after = mem.read(out, n);
+    std::vector<float> residual(n);
+    svBucketGetResidual(b, residual.data());
+    uint64_t seq = 99;
+    svCommGetSequence(ch.comm, &seq);
+    rep.put(static_cast<int>(std::all_of(after.begin(), after.end(),
+                                         [](float v) { return v == 7.0f; }) &&
+                             std::all_of(residual.begin(), residual.end(),
+                                         [](float v) { return v == 0.0f; }) &&
+                             seq == 0));
+    svBucketDestroy(b);
+    // The agreeing exchange afterwards.
+    cfg.count = 300;
+    svBucketCreate(&b, ch.comm, &cfg);
+    rep.put(static_cast<int>(svExchange(b, g, out, ws, &bytes, mem.stream())));
+    svResult_t async = svInternalError;
+    mem.read(out, 300);
+    svCommGetAsyncError(ch.comm, &async);
+    rep.put(static_cast<int>(async));
+    svBucketDestroy(b);
+    return rep.bytes;
+  }, {}, ncclInit);
+  const auto results = ranks.join(120);
+  for (int r = 0; r < W; ++r) {
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << "rank " << r << ": "
+                                                             << results[r].report;
+    Reader in{results[r].report};
+    EXPECT_EQ(in.get<int>(), svSuccess);
+    EXPECT_EQ(in.get<int>(), svMismatch) << "rank " << r;
+    const std::string text = in.text();
+    EXPECT_NE(text.find("rank 1"), std::string::npos) << text;
+    EXPECT_NE(text.find("count"), std::string::npos) << text;
+    EXPECT_EQ(in.get<int>(), 1) << "rank " << r << ": the refused exchange had an effect";
+    EXPECT_EQ(in.get<int>(), svSuccess) << "rank " << r;
+    EXPECT_EQ(in.get<int>(), svSuccess) << "rank " << r;
+  }
+}
+
+// Ranks configured differently fail at creation, all of them, naming the field.
+TEST(Nccl, CreationHandshakeRefusesDifferentPolicies) {
+  SV_REQUIRE_GPU_FORKED();
+  Ranks ranks(2, ncclConfig(SV_CHECK_GLOBAL), [](const Ranks::Child&) { return std::string(); },
+              [](int r, svConfig_t& c) {
+                if (r == 1) c.nonFinite = SV_NONFINITE_IGNORE;
+              },
+              ncclInit);
+  const auto results = ranks.join(120);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(results[r].status, 3) << "rank " << r << " was created: " << results[r].report;
+    EXPECT_NE(results[r].report.find("config->nonFinite"), std::string::npos)
+        << results[r].report;
+  }
+}
+
+}  // namespace
