@@ -159,8 +159,9 @@ cudaError_t fillNaNWhen(float* out, uint64_t n, const uint32_t* when, cudaStream
 cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const uint32_t* gate,
                         cudaStream_t stream);
 
-// The loopback transport's reduction step: dst[i] = dst[i] + src[i] for int8 / int16 (exact for
-// vote counts) or float32 (one rounding per step, so W steps in rank order give the host's sum).
+// An owner's sum step (lib/cuda_backend.cc): dst[i] = dst[i] + src[i] for int8 / int16 (exact
+// for vote counts) or float32 (one rounding per step, so W steps in rank order give the host's
+// sum).
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream);
 

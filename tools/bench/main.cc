@@ -126,6 +126,48 @@ class HostRunner final : public Runner {
                                                       cudaGetErrorString(bench_e_));      \
   } while (0)
 
+// Device time in us of one of `iters` calls of enqueue(i) on `streams` (the first one times
+// them). With graphLaunches > 0 the iters are captured once into a CUDA graph (the other
+// streams fork from the first and rejoin it) and the graph is launched that many times, as
+// nccl-tests' -G does.
+double timeStreams(const std::vector<cudaStream_t>& streams, int iters, int graphLaunches,
+                   const std::function<void(int)>& enqueue) {
+  cudaStream_t s0 = streams[0];
+  std::vector<cudaEvent_t> ev(streams.size() + 2);
+  for (cudaEvent_t& e : ev) BENCH_CHECK_CUDA(cudaEventCreate(&e));
+  cudaEvent_t t0 = ev[0], t1 = ev[1];
+  cudaGraphExec_t exec = nullptr;
+  if (graphLaunches > 0) {
+    cudaGraph_t graph = nullptr;
+    BENCH_CHECK_CUDA(cudaStreamBeginCapture(s0, cudaStreamCaptureModeThreadLocal));
+    BENCH_CHECK_CUDA(cudaEventRecord(ev[2], s0));
+    for (size_t i = 1; i < streams.size(); ++i)
+      BENCH_CHECK_CUDA(cudaStreamWaitEvent(streams[i], ev[2], 0));
+    for (int i = 0; i < iters; ++i) enqueue(i);
+    for (size_t i = 1; i < streams.size(); ++i) {
+      BENCH_CHECK_CUDA(cudaEventRecord(ev[2 + i], streams[i]));
+      BENCH_CHECK_CUDA(cudaStreamWaitEvent(s0, ev[2 + i], 0));
+    }
+    BENCH_CHECK_CUDA(cudaStreamEndCapture(s0, &graph));
+    BENCH_CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    cudaGraphDestroy(graph);
+    BENCH_CHECK_CUDA(cudaGraphLaunch(exec, s0));  // upload and first run, untimed
+  }
+  BENCH_CHECK_CUDA(cudaEventRecord(t0, s0));
+  if (exec != nullptr) {
+    for (int l = 0; l < graphLaunches; ++l) BENCH_CHECK_CUDA(cudaGraphLaunch(exec, s0));
+  } else {
+    for (int i = 0; i < iters; ++i) enqueue(i);
+  }
+  BENCH_CHECK_CUDA(cudaEventRecord(t1, s0));
+  BENCH_CHECK_CUDA(cudaEventSynchronize(t1));
+  float ms = 0;
+  BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
+  if (exec != nullptr) cudaGraphExecDestroy(exec);
+  for (cudaEvent_t e : ev) cudaEventDestroy(e);
+  return 1e3 * ms / (static_cast<double>(iters) * std::max(graphLaunches, 1));
+}
+
 // The input sets of one bucket size in device memory, [set][local rank], shared by the runners
 // of that size (timed, checked, dense) so that device memory holds them once.
 class DeviceSets {
@@ -161,8 +203,9 @@ class DeviceSets {
 class CudaRunner final : public Runner {
  public:
   CudaRunner(const std::vector<svComm_t>& comms, const std::vector<int>& ranks,
-             const svBucketConfig_t& cfg, std::shared_ptr<DeviceSets> sets)
-      : ranks_(ranks), n_(cfg.count), comm0_(comms[0]), sets_(std::move(sets)) {
+             const svBucketConfig_t& cfg, std::shared_ptr<DeviceSets> sets, int graphLaunches)
+      : ranks_(ranks), n_(cfg.count), graphLaunches_(graphLaunches), comm0_(comms[0]),
+        sets_(std::move(sets)) {
     for (svComm_t c : comms) {
       svBucket_t b = nullptr;
       signvote::check(svBucketCreate(&b, c, &cfg), c);
@@ -176,16 +219,12 @@ class CudaRunner final : public Runner {
       BENCH_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
       streams_.push_back(s);
     }
-    BENCH_CHECK_CUDA(cudaEventCreate(&t0_));
-    BENCH_CHECK_CUDA(cudaEventCreate(&t1_));
   }
   ~CudaRunner() override {
     cudaDeviceSynchronize();
     for (svBucket_t b : buckets_) svBucketDestroy(b);
     for (void* p : owned_) cudaFree(p);
     for (cudaStream_t s : streams_) cudaStreamDestroy(s);
-    cudaEventDestroy(t0_);
-    cudaEventDestroy(t1_);
   }
   void load(int set, const Grads& g) override { sets_->load(set, g); }
   void step(int set) override {
@@ -197,13 +236,7 @@ class CudaRunner final : public Runner {
   }
   double timedUs(int warmup, int iters) override {
     for (int i = 0; i < warmup; ++i) enqueue(i % 3);
-    BENCH_CHECK_CUDA(cudaEventRecord(t0_, streams_[0]));
-    for (int i = 0; i < iters; ++i) enqueue(i % 3);
-    BENCH_CHECK_CUDA(cudaEventRecord(t1_, streams_[0]));
-    BENCH_CHECK_CUDA(cudaEventSynchronize(t1_));
-    float ms = 0;
-    BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms, t0_, t1_));
-    return 1e3 * ms / iters;
+    return timeStreams(streams_, iters, graphLaunches_, [this](int i) { enqueue(i % 3); });
   }
   std::vector<float> output(int r) override {
     std::vector<float> v(n_);
@@ -243,13 +276,13 @@ class CudaRunner final : public Runner {
   }
   std::vector<int> ranks_;
   uint64_t n_;
+  int graphLaunches_;
   svComm_t comm0_;
   std::vector<svBucket_t> buckets_;
   std::vector<size_t> wsBytes_;
   std::vector<void*> ws_, outs_, owned_;
   std::shared_ptr<DeviceSets> sets_;
   std::vector<cudaStream_t> streams_;
-  cudaEvent_t t0_, t1_;
 };
 
 // Makes the runner of one bucket config on this process's ranks.
@@ -302,7 +335,7 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
     }
   }
   return {bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
-          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs};
+          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs, W};
 }
 
 // A multi-process world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests
@@ -391,30 +424,22 @@ struct NcclWorld {
   }
   bool checked() const { return std::getenv("SIGNVOTE_CHECK") != nullptr; }
 
-  // The yardstick: ncclAllReduce (sum) of `count` floats, device time per call.
-  double allReduceUs(uint64_t count, int warmup, int iters) const {
+  // The yardstick: ncclAllReduce (sum) of `count` floats, device time per call (in a graph
+  // too under -G).
+  double allReduceUs(uint64_t count, int warmup, int iters, int graphLaunches) const {
     void* buf = nullptr;
     cudaStream_t s = nullptr;
-    cudaEvent_t t0 = nullptr, t1 = nullptr;
     BENCH_CHECK_CUDA(cudaMalloc(&buf, count ? 4 * count : 4));
     BENCH_CHECK_CUDA(cudaMemset(buf, 0, count ? 4 * count : 4));
     BENCH_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    BENCH_CHECK_CUDA(cudaEventCreate(&t0));
-    BENCH_CHECK_CUDA(cudaEventCreate(&t1));
-    for (int i = 0; i < warmup; ++i)
+    auto call = [&](int) {
       BENCH_CHECK_NCCL(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, nccl, s));
-    BENCH_CHECK_CUDA(cudaEventRecord(t0, s));
-    for (int i = 0; i < iters; ++i)
-      BENCH_CHECK_NCCL(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, nccl, s));
-    BENCH_CHECK_CUDA(cudaEventRecord(t1, s));
-    BENCH_CHECK_CUDA(cudaEventSynchronize(t1));
-    float ms = 0;
-    BENCH_CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
+    };
+    for (int i = 0; i < warmup; ++i) call(i);
+    const double us = timeStreams({s}, iters, graphLaunches, call);
     cudaStreamDestroy(s);
     cudaFree(buf);
-    return 1e3 * ms / iters;
+    return us;
   }
 
   AcrossRanks::Sum3 sum3() const {
@@ -528,7 +553,9 @@ int main(int argc, char** argv) {
         cudaComms.push_back(nccl->comm);
         across = std::make_unique<AcrossRanks>(at.nranks, nccl->sum3());
         const NcclWorld* w = nccl.get();
-        dense = [w, &o](uint64_t count) { return w->allReduceUs(count, o.warmup, o.iters); };
+        dense = [w, &o](uint64_t count) {
+          return w->allReduceUs(count, o.warmup, o.iters, o.graphLaunches);
+        };
         int version = 0;
         ncclGetVersion(&version);
         line = "backend CUDA, transport nccl (" + std::to_string(at.nranks) +
@@ -561,7 +588,8 @@ int main(int argc, char** argv) {
       if (o.backend == SV_BACKEND_CUDA) {
         auto sets = std::make_shared<DeviceSets>(ranks, cfg.count);
         make = [&, sets](const svBucketConfig_t& c) {
-          return std::unique_ptr<Runner>(new CudaRunner(cudaComms, ranks, c, sets));
+          return std::unique_ptr<Runner>(
+              new CudaRunner(cudaComms, ranks, c, sets, o.graphLaunches));
         };
       } else {
         make = [&](const svBucketConfig_t& c) {

@@ -127,6 +127,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("stepfactor,f", po::value(&o.stepFactor)->default_value(o.stepFactor), "multiply the size by this between rows")
       ("iters,n", po::value(&o.iters)->default_value(o.iters), "timed iterations per size")
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
+      ("cudagraph,G", po::value(&o.graphLaunches)->default_value(o.graphLaunches), "CUDA backend: capture the timed iterations in a CUDA graph and launch it this many times, as nccl-tests' -G (0: launch directly; over NCCL the per-exchange host check must be off, SIGNVOTE_CHECK unset)")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; default 8 there)")
       ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
@@ -209,6 +210,11 @@ int parseOptions(int argc, char** argv, Options* out) {
     if (o.minBytes < 4 || o.maxBytes < o.minBytes)
       throw std::invalid_argument("need 4 <= --minbytes <= --maxbytes");
     if (!(o.stepFactor > 1.0)) throw std::invalid_argument("--stepfactor must be > 1");
+    if (o.graphLaunches < 0)
+      throw std::invalid_argument("--cudagraph must be >= 0");
+    if (o.graphLaunches > 0 && o.backend != SV_BACKEND_CUDA)
+      throw std::invalid_argument("--cudagraph captures CUDA streams (--backend cuda or "
+                                  "--transport nccl)");
     if (o.iters < 1 || o.warmup < 0 || o.checkIters < 0)
       throw std::invalid_argument("need --iters >= 1, --warmup_iters >= 0, --check >= 0");
   } catch (const std::exception& e) {

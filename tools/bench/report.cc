@@ -22,18 +22,21 @@ void printHeader(const Options& o, const std::string& backendLine) {
   }
   if (o.momentum != 0.0f)
     std::printf("momentum %g, ", static_cast<double>(o.momentum));
+  if (o.graphLaunches > 0) std::printf("cuda graph of the iters launched %d times, ", o.graphLaunches);
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
               static_cast<unsigned long long>(o.seed));
   std::printf("# %s\n", backendLine.c_str());
   std::printf("# wire B/rank: modeled bytes each rank sends (ring algorithms, headers included);\n"
               "# ratio: fp32 ring allreduce bytes / wire bytes; time: one exchange of all ranks;\n"
-              "# algbw: bucket bytes / time; dense: the same exchange with scheme dense (fp32\n"
-              "# allreduce) on the same world and data in this run; speedup: dense / time;\n"
+              "# algbw: bucket bytes / time; busbw: algbw * 2(W-1)/W (nccl-tests' allreduce bus\n"
+              "# bandwidth, on the uncompressed bytes); dense: an fp32 allreduce of the same\n"
+              "# bucket on the same world in this run (the line above says which); speedup:\n"
+              "# dense / time;\n"
               "# #wrong: output and residual elements that differ from a straightforward\n"
               "# reference (bit for bit).\n");
-  std::printf("#%12s %12s %10s %7s %13s %8s %9s %12s %11s %12s %8s %7s\n", "size(B)", "count",
-              "K", "format", "wire B/rank", "ratio", "bits/K", "time(us)", "algbw(GB/s)",
-              "dense(us)", "speedup", "#wrong");
+  std::printf("#%12s %12s %10s %7s %13s %8s %9s %12s %11s %11s %12s %8s %7s\n", "size(B)",
+              "count", "K", "format", "wire B/rank", "ratio", "bits/K", "time(us)",
+              "algbw(GB/s)", "busbw(GB/s)", "dense(us)", "speedup", "#wrong");
 }
 
 void printRow(const Row& r) {
@@ -41,11 +44,12 @@ void printRow(const Row& r) {
   if (r.wireBytes != 0) std::snprintf(ratioText, sizeof(ratioText), "%.1f", ratio(r));
   char bits[32] = "-";
   if (r.bitsPerKept > 0) std::snprintf(bits, sizeof(bits), "%.2f", r.bitsPerKept);
-  std::printf(" %12llu %12llu %10llu %7s %13llu %8s %9s %12.1f %11.3f %12.1f %8.2f %7llu\n",
+  std::printf(" %12llu %12llu %10llu %7s %13llu %8s %9s %12.1f %11.3f %11.3f %12.1f %8.2f %7llu\n",
               static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.count),
               static_cast<unsigned long long>(r.k), formatName(r.format),
               static_cast<unsigned long long>(r.wireBytes), ratioText, bits, r.timeUs,
-              r.algbwGBs, r.denseUs, r.denseUs / r.timeUs, static_cast<unsigned long long>(r.wrong));
+              r.algbwGBs, r.busbwGBs(), r.denseUs, r.denseUs / r.timeUs,
+              static_cast<unsigned long long>(r.wrong));
   std::fflush(stdout);
 }
 
@@ -56,7 +60,8 @@ nlohmann::json jsonRecords(const std::vector<Row>& rows) {
                        {"format", formatName(r.format)}, {"wire_bytes", r.wireBytes},
                        {"dense_wire_bytes", r.denseWireBytes}, {"ratio", ratio(r)},
                        {"bits_per_kept", r.bitsPerKept}, {"time_us", r.timeUs},
-                       {"algbw_gbps", r.algbwGBs}, {"dense_time_us", r.denseUs},
+                       {"algbw_gbps", r.algbwGBs}, {"busbw_gbps", r.busbwGBs()},
+                       {"dense_time_us", r.denseUs},
                        {"speedup", r.denseUs / r.timeUs}, {"wrong", r.wrong}});
   return records;
 }
@@ -76,6 +81,7 @@ int finishRun(const Options& o, const char* mode, const std::string& backend,
     j["rho"] = o.rho;
     j["momentum"] = o.momentum;
     j["iters"] = o.iters;
+    j["cudagraph"] = o.graphLaunches;
     j["warmup"] = o.warmup;
     j["check"] = o.checkIters;
     j["seed"] = o.seed;

@@ -18,6 +18,9 @@ struct Row {
   double timeUs, algbwGBs;
   uint64_t wrong;
   double denseUs = 0;  // the dense scheme (fp32 allreduce) on the same world and data
+  int nranks = 1;
+  // nccl-tests' bus bandwidth of an allreduce of the bucket's uncompressed bytes.
+  double busbwGBs() const { return algbwGBs * 2.0 * (nranks - 1) / nranks; }
 };
 
 void printHeader(const Options& o, const std::string& backendLine);
