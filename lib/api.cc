@@ -254,8 +254,9 @@ svResult_t handshake(const char* call, Gather gather, const svConfig_t& c, int r
   std::string err;
   const svResult_t r = gather(&mine, all.data(), sizeof(Handshake), &err);
   if (r != svSuccess)
-    return fail(nullptr, r == svUnhandledCudaError ? r : svRemoteError, "%s: rank %d: the "
-                "creation handshake failed (%s); nothing was created", call, rank, err.c_str());
+    return fail(nullptr, r == svUnhandledCudaError || r == svTimeout ? r : svRemoteError,
+                "%s: rank %d: the creation handshake failed (%s); nothing was created", call,
+                rank, err.c_str());
   int field = 0;
   const int s = handshakeMismatch(all.data(), nranks, &field);
   if (s >= 0)
@@ -264,6 +265,24 @@ svResult_t handshake(const char* call, Gather gather, const svConfig_t& c, int r
                 static_cast<unsigned long long>(all[s].v[field]),
                 static_cast<unsigned long long>(all[0].v[field]));
   return svSuccess;
+}
+
+// The world of a multi-process communicator with its one rank in this process (not yet
+// registered; the caller adds the transport).
+std::unique_ptr<svComm> processRank(int rank, int nranks, const svConfig_t& cfg) {
+  auto world = std::make_shared<World>();
+  world->id = newWorldId();
+  world->nranks = nranks;
+  world->local = {rank};
+  world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
+  world->ranks.assign(nranks, nullptr);
+  auto c = std::make_unique<svComm>();
+  c->rank = rank;
+  c->nranks = nranks;
+  c->config = cfg;
+  c->world = world;
+  world->ranks[rank] = c.get();
+  return c;
 }
 
 }  // namespace
@@ -366,20 +385,9 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
       *err = t.error();
       return r;
     }, cfg, rank, nranks));
-    auto world = std::make_shared<World>();
-    world->id = newWorldId();
-    world->nranks = nranks;
-    world->local = {rank};
-    world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
-    world->transport = std::move(transport);
-    auto c = std::make_unique<svComm>();
-    c->rank = rank;
-    c->nranks = nranks;
-    c->config = cfg;
-    c->world = world;
-    world->ranks.assign(nranks, nullptr);
-    world->ranks[rank] = c.get();
-    registerComms(world->ranks);
+    std::unique_ptr<svComm> c = processRank(rank, nranks, cfg);
+    c->world->transport = std::move(transport);
+    registerComms(c->world->ranks);
     *comm = c.release();
   } catch (const std::bad_alloc&) {
     return fail(nullptr, svSystemError, "%s: out of host memory (nranks = %d); nothing was "
@@ -430,25 +438,14 @@ extern "C" svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl,
       *err = t.error();
       return r;
     }, cfg, rank, nranks));
-    auto world = std::make_shared<World>();
-    world->id = newWorldId();
-    world->nranks = nranks;
-    world->local = {rank};
-    world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
-    world->device = std::move(transport);
-    auto c = std::make_unique<svComm>();
-    c->rank = rank;
-    c->nranks = nranks;
-    c->config = cfg;
-    c->world = world;
-    world->ranks.assign(nranks, nullptr);
-    world->ranks[rank] = c.get();
+    std::unique_ptr<svComm> c = processRank(rank, nranks, cfg);
+    c->world->device = std::move(transport);
     const svResult_t e = cudaInitComm(c.get());
     if (e != svSuccess)
       return fail(nullptr, e, "%s: creating the CUDA event and status word of rank %d failed; "
                   "nothing was created", call, rank);
     try {
-      registerComms(world->ranks);
+      registerComms(c->world->ranks);
     } catch (const std::bad_alloc&) {
       cudaDestroyComm(c.get());
       throw;
@@ -506,9 +503,9 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
   *asyncError = comm->stickyError != svSuccess ? comm->stickyError : cudaStickyError(comm);
-  std::string why;
+  std::string nccl;  // NCCL's text; the code is what this call promises
   if (*asyncError == svSuccess && comm->world->device != nullptr)
-    *asyncError = comm->world->device->asyncError(&why);
+    *asyncError = comm->world->device->asyncError(&nccl);
   return svSuccess;
 }
 

@@ -199,7 +199,7 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
   }
   DeviceTransport::Sends sends(local);
   DeviceTransport::Recvs recvs(local);
-  // fromOwnBlock: the send is this rank's block of `to` (an in-place allgather).
+  // ownBlockBytes != 0: the send is this rank's block of `to` (an in-place allgather).
   auto collect = [&](const Region& from, const Region& to, size_t ownBlockBytes = 0) {
     for (size_t i = 0; i < local; ++i) {
       recvs[i] = at<char>(ops[i], to);

@@ -1,9 +1,10 @@
 // SV_BACKEND_CUDA: the exchange of a world whose ranks live on GPUs, enqueued on each local
 // rank's stream with the kernels of kernels/ and a DeviceTransport between the ranks'
-// workspaces (device copies in a loopback world on one GPU, NCCL across processes). No host synchronisation and no allocation happen in an exchange: failures the
-// device detects (NaN under the error policy, corrupt or mismatched messages) close a device
-// gate so that nothing is committed, and are stored in the communicator's sticky word, which
-// svCommGetAsyncError reads once the stream work is done.
+// workspaces (device copies in a loopback world on one GPU, NCCL across processes). No host
+// synchronisation and no allocation happen in an exchange: failures the device detects (NaN
+// under the error policy, corrupt or mismatched messages) close a device gate so that nothing
+// is committed, and are stored in the communicator's sticky word, which svCommGetAsyncError
+// reads once the stream work is done.
 #pragma once
 
 #include <string>

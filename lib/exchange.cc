@@ -519,8 +519,9 @@ svResult_t checkGlobal(const Matched& m, std::string* why) {
   }
   if (world.device != nullptr) {
     for (size_t i = 0; i < L; ++i) {
-      const svResult_t r = world.device->hostAllGather(
-          reinterpret_cast<cudaStream_t>(m.ops[i].stream), sends[i], recvs[i], sizeof(Fingerprint));
+      const svResult_t r =
+          world.device->hostAllGather(reinterpret_cast<cudaStream_t>(m.ops[i].stream), sends[i],
+                                      recvs[i], sizeof(Fingerprint));
       if (r != svSuccess) {
         *why = "the fingerprint allgather of SV_CHECK_GLOBAL failed: " + world.device->error();
         return r;

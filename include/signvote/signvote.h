@@ -330,8 +330,10 @@ svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* stor
  * planes, grouped ncclSend/ncclRecv for all-to-alls. Every sum (vote counts, the dense mean) is
  * formed by the chunk's owner from an all-to-all in rank order, then allgathered, so a world
  * over NCCL gives the bits of a loopback world and of the host backend; the bytes on the wire
- * are those of NCCL's reduce-scatter plus allgather. Non-blocking NCCL communicators work:
- * ncclInProgress is waited out (up to timeoutMs) before the next NCCL call.
+ * are those of NCCL's reduce-scatter plus allgather. Non-blocking NCCL communicators work once
+ * their initialisation has completed (ncclCommGetAsyncError gives ncclSuccess; before that
+ * NCCL cannot report its size and this call returns svInvalidArgument): ncclInProgress from
+ * an exchange's NCCL calls is waited out (up to timeoutMs) before the next one.
  * Checks: SV_CHECK_GLOBAL (the default) allgathers each exchange's fingerprint and waits for
  * it on the host before anything of the group is enqueued: a host round trip per group, and
  * refused (svInvalidUsage) while the stream is being captured. SV_CHECK_NONE keeps the

@@ -54,7 +54,8 @@ class NcclTransport final : public DeviceTransport {
     for (int peer = 0; peer < nranks_ && first == ncclSuccess; ++peer) {
       if (peer == rank_) continue;
       first = ncclSend(from + peer * bytes, bytes, ncclUint8, peer, comm_, s);
-      if (first == ncclSuccess) first = ncclRecv(to + peer * bytes, bytes, ncclUint8, peer, comm_, s);
+      if (first == ncclSuccess)
+        first = ncclRecv(to + peer * bytes, bytes, ncclUint8, peer, comm_, s);
     }
     const ncclResult_t end = ncclGroupEnd();  // closes the group even after a failed call
     return check(first != ncclSuccess ? first : end, "grouped ncclSend/ncclRecv (all-to-all)");

@@ -155,6 +155,83 @@ TEST(Nccl, MismatchedCallsFailOnEveryRankWithNoEffect) {
   }
 }
 
+// A step captured in a CUDA graph and replayed gives, replay after replay, the bits of the same
+// steps enqueued directly (the residual carried in place); under SV_CHECK_GLOBAL the capture
+// is refused with no effect, since that check waits on the host.
+TEST(Nccl, GraphReplayGivesTheSameBits) {
+  SV_REQUIRE_GPU_FORKED();
+  const uint64_t seed = testSeed();
+  for (svCheck_t check : {SV_CHECK_NONE, SV_CHECK_GLOBAL}) {
+    Ranks ranks(2, ncclConfig(check), [&](const Ranks::Child& ch) {
+      Report rep;
+      const size_t n = 1000;
+      const int steps = 3;
+      svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+      cfg.density = 0.05;
+      Buffers mem(true);
+      std::mt19937_64 rng(seed + ch.rank);
+      std::vector<std::vector<float>> g;
+      for (int s = 0; s < steps; ++s) g.push_back(grads(1, n, rng)[0]);
+      float* in = mem.floats(g[0]);
+      float* out = mem.floats(std::vector<float>(n, 7.0f));
+      auto run = [&](bool graph) {
+        std::vector<float> outs;
+        svBucket_t b = nullptr;
+        svBucketCreate(&b, ch.comm, &cfg);
+        size_t bytes = 0;
+        svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+        void* ws = mem.get(bytes);
+        cudaStream_t s = reinterpret_cast<cudaStream_t>(mem.stream());
+        cudaGraphExec_t exec = nullptr;
+        int captured = -1;
+        if (graph) {
+          cudaGraph_t gr = nullptr;
+          cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+          captured = svExchange(b, in, out, ws, &bytes, mem.stream());
+          cudaStreamEndCapture(s, &gr);
+          if (captured == svSuccess && gr != nullptr) cudaGraphInstantiate(&exec, gr, 0);
+          if (gr != nullptr) cudaGraphDestroy(gr);
+          rep.put(captured);
+        }
+        for (int step = 0; step < steps; ++step) {
+          cudaMemcpyAsync(in, g[step].data(), n * 4, cudaMemcpyHostToDevice, s);
+          if (exec != nullptr) cudaGraphLaunch(exec, s);
+          else if (!graph) svExchange(b, in, out, ws, &bytes, mem.stream());
+          const std::vector<float> o = mem.read(out, n);
+          outs.insert(outs.end(), o.begin(), o.end());
+        }
+        std::vector<float> residual(n);
+        svBucketGetResidual(b, residual.data());
+        outs.insert(outs.end(), residual.begin(), residual.end());
+        if (exec != nullptr) cudaGraphExecDestroy(exec);
+        svBucketDestroy(b);
+        return outs;
+      };
+      const std::vector<float> direct = run(false);
+      const std::vector<float> replayed = run(true);
+      rep.put(static_cast<int>(sameBits(direct, replayed)));
+      rep.put(static_cast<int>(std::all_of(replayed.begin(), replayed.begin() + n,
+                                           [](float v) { return v == 7.0f; })));
+      return rep.bytes;
+    }, {}, ncclInit);
+    const auto results = ranks.join(120);
+    for (int r = 0; r < 2; ++r) {
+      ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+      Reader in{results[r].report};
+      const int captured = in.get<int>();
+      const int same = in.get<int>();
+      const int untouched = in.get<int>();
+      if (check == SV_CHECK_NONE) {
+        EXPECT_EQ(captured, svSuccess) << "rank " << r;
+        EXPECT_EQ(same, 1) << "rank " << r << ": replays differ from direct exchanges";
+      } else {
+        EXPECT_EQ(captured, svInvalidUsage) << "rank " << r;
+        EXPECT_EQ(untouched, 1) << "rank " << r << ": the refused capture wrote the output";
+      }
+    }
+  }
+}
+
 // Ranks configured differently fail at creation, all of them, naming the field.
 TEST(Nccl, CreationHandshakeRefusesDifferentPolicies) {
   SV_REQUIRE_GPU_FORKED();

@@ -22,7 +22,8 @@ void printHeader(const Options& o, const std::string& backendLine) {
   }
   if (o.momentum != 0.0f)
     std::printf("momentum %g, ", static_cast<double>(o.momentum));
-  if (o.graphLaunches > 0) std::printf("cuda graph of the iters launched %d times, ", o.graphLaunches);
+  if (o.graphLaunches > 0)
+    std::printf("cuda graph of the iters launched %d times, ", o.graphLaunches);
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
               static_cast<unsigned long long>(o.seed));
   std::printf("# %s\n", backendLine.c_str());
