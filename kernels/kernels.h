@@ -106,6 +106,11 @@ cudaError_t packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkW
                       int nranks, svNonFinitePolicy_t policy, uint64_t* out,
                       unsigned long long* nanCount, cudaStream_t stream);
 
+// ref::signumMomentum: mNew = fma(beta, m, (1 - beta) * g), NaN as +0.0 under IGNORE; any
+// other NaN stays for packSigns to count. mNew may not alias m (the state commits later).
+cudaError_t signumMomentum(const float* g, const float* m, float beta, uint64_t n,
+                           svNonFinitePolicy_t policy, float* mNew, cudaStream_t stream);
+
 // ref::voteSignPlanes over nranks received blocks, by bit-sliced counters. A ternary block with
 // a negative bit lacking its nonzero bit sets *flags |= 1.
 cudaError_t voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWords,

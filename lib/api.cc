@@ -220,11 +220,10 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   }
   if (comm->config.backend == SV_BACKEND_CUDA &&
       (c.scheme == SV_SCHEME_EF_SIGN || c.scheme == SV_SCHEME_TOPK_EF ||
-       c.scheme == SV_SCHEME_DGS || c.scheme == SV_SCHEME_LIEC || c.momentum != 0.0f ||
+       c.scheme == SV_SCHEME_DGS || c.scheme == SV_SCHEME_LIEC ||
        c.adaptiveK != SV_ADAPTIVE_K_NONE))
-    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s%s is not implemented on "
+    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
                 "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
-                c.momentum != 0.0f ? " with momentum" : "",
                 c.adaptiveK != SV_ADAPTIVE_K_NONE ? " with adaptive K" : "");
   *k = c.count;
   if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
@@ -559,9 +558,10 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
         return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
                     "workspace failed (config->count = %zu)", config->count);
       b->plan = makePlan(*config, k, comm->nranks, &scratch);
-      if (config->scheme == SV_SCHEME_S3GD_MV && cudaCreateResidual(b.get()) != svSuccess)
-        return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the residual "
-                    "(config->count = %zu floats) failed; nothing was created", config->count);
+      if (b->plan.stateful && cudaCreateResidual(b.get()) != svSuccess)
+        return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the state (%llu floats) "
+                    "failed; nothing was created",
+                    static_cast<unsigned long long>(b->plan.stateFloats));
     } else if (b->plan.stateful) {
       // liec's error starts at -0.0, the float32 additive identity (see SV_SCHEME_LIEC).
       b->residual.assign(b->plan.stateFloats,

@@ -94,7 +94,7 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
 }
 
 svResult_t cudaCreateResidual(svBucket* b) {
-  const size_t bytes = b->config.count * sizeof(float);
+  const size_t bytes = b->plan.stateFloats * sizeof(float);
   if (bytes == 0) return svSuccess;
   void* p = nullptr;
   if (cudaMalloc(&p, bytes) != cudaSuccess) {
@@ -115,7 +115,7 @@ void cudaDestroyResidual(svBucket* b) {
 }
 
 svResult_t cudaCopyResidual(svBucket* b, void* dst, const void* src) {
-  const size_t bytes = b->config.count * sizeof(float);
+  const size_t bytes = b->plan.stateFloats * sizeof(float);
   if (bytes == 0) return svSuccess;
   const cudaError_t e = dst ? cudaMemcpy(dst, b->deviceResidual, bytes, cudaMemcpyDefault)
                             : cudaMemcpy(b->deviceResidual, src, bytes, cudaMemcpyDefault);
@@ -241,6 +241,11 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
         SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, &status->nanCount, at<void>(op, L.header), s));
       }
     } else if (p.format == SV_FORMAT_SIGNS) {
+      if (p.momentum != 0.0f) {  // Signum: vote on the new momentum (committed if all pass)
+        SV_LAUNCH(k::signumMomentum(g, op.bucket->deviceResidual, p.momentum, p.n, policy,
+                                    at<float>(op, L.acc), s));
+        g = at<float>(op, L.acc);
+      }
       SV_LAUNCH(k::packSigns(g, p.n, p.vote, p.chunkWords, W, policy,
                              at<uint64_t>(op, L.planesSend), c.nanCount, s));
       SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
@@ -325,6 +330,9 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     if (p.scheme == SV_SCHEME_S3GD_MV)
       SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
                               op.bucket->deviceResidual, c.gate, s));
+    else if (p.momentum != 0.0f)  // Signum's m: s3gdCommit with K = 0 is the gated copy
+      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), nullptr, 0, p.n, op.bucket->deviceResidual,
+                              c.gate, s));
     switch (p.format) {
       case SV_FORMAT_SPARSE:
         SV_LAUNCH(k::votesToOutput(at<int32_t>(op, L.votes), p.n, out, c.gate, s));

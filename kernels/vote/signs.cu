@@ -1,4 +1,5 @@
-// Sign packing and voting over bit-planes (kernels.h: packSigns, voteSignPlanes).
+// Sign packing and voting over bit-planes (kernels.h: packSigns, voteSignPlanes), and Signum's
+// momentum step before the packing (signumMomentum).
 // packSigns: one warp per 64 elements, two __ballot_sync per plane give one 64-bit word in
 // element order (bit e%64 of word e/64, as the host format), so no shuffle is needed.
 // voteSignPlanes: one thread per 64 positions keeps vertical (bit-sliced) counters of the
@@ -66,7 +67,29 @@ __global__ void __launch_bounds__(kThreads)
   if (ternary) result[chunkWords + w] = out[1];
 }
 
+__global__ void __launch_bounds__(kThreads)
+    signumKernel(const float* g, const float* m, float beta, uint64_t n, bool ignoreNaN,
+                 float* mNew) {
+  const float omb = 1.0f - beta;
+  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
+       i += uint64_t{gridDim.x} * kThreads) {
+    // The host's rounding: the product (1 - beta) * g first, then one fma.
+    float v = fmaf(beta, m[i], __fmul_rn(omb, g[i]));
+    if (ignoreNaN && isNaN(v)) v = 0.0f;
+    mNew[i] = v;
+  }
+}
+
 }  // namespace
+
+cudaError_t signumMomentum(const float* g, const float* m, float beta, uint64_t n,
+                           svNonFinitePolicy_t policy, float* mNew, cudaStream_t stream) {
+  if (n > 0 && (g == nullptr || m == nullptr || mNew == nullptr)) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  signumKernel<<<detail::gridFor(n, kThreads), kThreads, 0, stream>>>(
+      g, m, beta, n, policy == SV_NONFINITE_IGNORE, mNew);
+  return detail::launched();
+}
 
 cudaError_t packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords,
                       int nranks, svNonFinitePolicy_t policy, uint64_t* out,

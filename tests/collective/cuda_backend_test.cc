@@ -91,12 +91,28 @@ struct Case {
   svScheme_t scheme;
   svFormat_t format;
   svVote_t vote;
+  float momentum = 0.0f;  // signsgd_mv: Signum
 };
 const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_S3GD_MV, SV_FORMAT_COUNTS, SV_VOTE_TERNARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_BINARY},
+                       {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY, 0.9f},
                        {SV_SCHEME_DENSE, SV_FORMAT_FP32, SV_VOTE_TERNARY}};
+
+// The bucket of a case; s3gd_mv keeps k (and rho 0.9), Signum its momentum.
+svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
+  svBucketConfig_t cfg = bucketConfig(c.scheme, n);
+  cfg.format = c.format;
+  cfg.vote = c.vote;
+  cfg.momentum = c.momentum;
+  if (c.scheme == SV_SCHEME_S3GD_MV) {
+    cfg.k = k;
+    cfg.rho = 0.9f;
+  }
+  return cfg;
+}
+bool keepsState(const Case& c) { return c.scheme == SV_SCHEME_S3GD_MV || c.momentum != 0.0f; }
 
 TEST(CudaBackend, MatchesTheHostBackendStepByStep) {
   SV_REQUIRE_GPU();
@@ -110,13 +126,7 @@ TEST(CudaBackend, MatchesTheHostBackendStepByStep) {
                        std::to_string(c.format) + ", vote " + std::to_string(c.vote) +
                        ", W = " + std::to_string(W) + ", n = " + std::to_string(n) +
                        (shared ? ", one stream" : ", a stream per rank"));
-          svBucketConfig_t cfg = bucketConfig(c.scheme, n);
-          cfg.format = c.format;
-          cfg.vote = c.vote;
-          if (c.scheme == SV_SCHEME_S3GD_MV) {
-            cfg.k = n / 10;
-            cfg.rho = 0.9f;
-          }
+          const svBucketConfig_t cfg = caseConfig(c, n, n / 10);
           World host(W, cfg);
           CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, shared);
           for (int step = 0; step < 3; ++step) {
@@ -127,7 +137,7 @@ TEST(CudaBackend, MatchesTheHostBackendStepByStep) {
             ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
             for (int r = 0; r < W; ++r) {
               expectSameBits(dev.output(r), host.out[r], "output");
-              if (c.scheme == SV_SCHEME_S3GD_MV)
+              if (keepsState(c))
                 expectSameBits(dev.residual(r), host.residual(r), "residual");
             }
             ASSERT_EQ(dev.asyncError(0), svSuccess);
@@ -141,10 +151,7 @@ TEST(CudaBackend, InPlaceExchangeMatchesTheHost) {
   for (const Case& c : kCases) {
     const int W = 4;
     const size_t n = 10007;
-    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
-    cfg.format = c.format;
-    cfg.vote = c.vote;
-    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 100;
+    const svBucketConfig_t cfg = caseConfig(c, n, 100);
     World host(W, cfg);
     CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
     std::vector<std::vector<float>> grads(W);
@@ -162,10 +169,7 @@ TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
   const int W = 3;
   const size_t n = 5000;
   for (const Case& c : kCases) {
-    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
-    cfg.format = c.format;
-    cfg.vote = c.vote;
-    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 50;
+    const svBucketConfig_t cfg = caseConfig(c, n, 50);
     std::vector<std::vector<float>> grads(W);
     for (auto& v : grads) v = normal(n, rng);
     std::vector<std::vector<float>> bad = grads;
@@ -175,13 +179,13 @@ TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
       dev.upload(grads);
       ASSERT_EQ(dev.exchange(), svSuccess);
       const std::vector<float> out0 = dev.output(0);
-      const std::vector<float> res0 = c.scheme == SV_SCHEME_S3GD_MV ? dev.residual(2) : out0;
+      const std::vector<float> res0 = keepsState(c) ? dev.residual(2) : out0;
       dev.upload(bad);
       ASSERT_EQ(dev.exchange(), svSuccess);  // enqueued; the device decides
       EXPECT_EQ(dev.asyncError(0), svNonFiniteInput);
       EXPECT_EQ(dev.asyncError(2), svNonFiniteInput);
       expectSameBits(dev.output(0), out0, "output after a NaN");
-      if (c.scheme == SV_SCHEME_S3GD_MV) expectSameBits(dev.residual(2), res0, "residual");
+      if (keepsState(c)) expectSameBits(dev.residual(2), res0, "residual");
       dev.upload(grads);
       ASSERT_EQ(dev.exchange(), svSuccess);
       expectSameBits(dev.output(0), out0, "output after the sticky verdict");
@@ -198,7 +202,7 @@ TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
         EXPECT_EQ(dev.asyncError(0), svSuccess);
         for (int r = 0; r < W; ++r) {
           expectSameBits(dev.output(r), host.out[r], "output");
-          if (c.scheme == SV_SCHEME_S3GD_MV)
+          if (keepsState(c))
             expectSameBits(dev.residual(r), host.residual(r), "residual");
         }
       }
@@ -212,10 +216,7 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
   const int W = 4;
   const size_t n = 30011;
   for (const Case& c : kCases) {
-    svBucketConfig_t cfg = bucketConfig(c.scheme, n);
-    cfg.format = c.format;
-    cfg.vote = c.vote;
-    if (c.scheme == SV_SCHEME_S3GD_MV) cfg.k = 300;
+    const svBucketConfig_t cfg = caseConfig(c, n, 300);
     World host(W, cfg);
     CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, true);  // one stream: the whole step is one graph
     cudaGraph_t graph;
@@ -233,7 +234,7 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
       CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
       for (int r = 0; r < W; ++r) {
         expectSameBits(dev.output(r), host.out[r], "replayed output");
-        if (c.scheme == SV_SCHEME_S3GD_MV)
+        if (keepsState(c))
           expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
       }
     }

@@ -58,6 +58,37 @@ TEST(VoteKernel, PackSignsMatchesTheHost) {
         }
 }
 
+// Signum's momentum step: the host's two roundings bit for bit, with +-0, +-inf and NaN in both
+// the gradient and the momentum (inf - inf makes NaN), misaligned, under both NaN policies.
+TEST(VoteKernel, SignumMomentumMatchesTheHost) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 24);
+  SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  for (uint64_t n : kSizes)
+    for (float beta : {0.9f, 0.5f, 1e-7f, 0.99999994f})
+      for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_IGNORE}) {
+        SCOPED_TRACE("n = " + std::to_string(n) + ", beta = " + std::to_string(beta) +
+                     ", policy = " + std::to_string(policy));
+        const std::vector<float> g = withSpecials(svtest::normal(n, rng, 1e3f), rng);
+        const std::vector<float> m = withSpecials(svtest::ties(n, rng), rng);
+        std::vector<float> expect(n);
+        ref::signumMomentum(g.data(), m.data(), beta, n, policy, expect.data());
+        DeviceArray<float> dg(n, n % 3), dm(n, 1), out(n, 2);
+        dg.upload(g);
+        dm.upload(m);
+        CUDA_OK(k::signumMomentum(dg.get(), dm.get(), beta, n, policy, out.get(), nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        const std::vector<float> got = out.download();
+        for (uint64_t i = 0; i < n; ++i)
+          ASSERT_TRUE(svtest::sameBits(got[i], expect[i]))
+              << i << ": " << got[i] << " vs " << expect[i] << " (g " << g[i] << ", m " << m[i]
+              << ")";
+        EXPECT_TRUE(out.guardIntact());
+      }
+  EXPECT_EQ(k::signumMomentum(nullptr, nullptr, 0.9f, 5, SV_NONFINITE_ERROR, nullptr, nullptr),
+            cudaErrorInvalidValue);
+}
+
 TEST(VoteKernel, PlaneVotesMatchTheHostForEveryWorldSize) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed() + 21);
