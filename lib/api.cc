@@ -266,21 +266,28 @@ svResult_t handshake(const char* call, Gather gather, const svConfig_t& c, int r
   return svSuccess;
 }
 
-// The world of a multi-process communicator with its one rank in this process (not yet
-// registered; the caller adds the transport).
-std::unique_ptr<svComm> processRank(int rank, int nranks, const svConfig_t& cfg) {
+// A new world of nranks ranks, those in `local` driven by this process (none created yet).
+std::shared_ptr<World> newWorld(int nranks, std::vector<int> local, const svConfig_t& cfg) {
   auto world = std::make_shared<World>();
   world->id = newWorldId();
   world->nranks = nranks;
-  world->local = {rank};
-  world->checkCalls = cfg.check == SV_CHECK_GLOBAL;
+  world->local = std::move(local);
   world->ranks.assign(nranks, nullptr);
+  // Multi-process worlds check calls by fingerprints; a loopback world sees them all anyway.
+  world->checkCalls = world->local.size() < static_cast<size_t>(nranks) &&
+                      cfg.check == SV_CHECK_GLOBAL;
+  return world;
+}
+
+// Rank r of world (not yet registered).
+std::unique_ptr<svComm> newRank(const std::shared_ptr<World>& world, int r,
+                                const svConfig_t& cfg) {
   auto c = std::make_unique<svComm>();
-  c->rank = rank;
-  c->nranks = nranks;
+  c->rank = r;
+  c->nranks = world->nranks;
   c->config = cfg;
   c->world = world;
-  world->ranks[rank] = c.get();
+  world->ranks[r] = c.get();
   return c;
 }
 
@@ -303,22 +310,12 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
   SVCHECK(validateConfig(cfg, "svCommInitLoopback"));
   SVCHECK(resolveEnvironment(&cfg, "svCommInitLoopback"));
   try {
-    auto world = std::make_shared<World>();
-    world->id = newWorldId();
-    world->nranks = nranks;
-    for (int r = 0; r < nranks; ++r) world->local.push_back(r);
+    std::vector<int> all(nranks);
+    for (int r = 0; r < nranks; ++r) all[r] = r;
+    const std::shared_ptr<World> world = newWorld(nranks, all, cfg);
     world->transport = std::make_unique<LoopbackHostTransport>(nranks);
-    world->ranks.assign(nranks, nullptr);
     std::vector<std::unique_ptr<svComm>> made;
-    for (int r = 0; r < nranks; ++r) {
-      auto c = std::make_unique<svComm>();
-      c->rank = r;
-      c->nranks = nranks;
-      c->config = cfg;
-      c->world = world;
-      world->ranks[r] = c.get();
-      made.push_back(std::move(c));
-    }
+    for (int r = 0; r < nranks; ++r) made.push_back(newRank(world, r, cfg));
     if (cfg.backend == SV_BACKEND_CUDA) {
       world->device = makeLoopbackCudaTransport();
       for (int r = 0; r < nranks; ++r) {
@@ -384,7 +381,7 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
       *err = t.error();
       return r;
     }, cfg, rank, nranks));
-    std::unique_ptr<svComm> c = processRank(rank, nranks, cfg);
+    std::unique_ptr<svComm> c = newRank(newWorld(nranks, {rank}, cfg), rank, cfg);
     c->world->transport = std::move(transport);
     registerComms(c->world->ranks);
     *comm = c.release();
@@ -437,7 +434,7 @@ extern "C" svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl,
       *err = t.error();
       return r;
     }, cfg, rank, nranks));
-    std::unique_ptr<svComm> c = processRank(rank, nranks, cfg);
+    std::unique_ptr<svComm> c = newRank(newWorld(nranks, {rank}, cfg), rank, cfg);
     c->world->device = std::move(transport);
     const svResult_t e = cudaInitComm(c.get());
     if (e != svSuccess)
