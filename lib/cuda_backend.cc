@@ -134,6 +134,12 @@ bool cudaIsDevicePointer(const void* p) {
   return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
+std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line) {
+  cudaGetLastError();  // a launch error would otherwise be reported again by the next call
+  return std::string(call) + ": " + cudaGetErrorString(e) + " (" + file + ":" +
+         std::to_string(line) + ")";
+}
+
 int cudaCurrentDevice() {
   int d = -1;
   if (cudaGetDevice(&d) != cudaSuccess) {

@@ -30,13 +30,15 @@ inline size_t gpuFreeBytes() {
 
 }  // namespace svtest
 
-#define SV_REQUIRE_GPU()                                                                  \
+// Skips the test unless `present` (fails instead under SIGNVOTE_REQUIRE_GPU=1).
+#define SV_REQUIRE_GPU_IF(present)                                                        \
   do {                                                                                    \
-    if (!::svtest::gpuPresent()) {                                                        \
+    if (!(present)) {                                                                     \
       if (::svtest::gpuRequired()) FAIL() << "SIGNVOTE_REQUIRE_GPU=1 but no CUDA device"; \
       GTEST_SKIP() << "no CUDA device";                                                   \
     }                                                                                     \
   } while (0)
+#define SV_REQUIRE_GPU() SV_REQUIRE_GPU_IF(::svtest::gpuPresent())
 
 #define CUDA_OK(call)                                                             \
   do {                                                                            \

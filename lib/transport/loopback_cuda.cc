@@ -4,12 +4,6 @@
 
 namespace signvote::detail {
 
-std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line) {
-  cudaGetLastError();  // a launch error would otherwise be reported again by the next call
-  return std::string(call) + ": " + cudaGetErrorString(e) + " (" + file + ":" +
-         std::to_string(line) + ")";
-}
-
 namespace {
 
 class LoopbackCudaTransport final : public DeviceTransport {

@@ -25,14 +25,6 @@ bool gpuInAChild() {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-#define SV_REQUIRE_GPU_FORKED()                                                           \
-  do {                                                                                    \
-    if (!gpuInAChild()) {                                                                 \
-      if (gpuRequired()) FAIL() << "SIGNVOTE_REQUIRE_GPU=1 but no CUDA device";           \
-      GTEST_SKIP() << "no CUDA device";                                                   \
-    }                                                                                     \
-  } while (0)
-
 // Rank 0 publishes NCCL's unique id in the store directory; the others wait for it.
 svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
                     svComm_t* comm, std::string* why) {
@@ -76,7 +68,7 @@ svConfig_t ncclConfig(svCheck_t check) {
 }
 
 TEST(Nccl, EveryCudaSchemeGivesTheLoopbackBits) {
-  SV_REQUIRE_GPU_FORKED();
+  SV_REQUIRE_GPU_IF(gpuInAChild());
   const uint64_t seed = testSeed();
   SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
   for (int W : {1, 2, 3}) {
@@ -99,7 +91,7 @@ TEST(Nccl, EveryCudaSchemeGivesTheLoopbackBits) {
 // naming the field, nothing is enqueued (output, residual and sequence untouched), and the
 // next agreeing exchange works.
 TEST(Nccl, MismatchedCallsFailOnEveryRankWithNoEffect) {
-  SV_REQUIRE_GPU_FORKED();
+  SV_REQUIRE_GPU_IF(gpuInAChild());
   const int W = 3;
   Ranks ranks(W, ncclConfig(SV_CHECK_GLOBAL), [&](const Ranks::Child& ch) {
     Report rep;
@@ -159,7 +151,7 @@ TEST(Nccl, MismatchedCallsFailOnEveryRankWithNoEffect) {
 // steps enqueued directly (the residual carried in place); under SV_CHECK_GLOBAL the capture
 // is refused with no effect, since that check waits on the host.
 TEST(Nccl, GraphReplayGivesTheSameBits) {
-  SV_REQUIRE_GPU_FORKED();
+  SV_REQUIRE_GPU_IF(gpuInAChild());
   const uint64_t seed = testSeed();
   for (svCheck_t check : {SV_CHECK_NONE, SV_CHECK_GLOBAL}) {
     Ranks ranks(2, ncclConfig(check), [&](const Ranks::Child& ch) {
@@ -234,7 +226,7 @@ TEST(Nccl, GraphReplayGivesTheSameBits) {
 
 // Ranks configured differently fail at creation, all of them, naming the field.
 TEST(Nccl, CreationHandshakeRefusesDifferentPolicies) {
-  SV_REQUIRE_GPU_FORKED();
+  SV_REQUIRE_GPU_IF(gpuInAChild());
   Ranks ranks(2, ncclConfig(SV_CHECK_GLOBAL), [](const Ranks::Child&) { return std::string(); },
               [](int r, svConfig_t& c) {
                 if (r == 1) c.nonFinite = SV_NONFINITE_IGNORE;
