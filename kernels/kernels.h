@@ -120,6 +120,12 @@ cudaError_t voteSignPlanes(const uint64_t* recv, svVote_t vote, uint64_t chunkWo
 cudaError_t s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t padded,
                         unsigned countBytes, void* out, cudaStream_t stream);
 
+// ref::s3gdPlanes: nranks blocks of (nonzero, negative) planes of chunkWords words, set at the
+// selection (strictly increasing, below nranks * chunkWords * 64) by sign(acc); every word is
+// written.
+cudaError_t s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64_t chunkWords,
+                       int nranks, uint64_t* out, cudaStream_t stream);
+
 // ref::countsToPlanes; a count outside [-nranks, nranks] sets *flags |= 1.
 cudaError_t countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords,
                            int nranks, uint64_t* planes, uint32_t* flags, cudaStream_t stream);

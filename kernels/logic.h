@@ -234,4 +234,26 @@ SV_HD bool countsWord(const T* c, int nranks, uint64_t* nz, uint64_t* neg) {
   return ok;
 }
 
+// ref::s3gdPlanes, one word per selection run: entry j leads its 64-element word when no
+// earlier entry lies in it (sel is strictly increasing). The leader builds the whole word from
+// entries j.. (at most 64), so no two threads write one word and every word is set once.
+SV_HD inline bool leadsWord(const uint32_t* sel, uint64_t j) {
+  return j == 0 || (sel[j - 1] >> 6) != (sel[j] >> 6);
+}
+// The (nonzero, negative) bits of the word entry j leads; returns the word's index (sel[j]/64).
+SV_HD inline uint64_t selectionWord(const float* acc, const uint32_t* sel, uint64_t k, uint64_t j,
+                                    uint64_t* nz, uint64_t* neg) {
+  const uint64_t word = sel[j] >> 6;
+  uint64_t a = 0, b = 0;
+  for (; j < k && (sel[j] >> 6) == word; ++j) {
+    const float v = acc[sel[j]];
+    const uint64_t bit = uint64_t{1} << (sel[j] & 63);
+    if (v < 0.0f || v > 0.0f) a |= bit;  // NaN and +-0.0 cast no vote
+    if (v < 0.0f) b |= bit;
+  }
+  *nz = a;
+  *neg = b;
+  return word;
+}
+
 }  // namespace signvote::kernels::logic

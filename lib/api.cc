@@ -151,7 +151,8 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   const bool formatOk =
       c.format == SV_FORMAT_AUTO ||
       (c.scheme == SV_SCHEME_S3GD_MV &&
-       (c.format == SV_FORMAT_SPARSE || c.format == SV_FORMAT_COUNTS)) ||
+       (c.format == SV_FORMAT_SPARSE || c.format == SV_FORMAT_COUNTS ||
+        c.format == SV_FORMAT_SIGNS)) ||
       (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
       (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32) ||
       (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS) ||
@@ -161,8 +162,9 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
        (c.format == SV_FORMAT_CHUNK_SIGNS || c.format == SV_FORMAT_FP32));
   if (!formatOk)
     return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
-                "(s3gd_mv: sparse 1 or counts 2; signsgd_mv: signs 3; dense: fp32 4; ef_sign: "
-                "scaled signs 5; topk_ef, dgs: sparse values 6; liec: chunk signs 7 or fp32 4)",
+                "(s3gd_mv: sparse 1, counts 2 or signs 3; signsgd_mv: signs 3; dense: fp32 4; "
+                "ef_sign: scaled signs 5; topk_ef, dgs: sparse values 6; liec: chunk signs 7 or "
+                "fp32 4)",
                 call, static_cast<int>(c.format), schemeName(c.scheme));
   if (c.scheme == SV_SCHEME_SIGNSGD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (!(c.momentum >= 0.0f && c.momentum < 1.0f))  // also rejects NaN

@@ -224,7 +224,7 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     const auto* g = static_cast<const float*>(op.send);
     const ref::WireHeader tmpl = headerTemplate(p, ranks.ranks[i], seq);
     size_t bytes = 0;
-    if (p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_COUNTS) {
+    if (p.scheme == SV_SCHEME_S3GD_MV) {
       auto* status = at<k::TopKStatus>(op, L.topkStatus);
       bytes = L.topkTemp.bytes;
       SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, g,
@@ -242,8 +242,12 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
         SV_LAUNCH(k::writeHeader(tmpl, info, p.sparse.payloadWords(), &status->nanCount, record,
                                  s));
       } else {
-        SV_LAUNCH(k::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
-                                 p.chunk * W, p.countBytes, at<void>(op, L.countsSend), s));
+        if (p.format == SV_FORMAT_COUNTS)
+          SV_LAUNCH(k::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
+                                   p.chunk * W, p.countBytes, at<void>(op, L.countsSend), s));
+        else
+          SV_LAUNCH(k::s3gdPlanes(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
+                                  p.chunkWords, W, at<uint64_t>(op, L.planesSend), s));
         SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, &status->nanCount, at<void>(op, L.header), s));
       }
     } else if (p.format == SV_FORMAT_SIGNS) {

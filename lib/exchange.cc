@@ -179,16 +179,22 @@ svResult_t runMatched(const std::vector<Op>& ops, const Plan& p, Transport& t, u
     const float* g = static_cast<const float*>(op.send);
     svBucket_t b = op.bucket;
     float scale = 0.0f;
+    if (p.scheme == SV_SCHEME_S3GD_MV)
+      nan = ref::s3gdAccumulateSelect(g, b->residual.data(), b->config.rho, p.n, p.k, policy,
+                                      at<float>(op, L.acc), at<uint32_t>(op, L.sel));
     switch (p.format) {
       case SV_FORMAT_SPARSE:
+        break;
       case SV_FORMAT_COUNTS:
-        nan = ref::s3gdAccumulateSelect(g, b->residual.data(), b->config.rho, p.n, p.k,
-                                        policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel));
-        if (p.format == SV_FORMAT_COUNTS)
-          ref::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
-                           p.chunk * W, p.countBytes, at<void>(op, L.countsSend));
+        ref::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, p.chunk * W,
+                         p.countBytes, at<void>(op, L.countsSend));
         break;
       case SV_FORMAT_SIGNS:
+        if (p.scheme == SV_SCHEME_S3GD_MV) {  // the selection's ternary planes
+          ref::s3gdPlanes(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.chunkWords, W,
+                          at<uint64_t>(op, L.planesSend));
+          break;
+        }
         if (p.momentum != 0.0f) {  // Signum: vote on the new momentum
           nan = ref::signumMomentum(g, b->residual.data(), p.momentum, p.n, policy,
                                     at<float>(op, L.acc));

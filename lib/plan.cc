@@ -103,12 +103,12 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       case SV_SCHEME_TOPK_EF:
       case SV_SCHEME_DGS: p.format = SV_FORMAT_SPARSE_VALUES; break;
       case SV_SCHEME_LIEC: p.format = SV_FORMAT_CHUNK_SIGNS; break;
-      default: {
+      default: {  // s3gd_mv: the signs format's 4 bits per element always undercut counts
         const int w = nranks < 2 ? 2 : nranks;
         p.format = modelWireBytes(SV_FORMAT_SPARSE, config, k, w) <=
-                           modelWireBytes(SV_FORMAT_COUNTS, config, k, w)
+                           modelWireBytes(SV_FORMAT_SIGNS, config, k, w)
                        ? SV_FORMAT_SPARSE
-                       : SV_FORMAT_COUNTS;
+                       : SV_FORMAT_SIGNS;
       }
     }
   }

@@ -107,6 +107,7 @@ inline std::vector<svBucketConfig_t> schemeCases(size_t n) {
   };
   add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.1; c.format = SV_FORMAT_SPARSE; });
   add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.3; c.rho = 0.5f; c.format = SV_FORMAT_COUNTS; });
+  add(SV_SCHEME_S3GD_MV, [](auto& c) { c.density = 0.2; c.format = SV_FORMAT_SIGNS; });
   add(SV_SCHEME_SIGNSGD_MV, [](auto&) {});
   add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.vote = SV_VOTE_BINARY; });
   add(SV_SCHEME_SIGNSGD_MV, [](auto& c) { c.momentum = 0.9f; });

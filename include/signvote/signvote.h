@@ -231,9 +231,14 @@ typedef enum {
   SV_FORMAT_SPARSE = 1, /* s3gd_mv: allgather of fixed-size records: Elias-Fano coded sorted
                            indices plus one sign bit per kept coordinate */
   SV_FORMAT_COUNTS = 2, /* s3gd_mv: reduce-scatter of dense int8/int16 ternary vote counts,
-                           then allgather of the 2-bit packed result */
-  SV_FORMAT_SIGNS = 3,  /* signsgd_mv: all-to-all of packed sign bit-planes (1 plane binary,
-                           2 planes ternary), the chunk owner votes, allgather of the result */
+                           then allgather of the 2-bit packed result (never cheaper than
+                           SV_FORMAT_SIGNS; AUTO does not pick it) */
+  SV_FORMAT_SIGNS = 3,  /* signsgd_mv, s3gd_mv: all-to-all of packed sign bit-planes (1 plane
+                           binary, 2 planes ternary: nonzero, negative; s3gd_mv sets bits at its
+                           selection only), the chunk owner votes with bit-sliced counters,
+                           allgather of the result. For s3gd_mv AUTO picks it over
+                           SV_FORMAT_SPARSE when W*K is comparable to N. Every s3gd_mv format
+                           gives the same bits. */
   SV_FORMAT_FP32 = 4,   /* dense: allreduce of float32 sums */
   SV_FORMAT_SCALED_SIGNS = 5, /* ef_sign: allgather of each rank's ternary sign planes and its
                                  float32 scale; every rank forms the mean itself */

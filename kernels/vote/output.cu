@@ -1,6 +1,6 @@
-// Element-wise steps around the votes (kernels.h): ternary counts, counts to planes, result
-// checks, outputs, the residual commit and the dense clean copy. Grid-stride loops with scalar
-// loads, so any element alignment works.
+// Element-wise steps around the votes (kernels.h): ternary counts, s3gd's selection planes,
+// counts to planes, result checks, outputs, the residual commit and the dense clean copy.
+// Grid-stride loops with scalar loads, so any element alignment works.
 #include <cub/block/block_reduce.cuh>
 
 #include "../common.cuh"
@@ -23,6 +23,18 @@ __global__ void ternaryScatterKernel(const float* acc, const uint32_t* sel, uint
   SV_GRID_STRIDE(j, k) {
     const float v = acc[sel[j]];
     out[sel[j]] = static_cast<T>(v < 0.0f ? -1 : v > 0.0f ? 1 : 0);
+  }
+}
+
+__global__ void selectionPlanesKernel(const float* acc, const uint32_t* sel, uint64_t k,
+                                      uint64_t chunkWords, uint64_t* out) {
+  SV_GRID_STRIDE(j, k) {
+    if (!logic::leadsWord(sel, j)) continue;
+    uint64_t nz, neg;
+    const uint64_t word = logic::selectionWord(acc, sel, k, j, &nz, &neg);
+    uint64_t* block = out + word / chunkWords * 2 * chunkWords;
+    block[word % chunkWords] = nz;
+    block[chunkWords + word % chunkWords] = neg;
   }
 }
 
@@ -109,6 +121,19 @@ cudaError_t s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint6
     ternaryScatterKernel<<<grid, kThreads, 0, stream>>>(acc, sel, k, static_cast<int8_t*>(out));
   else
     ternaryScatterKernel<<<grid, kThreads, 0, stream>>>(acc, sel, k, static_cast<int16_t*>(out));
+  return detail::launched();
+}
+
+cudaError_t s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64_t chunkWords,
+                       int nranks, uint64_t* out, cudaStream_t stream) {
+  const uint64_t words = uint64_t(nranks) * 2 * chunkWords;
+  if (nranks <= 0 || (words > 0 && out == nullptr) ||
+      (k > 0 && (acc == nullptr || sel == nullptr || chunkWords == 0)))
+    return cudaErrorInvalidValue;
+  if (words > 0) SVCUDACHECK(cudaMemsetAsync(out, 0, words * 8, stream));
+  if (k == 0) return cudaSuccess;
+  selectionPlanesKernel<<<detail::gridFor(k, kThreads), kThreads, 0, stream>>>(acc, sel, k,
+                                                                              chunkWords, out);
   return detail::launched();
 }
 

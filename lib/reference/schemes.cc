@@ -85,6 +85,18 @@ void s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, 
   else ternaryInto(acc, sel, k, padded, static_cast<int16_t*>(out));
 }
 
+void s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64_t chunkWords,
+                int nranks, uint64_t* out) {
+  std::memset(out, 0, static_cast<uint64_t>(nranks) * 2 * chunkWords * 8);
+  for (uint64_t j = 0; j < k; ++j) {
+    const float v = acc[sel[j]];
+    const uint64_t word = sel[j] >> 6, bit = uint64_t{1} << (sel[j] & 63);
+    uint64_t* block = out + word / chunkWords * 2 * chunkWords;
+    if (v < 0.0f || v > 0.0f) block[word % chunkWords] |= bit;
+    if (v < 0.0f) block[chunkWords + word % chunkWords] |= bit;
+  }
+}
+
 bool countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords, int nranks,
                     uint64_t* planes) {
   return countBytes == 1

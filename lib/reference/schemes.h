@@ -35,6 +35,12 @@ bool addSparseVotes(const SparseLayout& layout, const uint64_t* payload, uint64_
 void s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, uint64_t padded,
                  unsigned countBytes, void* out);
 
+// The signs format's ternary planes of s3gd_mv: nranks blocks of two planes (nonzero,
+// negative) of chunkWords words, set at the selection by sign(acc) (a NaN or a zero casts no
+// vote, as in s3gdTernary), every other bit zero.
+void s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64_t chunkWords,
+                int nranks, uint64_t* out);
+
 // Owner step of the counts format: summed counts of one chunk -> ternary result planes. False
 // when a count is outside [-nranks, nranks] (a corrupt contribution).
 bool countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords, int nranks,

@@ -1,5 +1,5 @@
 // s3gd_mv through the public API: exact top-K + ternary vote against a brute-force model, the
-// residual invariant, and sparse vs counts formats giving identical bits.
+// residual invariant, and the sparse, counts and signs formats giving identical bits.
 #include "world.h"
 
 namespace {
@@ -33,7 +33,7 @@ struct Model {
 TEST(S3gd, MatchesBruteForceOverStepsWorldSizesAndFormats) {
   std::mt19937_64 rng(testSeed());
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
-  for (svFormat_t format : {SV_FORMAT_SPARSE, SV_FORMAT_COUNTS}) {
+  for (svFormat_t format : {SV_FORMAT_SPARSE, SV_FORMAT_COUNTS, SV_FORMAT_SIGNS}) {
     for (int W = 1; W <= 16; ++W) {
       for (size_t n : {size_t{1}, size_t{33}, size_t{100}, size_t{1000}}) {
         for (size_t k : {size_t{0}, size_t{1}, n / 10, n - 1, n}) {
@@ -63,23 +63,37 @@ TEST(S3gd, MatchesBruteForceOverStepsWorldSizesAndFormats) {
   }
 }
 
-TEST(S3gd, SparseAndCountsFormatsGiveIdenticalBits) {
+TEST(S3gd, SparseCountsAndSignsFormatsGiveIdenticalBits) {
   std::mt19937_64 rng(testSeed() + 1);
-  for (int W : {2, 3, 8, 13}) {
-    for (size_t n : {size_t{31}, size_t{32}, size_t{65}, size_t{65537}}) {
-      svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
-      cfg.density = 0.02;
-      cfg.format = SV_FORMAT_SPARSE;
-      World sparse(W, cfg);
-      cfg.format = SV_FORMAT_COUNTS;
-      World counts(W, cfg);
-      for (int step = 0; step < 4; ++step) {
-        const auto g = grads(W, n, rng);
-        ASSERT_EQ(sparse.exchange(g), svSuccess);
-        ASSERT_EQ(counts.exchange(g), svSuccess);
-        for (int r = 0; r < W; ++r) {
-          expectSameBits(sparse.out[r], counts.out[r], "output");
-          expectSameBits(sparse.residual(r), counts.residual(r), "residual");
+  for (int W : {2, 3, 8, 13, 64}) {
+    for (size_t n : {size_t{31}, size_t{32}, size_t{65}, size_t{4099}, size_t{65537}}) {
+      if (W == 64 && n > 4099) continue;
+      for (double density : {0.02, 0.5}) {
+        svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+        cfg.density = density;
+        cfg.format = SV_FORMAT_SPARSE;
+        World sparse(W, cfg);
+        cfg.format = SV_FORMAT_COUNTS;
+        World counts(W, cfg);
+        cfg.format = SV_FORMAT_SIGNS;
+        World signs(W, cfg);
+        SCOPED_TRACE("W " + std::to_string(W) + " n " + std::to_string(n) + " density " +
+                     std::to_string(density));
+        for (int step = 0; step < 4; ++step) {
+          auto g = grads(W, n, rng);
+          if (step == 3)  // ties, zeros and infinities among the kept magnitudes
+            for (int r = 0; r < W; ++r)
+              for (size_t i = 0; i < n; i += 3)
+                g[r][i] = i % 2 ? -0.0f : (i % 5 ? 2.0f : -std::numeric_limits<float>::infinity());
+          ASSERT_EQ(sparse.exchange(g), svSuccess);
+          ASSERT_EQ(counts.exchange(g), svSuccess);
+          ASSERT_EQ(signs.exchange(g), svSuccess);
+          for (int r = 0; r < W; ++r) {
+            expectSameBits(sparse.out[r], counts.out[r], "output, counts");
+            expectSameBits(sparse.out[r], signs.out[r], "output, signs");
+            expectSameBits(sparse.residual(r), counts.residual(r), "residual, counts");
+            expectSameBits(sparse.residual(r), signs.residual(r), "residual, signs");
+          }
         }
       }
     }
@@ -140,7 +154,7 @@ TEST(S3gd, SelectedZerosCastNoVote) {
   // of a selected -0.0 becomes +0.0.
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 6);
   cfg.k = 4;
-  for (svFormat_t f : {SV_FORMAT_SPARSE, SV_FORMAT_COUNTS}) {
+  for (svFormat_t f : {SV_FORMAT_SPARSE, SV_FORMAT_COUNTS, SV_FORMAT_SIGNS}) {
     cfg.format = f;
     World w(1, cfg);
     const std::vector<float> negZeros(6, -0.0f);
@@ -171,28 +185,34 @@ TEST(S3gd, DensityResolvesToCeil) {
 }
 
 TEST(S3gd, PlannerPicksFewerModeledBytes) {
-  // Sparse when W*K is small relative to N, counts when supports would cover the bucket.
+  // Sparse when W*K is small relative to N, signs when supports would cover the bucket.
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 1 << 20);
   cfg.density = 0.001;
   World few(8, cfg);
   EXPECT_EQ(few.info().format, SV_FORMAT_SPARSE);
   cfg.density = 0.5;
   World many(8, cfg);
-  EXPECT_EQ(many.info().format, SV_FORMAT_COUNTS);
-  // The chosen format never models more bytes than the other one.
-  for (double d : {0.001, 0.01, 0.1, 0.5}) {
+  EXPECT_EQ(many.info().format, SV_FORMAT_SIGNS);
+  // The chosen format never models more bytes than the others.
+  for (double d : {0.001, 0.01, 0.02, 0.1, 0.5}) {
     cfg.density = d;
     cfg.format = SV_FORMAT_SPARSE;
     World s(8, cfg);
     cfg.format = SV_FORMAT_COUNTS;
     World c(8, cfg);
+    cfg.format = SV_FORMAT_SIGNS;
+    World p(8, cfg);
     cfg.format = SV_FORMAT_AUTO;
     World a(8, cfg);
-    EXPECT_EQ(a.info().wireBytes, std::min(s.info().wireBytes, c.info().wireBytes)) << d;
-    // Sparse: W-1 records. Counts: W-1 headers + int8 chunks + 2-bit result chunks.
+    EXPECT_EQ(a.info().wireBytes,
+              std::min({s.info().wireBytes, c.info().wireBytes, p.info().wireBytes}))
+        << d;
+    // Sparse: W-1 records. Counts: W-1 headers + int8 chunks + 2-bit result chunks. Signs: W-1
+    // headers + 2-bit chunks each way.
     const uint64_t chunk = ((1u << 20) / 64 + 7) / 8 * 64;
     EXPECT_EQ(s.info().wireBytes, 7 * s.info().recordBytes);
     EXPECT_EQ(c.info().wireBytes, 7 * (64 + chunk + chunk / 4));
+    EXPECT_EQ(p.info().wireBytes, 7 * (64 + chunk / 2));
     EXPECT_EQ(s.info().denseWireBytes, 2ull * 7 * (1u << 17) * 4);
   }
 }

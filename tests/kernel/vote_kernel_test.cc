@@ -164,6 +164,16 @@ TEST(VoteKernel, TernaryCountsPlanesAndOutputs) {
       CUDA_OK(cudaDeviceSynchronize());
       EXPECT_EQ(dt.download(), expectT);
 
+      // s3gdPlanes, with NaN back among the selected values (it casts no vote).
+      if (kk > 0) acc[sel[kk / 2]] = std::numeric_limits<float>::quiet_NaN();
+      dacc.upload(acc);
+      std::vector<uint64_t> expectP(W * 2 * cw);
+      ref::s3gdPlanes(acc.data(), sel.data(), kk, cw, W, expectP.data());
+      DeviceArray<uint64_t> dp(expectP.size(), 1);
+      CUDA_OK(k::s3gdPlanes(dacc.get(), dsel.get(), kk, cw, W, dp.get(), nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      EXPECT_EQ(dp.download(), expectP);
+
       // countsToPlanes on random in-range counts of one chunk, then one out of range.
       std::vector<char> counts(cw * 64 * cb);
       std::uniform_int_distribution<int> cnt(-W, W);

@@ -119,7 +119,7 @@ TEST(ApiErrors, BucketConfigs) {
       {"rho", [](svBucketConfig_t* c) { c->rho = std::numeric_limits<float>::infinity(); }, "config->rho = inf"},
       {"binary s3gd", [](svBucketConfig_t* c) { c->vote = SV_VOTE_BINARY; }, "config->vote = SV_VOTE_BINARY"},
       {"vote", [](svBucketConfig_t* c) { c->vote = static_cast<svVote_t>(2); }, "config->vote = 2"},
-      {"format for scheme", [](svBucketConfig_t* c) { c->format = SV_FORMAT_SIGNS; }, "config->format = 3 cannot carry scheme s3gd_mv"},
+      {"format for scheme", [](svBucketConfig_t* c) { c->format = SV_FORMAT_SCALED_SIGNS; }, "config->format = 5 cannot carry scheme s3gd_mv"},
       {"format", [](svBucketConfig_t* c) { c->format = static_cast<svFormat_t>(12); }, "config->format = 12"},
       {"magic", [](svBucketConfig_t* c) { c->magic = 1; }, "config->magic"},
       {"size", [](svBucketConfig_t* c) { c->size = 3; }, "config->size = 3"},

@@ -270,4 +270,41 @@ TEST(KernelLogic, CountsWordMatchesTheReference) {
   }
 }
 
+// s3gdPlanes as the kernel composes it: zeroed planes, then each word written by its leading
+// entry, over selections with dense runs, isolated entries, the last word of a padded world and
+// values that cast no vote (+-0.0, NaN).
+TEST(KernelLogic, SelectionWordsGiveTheReferencePlanes) {
+  std::mt19937_64 rng(svtest::testSeed() + 35);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[] = {0.0f, -0.0f, nan, inf, -inf, 1.0f, -1.0f};
+  for (int W : {1, 2, 3, 13}) {
+    for (uint64_t n : {1ull, 31ull, 64ull, 65ull, 1000ull, 4099ull}) {
+      const uint64_t cw = (((n + 63) / 64) + W - 1) / W;
+      for (double density : {0.0, 0.01, 0.3, 1.0}) {
+        std::vector<float> acc(n);
+        for (float& x : acc)
+          x = rng() % 4 == 0 ? special[rng() % 7] : std::ldexp(float(rng() % 1000) - 500.0f, -7);
+        std::vector<uint32_t> sel;
+        for (uint64_t i = 0; i < n; ++i)
+          if (std::uniform_real_distribution<double>(0, 1)(rng) < density) sel.push_back(i);
+        const uint64_t k = sel.size();
+        std::vector<uint64_t> expect(W * 2 * cw), got(W * 2 * cw, 0);
+        ref::s3gdPlanes(acc.data(), sel.data(), k, cw, W, expect.data());
+        for (uint64_t j = 0; j < k; ++j) {
+          if (!logic::leadsWord(sel.data(), j)) continue;
+          uint64_t nz, neg;
+          const uint64_t word = logic::selectionWord(acc.data(), sel.data(), k, j, &nz, &neg);
+          ASSERT_EQ(word, sel[j] >> 6);
+          uint64_t* block = got.data() + word / cw * 2 * cw;
+          ASSERT_EQ(block[word % cw] | block[cw + word % cw], 0u) << "word written twice";
+          block[word % cw] = nz;
+          block[cw + word % cw] = neg;
+        }
+        EXPECT_EQ(got, expect) << "W " << W << " n " << n << " density " << density;
+      }
+    }
+  }
+}
+
 }  // namespace

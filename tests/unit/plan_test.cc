@@ -40,7 +40,7 @@ TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
       for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{65537}}) {
         auto c = config(s, n);
         const uint64_t k = n / 7;
-        for (svFormat_t f : {SV_FORMAT_AUTO, SV_FORMAT_SPARSE, SV_FORMAT_COUNTS}) {
+        for (svFormat_t f : {SV_FORMAT_AUTO, SV_FORMAT_SPARSE, SV_FORMAT_COUNTS, SV_FORMAT_SIGNS}) {
           if (s != SV_SCHEME_S3GD_MV && f != SV_FORMAT_AUTO) continue;
           c.format = f;
           const Plan p = makePlan(c, k, W, cuda);
@@ -75,6 +75,28 @@ TEST(Plan, WorkspaceRegionsAreAlignedAndDisjoint) {
           }
           EXPECT_EQ(L.ctrl.bytes, cuda != nullptr ? scratch.ctrl : 0);
         }
+      }
+    }
+  }
+}
+
+// docs/formats.md: for W = 8 and N = 2^27 sparse records stay cheaper than the signs format up
+// to a density of 7.4%; counts never undercuts signs; one rank plans as two.
+TEST(Plan, S3gdAutoFormatFollowsTheModel) {
+  auto c = config(SV_SCHEME_S3GD_MV, size_t{1} << 27);
+  for (int W : {1, 2, 8, 64}) {
+    for (double d : {0.001, 0.01, 0.072, 0.075, 0.3, 1.0}) {
+      uint64_t k = 0;
+      c.density = d;
+      ASSERT_TRUE(resolveK(c, &k));
+      const int w = W < 2 ? 2 : W;
+      const uint64_t sparse = modelWireBytes(SV_FORMAT_SPARSE, c, k, w),
+                     signs = modelWireBytes(SV_FORMAT_SIGNS, c, k, w);
+      EXPECT_LT(signs, modelWireBytes(SV_FORMAT_COUNTS, c, k, w));
+      EXPECT_EQ(makePlan(c, k, W).format, sparse <= signs ? SV_FORMAT_SPARSE : SV_FORMAT_SIGNS)
+          << "W " << W << " density " << d;
+      if (W == 8 && (d == 0.072 || d == 0.075)) {
+        EXPECT_EQ(makePlan(c, k, W).format, d < 0.074 ? SV_FORMAT_SPARSE : SV_FORMAT_SIGNS);
       }
     }
   }
