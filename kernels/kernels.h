@@ -54,6 +54,7 @@ cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const 
 struct RecordInfo {
   unsigned long long entries;      // coded entries (selected coordinates with acc != 0)
   unsigned long long checksumXor;  // XOR of ref::checksumTerm over the payload words
+  unsigned long long aux;          // the header's aux (ef_sign: the scale's bits), else 0
 };
 
 // The payload of ref::s3gdEncodeSparse, same bits: entries = sel[j] with acc[sel[j]] != 0
@@ -64,7 +65,7 @@ cudaError_t encodeSparse(void* temp, size_t* tempBytes, const ref::SparseLayout&
                          uint64_t* payload, RecordInfo* info, cudaStream_t stream);
 
 // Writes the 64-byte header `tmpl` to dst (device) after filling in, from device memory when
-// the pointer is non-null: entries (info->entries), the payload checksum (from
+// the pointer is non-null: entries and aux (info->entries, info->aux), the payload checksum (from
 // info->checksumXor over payloadWords words) and the non-finite flag (*nanCount != 0); then
 // seals it (ref::sealHeader).
 cudaError_t writeHeader(const ref::WireHeader& tmpl, const RecordInfo* info,
@@ -96,6 +97,35 @@ enum RecordFlag : uint32_t {
 cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
                            const void* records, size_t stride, int nranks, int32_t* votes,
                            uint32_t* flags, cudaStream_t stream);
+
+// ---- ef_sign's scaled signs (kernels/scaled) -------------------------------------------------
+
+// ref::efSignCompress, same bits: p = g + e (NaN as +0.0 under IGNORE, else counted into
+// *nanCount, caller-zeroed), the record payload `planes` (nonzero then negative, ceil(n/64)
+// words each, padding zero), and in *info (zeroed here) entries = 0, the payload's checksum
+// terms and aux = the float32 bits of scale = pairwiseAbsSum(p) / float(n) (0 when n = 0), the
+// tree summed level by level in tiles (logic.h: kTreeTile). Two-phase: temp holds the tile
+// sums. p may not alias g or e.
+cudaError_t efSignCompress(void* temp, size_t* tempBytes, const float* g, const float* e,
+                           uint64_t n, svNonFinitePolicy_t policy, float* p, uint64_t* planes,
+                           RecordInfo* info, unsigned long long* nanCount, cudaStream_t stream);
+
+// For the W scaled-signs records at records + s*stride (header, then the planes of n
+// elements): flags[s] |= kRecordChecksum when the payload checksum differs from the header's,
+// kRecordMalformed when a negative bit lacks its nonzero bit, a bit lies at or past n, or aux
+// has high bits (ref: the host's checks). Two-phase: temp holds W checksum accumulators.
+cudaError_t checkScaledRecords(void* temp, size_t* tempBytes, const void* records,
+                               size_t stride, int nranks, uint64_t n, uint32_t* flags,
+                               cudaStream_t stream);
+
+// ref::efSignMean over the W records (scale_s from header s's aux): out[i] = the c_s[i] summed
+// in rank order, divided by float(W). Gated.
+cudaError_t efSignMean(const void* records, size_t stride, int nranks, uint64_t n, float* out,
+                       const uint32_t* gate, cudaStream_t stream);
+
+// ref::efSignCommit: e = p - c with this rank's scale (info->aux from efSignCompress). Gated.
+cudaError_t efSignCommit(const float* p, const RecordInfo* info, uint64_t n, float* e,
+                         const uint32_t* gate, cudaStream_t stream);
 
 // ---- signs, counts, planes, outputs (kernels/vote) -----------------------------------------
 

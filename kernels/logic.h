@@ -256,4 +256,25 @@ SV_HD inline uint64_t selectionWord(const float* acc, const uint32_t* sel, uint6
   return word;
 }
 
+// ---- ef_sign (kernels/scaled) ----
+
+// The tree of ref::pairwiseAbsSum cut into aligned tiles of kTreeTile values: a level sums each
+// tile by the tree (zero-padded), the next level sums the tile sums the same way, until one
+// value is left. The host tree restricted to an aligned power-of-two block is that block's
+// tree, and the padding adds +0.0, which changes no sum of magnitudes.
+constexpr unsigned kTreeTile = 2048;
+SV_HD inline uint64_t treeTiles(uint64_t count) { return (count + kTreeTile - 1) / kTreeTile; }
+
+// ref::scaledPlanesValid for word w of the planes of an n-element record.
+SV_HD inline bool scaledWordOk(uint64_t nz, uint64_t neg, uint64_t w, uint64_t n) {
+  const uint64_t words = (n + 63) / 64;
+  const uint64_t tail = (n & 63) ? ~((uint64_t{1} << (n & 63)) - 1) : 0;
+  return (neg & ~nz) == 0 && !(w == words - 1 && ((nz | neg) & tail) != 0);
+}
+
+// ef_sign's c for one element: +-scale where p != 0 by its sign, +0.0 where p == 0 (and NaN).
+SV_HD inline float efSignValue(float p, float scale) {
+  return p > 0.0f ? scale : p < 0.0f ? -scale : 0.0f;
+}
+
 }  // namespace signvote::kernels::logic

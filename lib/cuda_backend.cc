@@ -80,6 +80,14 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
       return svUnhandledCudaError;
     s.topkStatus = sizeof(k::TopKStatus);
   }
+  if (p.format == SV_FORMAT_SCALED_SIGNS) {
+    if (k::efSignCompress(nullptr, &s.encode, nullptr, nullptr, p.n, SV_NONFINITE_ERROR,
+                          nullptr, nullptr, nullptr, nullptr, nullptr) != cudaSuccess ||
+        k::checkScaledRecords(nullptr, &s.decode, nullptr, p.recordBytes, p.nranks, p.n,
+                              nullptr, nullptr) != cudaSuccess)
+      return svUnhandledCudaError;
+    s.recordInfo = sizeof(k::RecordInfo);
+  }
   if (p.format == SV_FORMAT_SPARSE) {
     if (k::encodeSparse(nullptr, &s.encode, p.sparse, nullptr, nullptr, nullptr, nullptr,
                         nullptr, nullptr) != cudaSuccess ||
@@ -250,6 +258,16 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
                                   p.chunkWords, W, at<uint64_t>(op, L.planesSend), s));
         SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, &status->nanCount, at<void>(op, L.header), s));
       }
+    } else if (p.format == SV_FORMAT_SCALED_SIGNS) {
+      char* record = at<char>(op, L.record);
+      auto* info = at<k::RecordInfo>(op, L.recordInfo);
+      bytes = L.encTemp.bytes;
+      SV_LAUNCH(k::efSignCompress(at<void>(op, L.encTemp), &bytes, g,
+                                  op.bucket->deviceResidual, p.n, policy, at<float>(op, L.acc),
+                                  reinterpret_cast<uint64_t*>(record + kHeaderBytes), info,
+                                  c.nanCount, s));
+      SV_LAUNCH(k::writeHeader(tmpl, info, (p.recordBytes - kHeaderBytes) / 8, c.nanCount,
+                               record, s));
     } else if (p.format == SV_FORMAT_SIGNS) {
       if (p.momentum != 0.0f) {  // Signum: vote on the new momentum (committed if all pass)
         SV_LAUNCH(k::signumMomentum(g, op.bucket->deviceResidual, p.momentum, p.n, policy,
@@ -270,9 +288,10 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
   SV_WIRE(t.barrier(ranks));
 
   // Step 2: the wire, with the owners' steps in between.
-  if (p.format == SV_FORMAT_SPARSE) {
+  const bool records = p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS;
+  if (records) {
     collect(L.record, L.records);
-    SV_WIRE(t.allGather(ranks, sends, recvs, p.sparse.recordBytes()));
+    SV_WIRE(t.allGather(ranks, sends, recvs, p.recordBytes));
   } else {
     collect(L.header, L.headers);
     SV_WIRE(t.allGather(ranks, sends, recvs, kHeaderBytes));
@@ -324,15 +343,17 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     const CudaOp& op = ops[i];
     cudaStream_t s = ranks.streams[i];
     const Ctrl c(at<void>(op, L.ctrl), W);
-    const bool sparse = p.format == SV_FORMAT_SPARSE;
-    const size_t stride = sparse ? p.sparse.recordBytes() : kHeaderBytes;
-    const char* base = at<char>(op, sparse ? L.records : L.headers);
+    const size_t stride = records ? p.recordBytes : kHeaderBytes;
+    const char* base = at<char>(op, records ? L.records : L.headers);
+    size_t bytes = L.decTemp.bytes;
     SV_LAUNCH(k::validateHeaders(base, stride, W, expect, c.verdicts, s));
-    if (sparse) {
+    if (p.format == SV_FORMAT_SPARSE) {
       SV_LAUNCH(cudaMemsetAsync(at<int32_t>(op, L.votes), 0, p.n * 4, s));
-      size_t bytes = L.decTemp.bytes;
       SV_LAUNCH(k::addSparseVotes(at<void>(op, L.decTemp), &bytes, p.sparse, base, stride, W,
                                   at<int32_t>(op, L.votes), c.flags, s));
+    } else if (p.format == SV_FORMAT_SCALED_SIGNS) {
+      SV_LAUNCH(k::checkScaledRecords(at<void>(op, L.decTemp), &bytes, base, stride, W, p.n,
+                                      c.flags, s));
     }
     SV_LAUNCH(k::decideVerdict(c.verdicts, W, c.flags, W + 2, policy, op.bucket->comm->sticky,
                                c.gate, c.nanOut, s));
@@ -340,12 +361,18 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     if (p.scheme == SV_SCHEME_S3GD_MV)
       SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
                               op.bucket->deviceResidual, c.gate, s));
+    else if (p.scheme == SV_SCHEME_EF_SIGN)
+      SV_LAUNCH(k::efSignCommit(at<float>(op, L.acc), at<k::RecordInfo>(op, L.recordInfo), p.n,
+                                op.bucket->deviceResidual, c.gate, s));
     else if (p.momentum != 0.0f)  // Signum's m: s3gdCommit with K = 0 is the gated copy
       SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), nullptr, 0, p.n, op.bucket->deviceResidual,
                               c.gate, s));
     switch (p.format) {
       case SV_FORMAT_SPARSE:
         SV_LAUNCH(k::votesToOutput(at<int32_t>(op, L.votes), p.n, out, c.gate, s));
+        break;
+      case SV_FORMAT_SCALED_SIGNS:
+        SV_LAUNCH(k::efSignMean(base, stride, W, p.n, out, c.gate, s));
         break;
       case SV_FORMAT_COUNTS:
       case SV_FORMAT_SIGNS:

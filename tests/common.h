@@ -30,6 +30,12 @@ inline ::testing::AssertionResult mentions(const std::string& text, const std::s
 }
 
 inline bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+// Bitwise equality where a NaN matches any NaN: arithmetic on a NaN makes the GPU's canonical
+// NaN but keeps the operand's payload on x86, and no exchange commits or outputs such a value
+// (the policy fails the exchange or fills the output with one fixed NaN).
+inline bool sameBitsOrNaN(float a, float b) {
+  return sameBits(a, b) || (std::isnan(a) && std::isnan(b));
+}
 // Bitwise equality of two float arrays (NaN payloads and signed zeros included); empty is fine.
 inline bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() &&

@@ -22,6 +22,7 @@ __global__ void writeHeaderKernel(ref::WireHeader h, const RecordInfo* info,
                                   void* dst) {
   if (info != nullptr) {
     h.entries = info->entries;
+    h.aux = info->aux;
     h.payloadChecksum = ref::checksumFold(payloadWords, info->checksumXor);
   }
   if (nanCount != nullptr && *nanCount != 0) h.flags |= ref::kFlagNonFinite;

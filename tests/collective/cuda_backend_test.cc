@@ -99,7 +99,8 @@ const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_BINARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY, 0.9f},
-                       {SV_SCHEME_DENSE, SV_FORMAT_FP32, SV_VOTE_TERNARY}};
+                       {SV_SCHEME_DENSE, SV_FORMAT_FP32, SV_VOTE_TERNARY},
+                       {SV_SCHEME_EF_SIGN, SV_FORMAT_SCALED_SIGNS, SV_VOTE_TERNARY}};
 
 // The bucket of a case; s3gd_mv keeps k (and rho 0.9), Signum its momentum.
 svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
@@ -113,7 +114,9 @@ svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
   }
   return cfg;
 }
-bool keepsState(const Case& c) { return c.scheme == SV_SCHEME_S3GD_MV || c.momentum != 0.0f; }
+bool keepsState(const Case& c) {
+  return c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_EF_SIGN || c.momentum != 0.0f;
+}
 
 TEST(CudaBackend, MatchesTheHostBackendStepByStep) {
   SV_REQUIRE_GPU();

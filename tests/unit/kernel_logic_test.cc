@@ -307,4 +307,53 @@ TEST(KernelLogic, SelectionWordsGiveTheReferencePlanes) {
   }
 }
 
+// ef_sign's scale as the kernels cut it: tiles of kTreeTile values summed by the tree, then the
+// tile sums the same way, level after level, equal the host's one tree over the whole bucket
+// (zero padding inside a tile adds +0.0). Exponents spread over 2^60 so that any other
+// grouping of the adds would round differently.
+TEST(KernelLogic, TiledTreeLevelsGiveThePairwiseSum) {
+  std::mt19937_64 rng(svtest::testSeed() + 36);
+  std::uniform_int_distribution<int> ex(-30, 30);
+  for (uint64_t n : {1ull, 2047ull, 2048ull, 2049ull, 6145ull, 4194304ull, 4194305ull}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = std::ldexp(1.0f + float(rng() % 4096) / 4096.0f, ex(rng)) *
+                           (rng() % 2 ? -1.0f : 1.0f);
+    if (n > 3) x[n / 2] = std::numeric_limits<float>::denorm_min();
+    std::vector<float> level = x;
+    do {
+      std::vector<float> next(logic::treeTiles(level.size()));
+      for (uint64_t t = 0; t < next.size(); ++t) {
+        std::vector<float> tile(logic::kTreeTile, 0.0f);
+        for (uint64_t j = 0; j < logic::kTreeTile && t * logic::kTreeTile + j < level.size(); ++j)
+          tile[j] = level[t * logic::kTreeTile + j];
+        next[t] = ref::pairwiseAbsSum(tile.data(), tile.size());
+      }
+      level = next;
+    } while (level.size() > 1);
+    EXPECT_TRUE(svtest::sameBits(level[0], ref::pairwiseAbsSum(x.data(), n))) << n;
+  }
+}
+
+TEST(KernelLogic, ScaledWordChecksMatchTheReference) {
+  std::mt19937_64 rng(svtest::testSeed() + 37);
+  for (uint64_t n : {1ull, 63ull, 64ull, 65ull, 200ull}) {
+    const uint64_t words = (n + 63) / 64;
+    for (int trial = 0; trial < 200; ++trial) {
+      std::vector<uint64_t> planes(2 * words);
+      for (uint64_t w = 0; w < words; ++w) {
+        planes[w] = rng();
+        planes[words + w] = planes[w] & rng();
+        if (trial % 3 == 0) planes[words + w] |= rng() & rng() & rng();  // stray negatives
+      }
+      if (trial % 2 == 0 && n % 64 != 0)  // no bits past n, except now and then
+        for (uint64_t* p : {&planes[words - 1], &planes[2 * words - 1]})
+          *p &= (trial % 4 == 0) ? ~uint64_t{0} : (uint64_t{1} << (n % 64)) - 1;
+      bool ok = true;
+      for (uint64_t w = 0; w < words; ++w)
+        ok &= logic::scaledWordOk(planes[w], planes[words + w], w, n);
+      EXPECT_EQ(ok, ref::scaledPlanesValid(planes.data(), n)) << n << " " << trial;
+    }
+  }
+}
+
 }  // namespace

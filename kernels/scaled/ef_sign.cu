@@ -1,0 +1,254 @@
+// ef_sign's scaled signs (kernels.h: efSignCompress, checkScaledRecords, efSignMean,
+// efSignCommit), same bits as lib/reference.
+// compress: one warp per 64 elements writes p and, by two ballots, one word of each plane (as
+// packSigns); then the scale's tree, one 2048-value tile per block and level: each thread sums
+// 8 consecutive values as a tree in registers, the warp sums its lanes by __shfl_down with
+// widths 1..16 (lane l then holds l's and l+w's pair exactly when l is a multiple of 2w, the
+// host tree's pairs), thread 0 sums the 8 warps the same way. Levels repeat until one value
+// is left (logic.h: kTreeTile).
+// mean: one thread per element, the W records' words are broadcast reads within a warp.
+#include <cub/block/block_reduce.cuh>
+
+#include <cstddef>
+#include <cstring>
+
+#include "../common.cuh"
+#include "reference/mix.h"
+
+namespace signvote::kernels {
+namespace {
+
+using detail::isNaN;
+
+constexpr unsigned kThreads = 256;
+constexpr unsigned kPerThread = logic::kTreeTile / kThreads;  // 8
+static_assert(kPerThread == 8, "the register tree below sums 8 values");
+
+struct XorOp {
+  __device__ uint64_t operator()(uint64_t a, uint64_t b) const { return a ^ b; }
+};
+
+__device__ __forceinline__ float sum8(const float (&v)[8]) {
+  return __fadd_rn(__fadd_rn(__fadd_rn(v[0], v[1]), __fadd_rn(v[2], v[3])),
+                   __fadd_rn(__fadd_rn(v[4], v[5]), __fadd_rn(v[6], v[7])));
+}
+
+__global__ void __launch_bounds__(kThreads)
+    compressKernel(const float* g, const float* e, uint64_t n, uint64_t words, bool ignoreNaN,
+                   float* p, uint64_t* planes, RecordInfo* info, unsigned long long* nanCount) {
+  using Reduce = cub::BlockReduce<uint64_t, kThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  const unsigned lane = threadIdx.x & 31;
+  const uint64_t warp = (uint64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
+  const uint64_t warps = uint64_t{gridDim.x} * kThreads / 32;
+  unsigned nans = 0;
+  uint64_t terms = 0;
+  for (uint64_t w = warp; w < words; w += warps) {
+    float v[2];
+    for (unsigned h = 0; h < 2; ++h) {
+      const uint64_t i = 64 * w + 32 * h + lane;
+      v[h] = 0.0f;
+      if (i < n) {
+        v[h] = __fadd_rn(g[i], e[i]);
+        if (isNaN(v[h])) {
+          if (ignoreNaN) v[h] = 0.0f;
+          else ++nans;
+        }
+        p[i] = v[h];
+      }
+    }
+    const uint64_t nz = __ballot_sync(~0u, v[0] != 0.0f) |
+                        uint64_t{__ballot_sync(~0u, v[1] != 0.0f)} << 32;
+    const uint64_t neg = __ballot_sync(~0u, v[0] < 0.0f) |
+                         uint64_t{__ballot_sync(~0u, v[1] < 0.0f)} << 32;
+    if (lane == 0) {
+      planes[w] = nz;
+      planes[words + w] = neg;
+      terms ^= ref::checksumTerm(nz, w) ^ ref::checksumTerm(neg, words + w);
+    }
+  }
+  nans = __reduce_add_sync(~0u, nans);
+  if (lane == 0 && nans != 0) atomicAdd(nanCount, nans);
+  terms = Reduce(reduce).Reduce(terms, XorOp{});
+  if (threadIdx.x == 0 && terms != 0) atomicXor(&info->checksumXor, terms);
+}
+
+// One level of the tree: dst[b] = the tree sum of |src| over tile b (zero-padded past count).
+// On the last level (info != nullptr) the single sum becomes the scale in info->aux.
+__global__ void __launch_bounds__(kThreads)
+    treeLevelKernel(const float* src, uint64_t count, float* dst, uint64_t n, RecordInfo* info) {
+  __shared__ float warpSums[kThreads / 32];
+  const uint64_t base = uint64_t{blockIdx.x} * logic::kTreeTile + threadIdx.x * kPerThread;
+  float v[kPerThread];
+  for (unsigned j = 0; j < kPerThread; ++j)
+    v[j] = base + j < count ? fabsf(src[base + j]) : 0.0f;
+  float s = sum8(v);
+  for (unsigned width = 1; width < 32; width <<= 1)
+    s = __fadd_rn(s, __shfl_down_sync(~0u, s, width));
+  if ((threadIdx.x & 31) == 0) warpSums[threadIdx.x / 32] = s;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  float w[8];
+  for (unsigned j = 0; j < 8; ++j) w[j] = warpSums[j];
+  const float total = sum8(w);
+  if (info == nullptr) {
+    dst[blockIdx.x] = total;
+  } else {
+    const float scale = __fdiv_rn(total, __ull2float_rn(n));
+    info->aux = __float_as_uint(scale);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    checkWordsKernel(const char* records, size_t stride, uint64_t n, uint64_t words,
+                     unsigned long long* xors, uint32_t* flags) {
+  using Reduce = cub::BlockReduce<uint64_t, kThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  const unsigned s = blockIdx.y;
+  const auto* planes = reinterpret_cast<const uint64_t*>(records + s * stride + 64);
+  uint64_t terms = 0;
+  bool bad = false;
+  for (uint64_t w = uint64_t{blockIdx.x} * kThreads + threadIdx.x; w < words;
+       w += uint64_t{gridDim.x} * kThreads) {
+    const uint64_t nz = planes[w], neg = planes[words + w];
+    bad |= !logic::scaledWordOk(nz, neg, w, n);
+    terms ^= ref::checksumTerm(nz, w) ^ ref::checksumTerm(neg, words + w);
+  }
+  if (bad) atomicOr(&flags[s], kRecordMalformed);
+  terms = Reduce(reduce).Reduce(terms, XorOp{});
+  if (threadIdx.x == 0 && terms != 0) atomicXor(&xors[s], terms);
+}
+
+__global__ void checkHeadersKernel(const char* records, size_t stride, int nranks,
+                                   uint64_t payloadWords, const unsigned long long* xors,
+                                   uint32_t* flags) {
+  const int s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s >= nranks) return;
+  ref::WireHeader h;
+  memcpy(&h, records + s * stride, sizeof(h));
+  uint32_t f = 0;
+  if (ref::checksumFold(payloadWords, xors[s]) != h.payloadChecksum) f |= kRecordChecksum;
+  if ((h.aux >> 32) != 0) f |= kRecordMalformed;
+  if (f) atomicOr(&flags[s], f);
+}
+
+__device__ __forceinline__ float scaleOf(const char* record) {
+  return __uint_as_float(
+      static_cast<uint32_t>(*reinterpret_cast<const uint64_t*>(record +
+                                                                offsetof(ref::WireHeader, aux))));
+}
+
+__global__ void __launch_bounds__(kThreads)
+    meanKernel(const char* records, size_t stride, int nranks, uint64_t n, uint64_t words,
+               float* out, const uint32_t* gate) {
+  if (gate && *gate) return;
+  const float w = static_cast<float>(nranks);
+  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
+       i += uint64_t{gridDim.x} * kThreads) {
+    const uint64_t bit = uint64_t{1} << (i & 63);
+    float sum = 0.0f;
+    for (int s = 0; s < nranks; ++s) {
+      const char* rec = records + s * stride;
+      const auto* planes = reinterpret_cast<const uint64_t*>(rec + 64);
+      float c = 0.0f;
+      if (planes[i >> 6] & bit) c = (planes[words + (i >> 6)] & bit) ? -scaleOf(rec) : scaleOf(rec);
+      sum = s == 0 ? c : __fadd_rn(sum, c);  // the host starts from rank 0's term
+    }
+    out[i] = __fdiv_rn(sum, w);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    commitKernel(const float* p, const RecordInfo* info, uint64_t n, float* e,
+                 const uint32_t* gate) {
+  if (gate && *gate) return;
+  const float scale = __uint_as_float(static_cast<uint32_t>(info->aux));
+  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
+       i += uint64_t{gridDim.x} * kThreads)
+    e[i] = __fsub_rn(p[i], logic::efSignValue(p[i], scale));
+}
+
+// Floats of one ping-pong buffer (at least one, so that the scratch is never empty).
+size_t tileSumFloats(uint64_t n) { return n > logic::kTreeTile ? logic::treeTiles(n) : 1; }
+
+}  // namespace
+
+cudaError_t efSignCompress(void* temp, size_t* tempBytes, const float* g, const float* e,
+                           uint64_t n, svNonFinitePolicy_t policy, float* p, uint64_t* planes,
+                           RecordInfo* info, unsigned long long* nanCount, cudaStream_t stream) {
+  if (tempBytes == nullptr) return cudaErrorInvalidValue;
+  // Two ping-pong buffers: level 1 writes up to treeTiles(n) sums, later levels fewer.
+  const size_t bytes = 2 * tileSumFloats(n) * sizeof(float);
+  if (temp == nullptr) {
+    *tempBytes = bytes;
+    return cudaSuccess;
+  }
+  const uint64_t words = (n + 63) / 64;
+  if (*tempBytes < bytes || info == nullptr || nanCount == nullptr ||
+      (n > 0 && (g == nullptr || e == nullptr || p == nullptr || planes == nullptr)))
+    return cudaErrorInvalidValue;
+  SVCUDACHECK(cudaMemsetAsync(info, 0, sizeof(RecordInfo), stream));  // scale 0 when n = 0
+  if (n == 0) return cudaSuccess;
+  compressKernel<<<detail::gridFor(words * 32, kThreads), kThreads, 0, stream>>>(
+      g, e, n, words, policy == SV_NONFINITE_IGNORE, p, planes, info, nanCount);
+  SVCUDACHECK(detail::launched());
+  float* bufs[2] = {static_cast<float*>(temp), static_cast<float*>(temp) + tileSumFloats(n)};
+  const float* src = p;
+  uint64_t count = n;
+  for (int level = 0;; ++level) {
+    const uint64_t tiles = logic::treeTiles(count);
+    float* dst = tiles == 1 ? nullptr : bufs[level & 1];
+    treeLevelKernel<<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(
+        src, count, dst, n, tiles == 1 ? info : nullptr);
+    SVCUDACHECK(detail::launched());
+    if (tiles == 1) return cudaSuccess;
+    src = dst;
+    count = tiles;
+  }
+}
+
+cudaError_t checkScaledRecords(void* temp, size_t* tempBytes, const void* records,
+                               size_t stride, int nranks, uint64_t n, uint32_t* flags,
+                               cudaStream_t stream) {
+  if (tempBytes == nullptr || nranks <= 0 || nranks > SV_MAX_RANKS) return cudaErrorInvalidValue;
+  const size_t bytes = static_cast<size_t>(nranks) * sizeof(unsigned long long);
+  if (temp == nullptr) {
+    *tempBytes = bytes;
+    return cudaSuccess;
+  }
+  const uint64_t words = (n + 63) / 64;
+  if (*tempBytes < bytes || records == nullptr || flags == nullptr ||
+      stride < sizeof(ref::WireHeader) + 2 * words * 8)
+    return cudaErrorInvalidValue;
+  auto* xors = static_cast<unsigned long long*>(temp);
+  const auto* base = static_cast<const char*>(records);
+  SVCUDACHECK(cudaMemsetAsync(xors, 0, bytes, stream));
+  if (words > 0) {
+    const dim3 grid(detail::gridFor(words, kThreads, 1024), static_cast<unsigned>(nranks));
+    checkWordsKernel<<<grid, kThreads, 0, stream>>>(base, stride, n, words, xors, flags);
+    SVCUDACHECK(detail::launched());
+  }
+  checkHeadersKernel<<<(nranks + 127) / 128, 128, 0, stream>>>(base, stride, nranks, 2 * words,
+                                                                xors, flags);
+  return detail::launched();
+}
+
+cudaError_t efSignMean(const void* records, size_t stride, int nranks, uint64_t n, float* out,
+                       const uint32_t* gate, cudaStream_t stream) {
+  if (nranks <= 0 || (n > 0 && (records == nullptr || out == nullptr)))
+    return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  meanKernel<<<detail::gridFor(n, kThreads), kThreads, 0, stream>>>(
+      static_cast<const char*>(records), stride, nranks, n, (n + 63) / 64, out, gate);
+  return detail::launched();
+}
+
+cudaError_t efSignCommit(const float* p, const RecordInfo* info, uint64_t n, float* e,
+                         const uint32_t* gate, cudaStream_t stream) {
+  if (n > 0 && (p == nullptr || info == nullptr || e == nullptr)) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  commitKernel<<<detail::gridFor(n, kThreads), kThreads, 0, stream>>>(p, info, n, e, gate);
+  return detail::launched();
+}
+
+}  // namespace signvote::kernels
