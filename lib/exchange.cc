@@ -509,35 +509,63 @@ struct Matched {
   float sumSquares = 0; // adaptive K: G, the ranks' squared gradient norms summed
 };
 
-// SV_CHECK_GLOBAL across processes: every rank's fingerprint of this exchange, allgathered by
-// the host transport, or (SV_BACKEND_CUDA) synchronously through the device transport.
-svResult_t checkGlobal(const Matched& m, std::string* why) {
-  World& world = *m.ops[0].bucket->comm->world;
-  const int W = m.plan.nranks;
-  const size_t L = m.ops.size();
-  std::vector<Fingerprint> mine(L), all(L * W);
-  Transport::Sends sends(L);
-  Transport::Recvs recvs(L);
-  for (size_t i = 0; i < L; ++i) {
-    mine[i] = fingerprintOf(*m.ops[i].bucket, m.seq, m.calls);
-    sends[i] = &mine[i];
-    recvs[i] = &all[i * W];
-  }
-  if (world.device != nullptr) {
+// SV_CHECK_GLOBAL across processes, for the group's exchanges of one world (ms[from, to), in
+// group order): every rank's fingerprints, allgathered by the host transport or (SV_BACKEND_CUDA)
+// synchronously through the device transport. The first exchange goes alone: its fingerprint
+// carries the number of calls, so once it matches the ranks agree on the size of one
+// allgather of all the others. Two host round trips per world and group at most, however many
+// buckets. *bad = the first exchange found mismatched (or whose check failed).
+svResult_t checkGlobal(const std::vector<Matched>& ms, size_t from, size_t to, size_t* bad,
+                       std::string* why) {
+  World& world = *ms[from].ops[0].bucket->comm->world;
+  const int W = ms[from].plan.nranks;
+  const size_t L = ms[from].ops.size();
+  for (size_t first = from, count = 1; first < to; first += count, count = to - first) {
+    *bad = first;
+    std::vector<Fingerprint> mine(L * count), all(L * W * count);
+    Transport::Sends sends(L);
+    Transport::Recvs recvs(L);
     for (size_t i = 0; i < L; ++i) {
-      const svResult_t r =
-          world.device->hostAllGather(reinterpret_cast<cudaStream_t>(m.ops[i].stream), sends[i],
-                                      recvs[i], sizeof(Fingerprint));
-      if (r != svSuccess) {
-        *why = "the fingerprint allgather of SV_CHECK_GLOBAL failed: " + world.device->error();
-        return r;
+      for (size_t f = 0; f < count; ++f) {
+        const Matched& m = ms[first + f];
+        mine[i * count + f] = fingerprintOf(*m.ops[i].bucket, m.seq, m.calls);
       }
+      sends[i] = &mine[i * count];
+      recvs[i] = &all[i * W * count];
     }
-  } else {
-    SVCHECK(world.transport->allGather(sends, recvs, sizeof(Fingerprint)));
+    const size_t bytes = count * sizeof(Fingerprint);
+    if (world.device != nullptr) {
+      for (size_t i = 0; i < L; ++i) {
+        const svResult_t r = world.device->hostAllGather(
+            reinterpret_cast<cudaStream_t>(ms[first].ops[i].stream), sends[i], recvs[i], bytes);
+        if (r != svSuccess) {
+          *why = "the fingerprint allgather of SV_CHECK_GLOBAL failed: " + world.device->error();
+          return r;
+        }
+      }
+    } else {
+      SVCHECK(world.transport->allGather(sends, recvs, bytes));
+    }
+    std::vector<Fingerprint> byRank(W);
+    for (size_t f = 0; f < count; ++f) {
+      *bad = first + f;
+      for (int r = 0; r < W; ++r) byRank[r] = all[r * count + f];
+      *why = mismatchText(ms[first + f].index, byRank);
+      if (!why->empty()) return svMismatch;
+    }
   }
-  *why = mismatchText(m.index, std::vector<Fingerprint>(all.begin(), all.begin() + W));
-  return why->empty() ? svSuccess : svMismatch;
+  return svSuccess;
+}
+
+// checkGlobal for every world of the group that checks calls (matched is contiguous by world).
+svResult_t checkWorlds(const std::vector<Matched>& matched, size_t* bad, std::string* why) {
+  for (size_t from = 0, to = 0; from < matched.size(); from = to) {
+    const World* world = matched[from].ops[0].bucket->comm->world.get();
+    to = from + 1;
+    while (to < matched.size() && matched[to].ops[0].bucket->comm->world.get() == world) ++to;
+    if (world->checkCalls) SVCHECK(checkGlobal(matched, from, to, bad, why));
+  }
+  return svSuccess;
 }
 
 // Adaptive K: G from every rank's squared norm (summed in rank order by the transport), then
@@ -599,16 +627,14 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
     setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
     return r;
   };
-  for (const Matched& m : matched) {
-    if (!m.ops[0].bucket->comm->world->checkCalls) continue;
-    std::string why;
-    const svResult_t r = checkGlobal(m, &why);
-    if (r != svSuccess) return failed(m, r, why);
-  }
+  size_t bad = 0;
+  std::string why;
+  if (const svResult_t r = checkWorlds(matched, &bad, &why); r != svSuccess)
+    return failed(matched[bad], r, why);
   for (const Matched& m : matched) {
     std::vector<CudaOp> cops;
     for (const Op& op : m.ops) cops.push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
-    std::string why;
+    why.clear();
     const svResult_t r =
         cudaRunMatched(cops, m.seq, *m.ops[0].bucket->comm->world->device, &why);
     if (r != svSuccess) return failed(m, r, "enqueuing it failed: " + why);
@@ -677,9 +703,7 @@ svResult_t matchGroup(const std::vector<Op>& ops, std::vector<Matched>* matched)
 
 // One matched exchange of the host backend into the workspaces, with its verdict.
 svResult_t runHost(Matched& m, std::string* why) {
-  World* world = m.ops[0].bucket->comm->world.get();
-  Transport& t = *world->transport;
-  if (world->checkCalls) SVCHECK(checkGlobal(m, why));
+  Transport& t = *m.ops[0].bucket->comm->world->transport;
   if (m.ops[0].bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE) SVCHECK(planAdaptive(m, t));
   SVCHECK(runMatched(m.ops, m.plan, t, m.seq, &m.outcome, why));
   m.scratch.size(m.plan);
@@ -697,10 +721,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
   std::vector<Matched> matched;
   SVCHECK(matchGroup(ops, &matched));
   if (ops[0].bucket->comm->config.backend == SV_BACKEND_CUDA) return runGroupCuda(ops, matched);
-  for (Matched& m : matched) {
-    std::string why;
-    const svResult_t r = runHost(m, &why);
-    if (r == svSuccess) continue;
+  auto failed = [&](const Matched& m, svResult_t r, std::string why) {
     const Transport& t = *m.ops[0].bucket->comm->world->transport;
     if (why.empty()) why = "the transport failed: " + t.error();
     std::string text = "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
@@ -711,6 +732,14 @@ svResult_t runGroup(std::vector<Op>& ops) {
     }
     setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
     return r;
+  };
+  size_t bad = 0;
+  std::string why;
+  if (const svResult_t r = checkWorlds(matched, &bad, &why); r != svSuccess)
+    return failed(matched[bad], r, why);
+  for (Matched& m : matched) {
+    why.clear();
+    if (const svResult_t r = runHost(m, &why); r != svSuccess) return failed(m, r, why);
   }
   for (Matched& m : matched) {
     for (const Op& op : m.ops) {

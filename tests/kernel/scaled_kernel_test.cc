@@ -85,7 +85,8 @@ TEST(ScaledKernel, CompressMatchesTheHost) {
       Compressed got;
       ASSERT_TRUE(compressOnDevice(g, e, policy, &got));
       for (uint64_t i = 0; i < n; ++i)
-        ASSERT_TRUE(svtest::sameBitsOrNaN(got.p[i], p[i])) << i << ": " << got.p[i] << " vs " << p[i];
+        ASSERT_TRUE(svtest::sameBitsOrNaN(got.p[i], p[i]))
+            << i << ": " << got.p[i] << " vs " << p[i];
       EXPECT_EQ(got.planes, planes);
       EXPECT_EQ(got.nans != 0, nan);
       EXPECT_EQ(got.info.entries, 0u);
@@ -162,7 +163,7 @@ TEST(ScaledKernel, RecordChecksMeanAndCommitMatchTheHost) {
       flags.upload(std::vector<uint32_t>(W, 0));
       dp.upload(p0);
       k::RecordInfo own{};
-      own.aux = static_cast<uint32_t>(reinterpret_cast<const ref::WireHeader*>(records.data())->aux);
+      own.aux = reinterpret_cast<const ref::WireHeader*>(records.data())->aux;
       info.upload({own});
       size_t bytes = 0;
       CUDA_OK(k::checkScaledRecords(nullptr, &bytes, nullptr, stride, W, n, nullptr, nullptr));

@@ -126,6 +126,60 @@ TEST(Gloo, MismatchedCallsFailOnEveryRankNamingTheRankAndField) {
   }
 }
 
+// SV_CHECK_GLOBAL checks a group with one allgather for its first exchange and one for the
+// rest: a difference in the third of four buckets is still named, on every rank, and none of
+// the four has any effect.
+TEST(Gloo, MismatchLateInAGroupIsNamedAndNothingRuns) {
+  const uint64_t seed = testSeed();
+  Ranks ranks(3, glooConfig(20000), [&](const Ranks::Child& ch) {
+    std::mt19937_64 rng(seed + ch.rank);
+    const size_t n = 300;
+    std::vector<svBucket_t> b(4);
+    std::vector<std::vector<float>> before(4), out(4, std::vector<float>(n, 7.0f));
+    std::vector<std::vector<unsigned char>> ws(4);
+    const std::vector<float> g = normal(n, rng);
+    for (int j = 0; j < 4; ++j) {
+      svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+      cfg.k = (ch.rank == 1 && j == 2) ? 31 : 30;
+      svBucketCreate(&b[j], ch.comm, &cfg);
+      before[j] = normal(n, rng);
+      svBucketSetResidual(b[j], before[j].data());
+      size_t bytes = 0;
+      svExchange(b[j], nullptr, nullptr, nullptr, &bytes, nullptr);
+      ws[j].resize(bytes);
+    }
+    svGroupStart();
+    for (int j = 0; j < 4; ++j) {
+      size_t bytes = ws[j].size();
+      svExchange(b[j], g.data(), out[j].data(), ws[j].data(), &bytes, nullptr);
+    }
+    Report rep;
+    rep.put(static_cast<int>(svGroupEnd()));
+    rep.put(std::string(svGetLastError(ch.comm)));
+    bool untouched = true;
+    for (int j = 0; j < 4; ++j) {
+      std::vector<float> residual(n);
+      svBucketGetResidual(b[j], residual.data());
+      untouched = untouched && residual == before[j] &&
+                  std::all_of(out[j].begin(), out[j].end(), [](float x) { return x == 7.0f; });
+      svBucketDestroy(b[j]);
+    }
+    uint64_t seq = 99;
+    svCommGetSequence(ch.comm, &seq);
+    rep.put(untouched && seq == 0);
+    return rep.bytes;
+  });
+  for (const auto& res : ranks.join(60)) {
+    ASSERT_TRUE(res.exited && res.status == 0) << res.report;
+    Reader rd{res.report};
+    EXPECT_EQ(rd.get<int>(), svMismatch);
+    const std::string text = rd.text();
+    EXPECT_TRUE(
+        mentions(text, "exchange #2 of rank 1 differs from rank 0's in field k (31 vs 30)"));
+    EXPECT_TRUE(rd.get<bool>()) << "an exchange of the group had an effect";
+  }
+}
+
 TEST(Gloo, NaNOnOneRankFailsOnEveryRankWithNoEffect) {
   for (const Outcome& o : oneExchange(4, [](int r, svBucketConfig_t&, std::vector<float>& g,
                                             int&) {
