@@ -255,15 +255,16 @@ typedef enum {
 
 /* Whether the ranks' calls are matched before each exchange. A loopback world sees every
  * rank's call and always matches them (svMismatch, see svGroupStart). Ranks in different
- * processes cannot see each other's arguments: with SV_CHECK_GLOBAL each exchange first
- * allgathers a fixed-size fingerprint of every rank's call (its position in the group and the
+ * processes cannot see each other's arguments: with SV_CHECK_GLOBAL a group first allgathers
+ * a fixed-size fingerprint of every rank's call (its position in the group and the
  * group's number of calls, sequence number, scheme, datatype, count, K, format, vote, rho,
  * momentum, adaptive-K settings and state, downK, period, the bucket's exchange count,
  * nonFinite policy) and every rank returns svMismatch, with no effect, naming the first rank
- * that differs from rank 0 and the first differing field. SV_CHECK_NONE skips that
- * (one small allgather fewer per exchange); calls that differ then are undefined: message
- * headers still catch a differing sequence number, scheme, count or K when the message sizes
- * agree, otherwise the exchange fails (svRemoteError) or waits until svTimeout. */
+ * that differs from rank 0 and the first differing field: one allgather for the group's first
+ * call, one for all its others. SV_CHECK_NONE skips that (two small allgathers fewer per
+ * group); calls that differ then are undefined: message headers still catch a differing
+ * sequence number, scheme, count or K when the message sizes agree, otherwise the exchange
+ * fails (svRemoteError) or waits until svTimeout. */
 typedef enum {
   SV_CHECK_DEFAULT = 0, /* SIGNVOTE_CHECK from the environment ("global" or "none"), else global */
   SV_CHECK_NONE = 1,
@@ -341,8 +342,9 @@ svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* stor
  * their initialisation has completed (ncclCommGetAsyncError gives ncclSuccess; before that
  * NCCL cannot report its size and this call returns svInvalidArgument): ncclInProgress from
  * an exchange's NCCL calls is waited out (up to timeoutMs) before the next one.
- * Checks: SV_CHECK_GLOBAL (the default) allgathers each exchange's fingerprint and waits for
- * it on the host before anything of the group is enqueued: a host round trip per group, and
+ * Checks: SV_CHECK_GLOBAL (the default) allgathers the group's fingerprints and waits for
+ * them on the host before anything of the group is enqueued: two host round trips per group
+ * at most (one when it holds one exchange), and
  * refused (svInvalidUsage) while the stream is being captured. SV_CHECK_NONE keeps the
  * exchange fully stream-ordered and capturable; calls that differ then behave as NCCL
  * collectives that differ (the device still checks every message header).
