@@ -611,21 +611,29 @@ bool breaksComm(svResult_t r) {
          r == svRemoteError || r == svTimeout;
 }
 
+// A failed group: every call of it gets the error text naming the exchange, and a failure
+// that leaves the ranks out of step breaks the communicators (`broken` then ends the text).
+svResult_t failGroup(const std::vector<Op>& ops, const Matched& m, svResult_t r,
+                     const char* what, const std::string& why, const char* broken) {
+  std::string text = std::string(what) + " (bucket count = " +
+                     std::to_string(m.ops[0].bucket->plan.n) + ", seq = " +
+                     std::to_string(m.seq) + "): " + why;
+  if (breaksComm(r)) {
+    breakComms(ops, r, text.c_str());
+    text += broken;
+  }
+  setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
+  return r;
+}
+
 // SV_BACKEND_CUDA: enqueue every matched exchange; the device decides and gates the commits
 // (cuda_backend.h). SV_CHECK_GLOBAL compares every exchange of the group before any is
 // enqueued, so a mismatch has no effect. A failed launch leaves the group partly enqueued, so
 // every communicator of the group is broken (NCCL's rule for CUDA errors).
 svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& matched) {
   auto failed = [&](const Matched& m, svResult_t r, const std::string& why) {
-    std::string text = "svGroupEnd: the CUDA exchange (bucket count = " +
-                       std::to_string(m.ops[0].bucket->plan.n) + ", seq = " +
-                       std::to_string(m.seq) + "): " + why;
-    if (breaksComm(r)) {
-      breakComms(ops, r, text.c_str());
-      text += "; the communicators are broken, destroy them";
-    }
-    setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
-    return r;
+    return failGroup(ops, m, r, "svGroupEnd: the CUDA exchange", why,
+                     "; the communicators are broken, destroy them");
   };
   size_t bad = 0;
   std::string why;
@@ -721,17 +729,11 @@ svResult_t runGroup(std::vector<Op>& ops) {
   std::vector<Matched> matched;
   SVCHECK(matchGroup(ops, &matched));
   if (ops[0].bucket->comm->config.backend == SV_BACKEND_CUDA) return runGroupCuda(ops, matched);
-  auto failed = [&](const Matched& m, svResult_t r, std::string why) {
+  auto failed = [&](const Matched& m, svResult_t r, const std::string& why) {
     const Transport& t = *m.ops[0].bucket->comm->world->transport;
-    if (why.empty()) why = "the transport failed: " + t.error();
-    std::string text = "svExchange (bucket count = " + std::to_string(m.ops[0].bucket->plan.n) +
-                       ", seq = " + std::to_string(m.seq) + "): " + why;
-    if (breaksComm(r)) {
-      breakComms(ops, r, text.c_str());
-      text += "; the communicator is broken, destroy it";
-    }
-    setGroupError(ops, text + " [" + svGetErrorString(r) + "]");
-    return r;
+    return failGroup(ops, m, r, "svExchange",
+                     why.empty() ? "the transport failed: " + t.error() : why,
+                     "; the communicator is broken, destroy it");
   };
   size_t bad = 0;
   std::string why;
