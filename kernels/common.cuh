@@ -17,7 +17,17 @@
     if (sv_cuda_res_ != cudaSuccess) return sv_cuda_res_; \
   } while (0)
 
+// A grid-stride loop over [0, n) in the launch's x dimension.
+#define SV_GRID_STRIDE(i, n)                                                  \
+  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n); \
+       i += uint64_t{gridDim.x} * blockDim.x)
+
 namespace signvote::kernels::detail {
+
+// XOR as a CUB reduction operator (the order-free checksum terms of reference/mix.h).
+struct XorOp {
+  __device__ uint64_t operator()(uint64_t a, uint64_t b) const { return a ^ b; }
+};
 
 constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
 constexpr uint32_t kInfKey = 0x7F800000u;

@@ -1,5 +1,6 @@
 // GPU test helpers: skip without a device (fail instead under SIGNVOTE_REQUIRE_GPU=1, which the
-// GPU lane sets), device buffers with a chosen misalignment, and a CUDA check for tests.
+// GPU lane sets), device buffers with a chosen misalignment, a CUDA check for tests, and the
+// special values the kernel suites plant in random inputs.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -7,6 +8,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,17 @@ inline bool gpuRequired() {
 inline size_t gpuFreeBytes() {
   size_t freeBytes = 0, total = 0;
   return cudaMemGetInfo(&freeBytes, &total) == cudaSuccess ? freeBytes : 0;
+}
+
+// g with +-0.0, +-inf, +-NaN and the smallest subnormal at random positions (when not empty).
+inline std::vector<float> withSpecials(std::vector<float> g, std::mt19937_64& rng) {
+  if (g.empty()) return g;
+  std::uniform_int_distribution<size_t> at(0, g.size() - 1);
+  using L = std::numeric_limits<float>;
+  for (float s : {0.0f, -0.0f, L::infinity(), -L::infinity(), L::quiet_NaN(), -L::quiet_NaN(),
+                  L::denorm_min()})
+    g[at(rng)] = s;
+  return g;
 }
 
 }  // namespace svtest

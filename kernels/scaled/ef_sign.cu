@@ -24,9 +24,7 @@ constexpr unsigned kThreads = 256;
 constexpr unsigned kPerThread = logic::kTreeTile / kThreads;  // 8
 static_assert(kPerThread == 8, "the register tree below sums 8 values");
 
-struct XorOp {
-  __device__ uint64_t operator()(uint64_t a, uint64_t b) const { return a ^ b; }
-};
+using detail::XorOp;
 
 __device__ __forceinline__ float sum8(const float (&v)[8]) {
   return __fadd_rn(__fadd_rn(__fadd_rn(v[0], v[1]), __fadd_rn(v[2], v[3])),
@@ -108,8 +106,7 @@ __global__ void __launch_bounds__(kThreads)
   const auto* planes = reinterpret_cast<const uint64_t*>(records + s * stride + 64);
   uint64_t terms = 0;
   bool bad = false;
-  for (uint64_t w = uint64_t{blockIdx.x} * kThreads + threadIdx.x; w < words;
-       w += uint64_t{gridDim.x} * kThreads) {
+  SV_GRID_STRIDE(w, words) {
     const uint64_t nz = planes[w], neg = planes[words + w];
     bad |= !logic::scaledWordOk(nz, neg, w, n);
     terms ^= ref::checksumTerm(nz, w) ^ ref::checksumTerm(neg, words + w);
@@ -143,8 +140,7 @@ __global__ void __launch_bounds__(kThreads)
                float* out, const uint32_t* gate) {
   if (gate && *gate) return;
   const float w = static_cast<float>(nranks);
-  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
-       i += uint64_t{gridDim.x} * kThreads) {
+  SV_GRID_STRIDE(i, n) {
     const uint64_t bit = uint64_t{1} << (i & 63);
     float sum = 0.0f;
     for (int s = 0; s < nranks; ++s) {
@@ -163,9 +159,7 @@ __global__ void __launch_bounds__(kThreads)
                  const uint32_t* gate) {
   if (gate && *gate) return;
   const float scale = __uint_as_float(static_cast<uint32_t>(info->aux));
-  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
-       i += uint64_t{gridDim.x} * kThreads)
-    e[i] = __fsub_rn(p[i], logic::efSignValue(p[i], scale));
+  SV_GRID_STRIDE(i, n) e[i] = __fsub_rn(p[i], logic::efSignValue(p[i], scale));
 }
 
 // Floats of one ping-pong buffer (at least one, so that the scratch is never empty).

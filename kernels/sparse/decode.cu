@@ -33,9 +33,7 @@ struct RecordView {
   }
 };
 
-struct XorOp {
-  __device__ uint64_t operator()(uint64_t a, uint64_t b) const { return a ^ b; }
-};
+using detail::XorOp;
 
 // grid (tiles, W): popcount of each tile of upper-bits words.
 __global__ void __launch_bounds__(kThreads)

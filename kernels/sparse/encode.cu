@@ -21,9 +21,7 @@ struct NonZeroAt {
   __device__ bool operator()(uint32_t index) const { return acc[index] != 0.0f; }
 };
 
-struct XorOp {
-  __device__ uint64_t operator()(uint64_t a, uint64_t b) const { return a ^ b; }
-};
+using detail::XorOp;
 
 __global__ void __launch_bounds__(kThreads)
     buildWordsKernel(Layout s, const float* acc, const uint32_t* entries, uint64_t* payload,

@@ -12,10 +12,6 @@ using detail::isNaN;
 
 constexpr unsigned kThreads = 256;
 
-#define SV_GRID_STRIDE(i, n)                                                         \
-  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n);        \
-       i += uint64_t{gridDim.x} * blockDim.x)
-
 __device__ __forceinline__ bool closed(const uint32_t* gate) { return gate && *gate != 0; }
 
 template <class T>

@@ -71,8 +71,7 @@ __global__ void __launch_bounds__(kThreads)
     signumKernel(const float* g, const float* m, float beta, uint64_t n, bool ignoreNaN,
                  float* mNew) {
   const float omb = 1.0f - beta;
-  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n;
-       i += uint64_t{gridDim.x} * kThreads) {
+  SV_GRID_STRIDE(i, n) {
     // The host's rounding: the product (1 - beta) * g first, then one fma.
     float v = fmaf(beta, m[i], __fmul_rn(omb, g[i]));
     if (ignoreNaN && isNaN(v)) v = 0.0f;

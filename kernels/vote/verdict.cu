@@ -7,10 +7,6 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
-#define SV_GRID_STRIDE(i, n)                                                  \
-  for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n); \
-       i += uint64_t{gridDim.x} * blockDim.x)
-
 __global__ void decideKernel(const uint32_t* verdicts, int nranks, const uint32_t* flags,
                              int nflags, bool propagate, uint32_t* sticky, uint32_t* gate,
                              uint32_t* nanOut) {

@@ -4,7 +4,6 @@
 // pointers, +-0, +-inf, NaN and subnormals.
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "common.h"
 #include "gpu.h"
@@ -17,20 +16,10 @@ namespace {
 namespace ref = signvote::ref;
 namespace k = signvote::kernels;
 using svtest::DeviceArray;
+using svtest::withSpecials;
 
 const uint64_t kSizes[] = {0,    1,    31,   32,   33,   63,    64,     65,     2047,
                            2048, 2049, 4097, 7919, 65537, 4194305, 4196353};
-
-std::vector<float> withSpecials(std::vector<float> g, std::mt19937_64& rng) {
-  if (g.empty()) return g;
-  std::uniform_int_distribution<size_t> at(0, g.size() - 1);
-  for (float s : {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
-                  -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
-                  -std::numeric_limits<float>::quiet_NaN(),
-                  std::numeric_limits<float>::denorm_min()})
-    g[at(rng)] = s;
-  return g;
-}
 
 struct Compressed {
   std::vector<float> p;

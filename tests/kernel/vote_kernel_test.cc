@@ -14,20 +14,11 @@ namespace {
 namespace ref = signvote::ref;
 namespace k = signvote::kernels;
 using svtest::DeviceArray;
+using svtest::withSpecials;
 
 const uint64_t kSizes[] = {0, 1, 31, 32, 33, 63, 64, 65, 127, 1000, 4097, 7919, 65537};
 
 uint64_t chunkWordsFor(uint64_t n, int W) { return ((n + 63) / 64 + W - 1) / W; }
-
-std::vector<float> withSpecials(std::vector<float> g, std::mt19937_64& rng) {
-  if (g.empty()) return g;
-  std::uniform_int_distribution<size_t> at(0, g.size() - 1);
-  for (float s : {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
-                  -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
-                  -std::numeric_limits<float>::quiet_NaN()})
-    g[at(rng)] = s;
-  return g;
-}
 
 TEST(VoteKernel, PackSignsMatchesTheHost) {
   SV_REQUIRE_GPU();
