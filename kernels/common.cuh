@@ -42,6 +42,12 @@ inline unsigned gridFor(uint64_t n, unsigned threads, unsigned maxBlocks = 4096)
   return static_cast<unsigned>(need < 1 ? 1 : need > maxBlocks ? maxBlocks : need);
 }
 
+// One 64-bit plane word from a warp holding elements 64w + lane (lo) and 64w + 32 + lane (hi):
+// bit e % 64 is element e's predicate, the host's bit order.
+__device__ __forceinline__ uint64_t ballot64(bool lo, bool hi) {
+  return __ballot_sync(~0u, lo) | uint64_t{__ballot_sync(~0u, hi)} << 32;
+}
+
 // The launch status of the last kernel launched from this thread.
 inline cudaError_t launched() { return cudaGetLastError(); }
 

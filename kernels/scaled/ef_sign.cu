@@ -55,10 +55,8 @@ __global__ void __launch_bounds__(kThreads)
         p[i] = v[h];
       }
     }
-    const uint64_t nz = __ballot_sync(~0u, v[0] != 0.0f) |
-                        uint64_t{__ballot_sync(~0u, v[1] != 0.0f)} << 32;
-    const uint64_t neg = __ballot_sync(~0u, v[0] < 0.0f) |
-                         uint64_t{__ballot_sync(~0u, v[1] < 0.0f)} << 32;
+    const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
+    const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
     if (lane == 0) {
       planes[w] = nz;
       planes[words + w] = neg;
