@@ -98,6 +98,41 @@ cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayou
                            const void* records, size_t stride, int nranks, int32_t* votes,
                            uint32_t* flags, cudaStream_t stream);
 
+// ---- sparse values: topk_ef's and dgs's records (kernels/sparse/values.cu, decode.cu) ------
+
+// ref::topkEfAccumulateSelect before its selection: uNew = fma(momentum, u, g) when momentum
+// != 0 (u and uNew then non-null), vNew = v + uNew (v + g without momentum), each NaN becoming
+// +0.0 under SV_NONFINITE_IGNORE and left in place otherwise. accumulateTopK in place on vNew
+// then selects and counts the NaN (a NaN in uNew always makes vNew NaN, so that count is the
+// host's verdict). uNew and vNew may not alias u or v (the state commits later, gated).
+cudaError_t topkEfAccumulate(const float* g, const float* u, const float* v, float momentum,
+                             uint64_t n, svNonFinitePolicy_t policy, float* uNew, float* vNew,
+                             cudaStream_t stream);
+
+// ref::encodeValues, same bits: values[0..ceil(k/2)) from acc at entries[0..info->entries)
+// (encodeSparse fills both earlier on the stream); every word is written, padding zero. The
+// words' checksum terms, at payload positions firstWord + w, are XORed into info->checksumXor.
+cudaError_t encodeValues(const float* acc, const uint32_t* entries, uint64_t k,
+                         uint64_t firstWord, uint64_t* values, RecordInfo* info,
+                         cudaStream_t stream);
+
+// For the W sparse-values records at records + s*stride (header, sparse payload, then
+// ceil(K/2) value words): flags[s] (caller-zeroed) |= kRecordChecksum when the checksum over
+// payload and values differs from the header's, kRecordMalformed for what
+// ref::sparseValuesValid refuses (the decode rules, a zero value or one whose sign is not its
+// entry's, non-zero padding). Then sums[0..n) = +0.0 and, record after record in rank order,
+// every record whose flags stayed zero adds its values, sums[index] = sums[index] + value in
+// float32: ref::addSparseValues' bits. A failed record adds nothing.
+cudaError_t sumSparseValues(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
+                            const void* records, size_t stride, int nranks, float* sums,
+                            uint32_t* flags, cudaStream_t stream);
+
+// dst[sel[j]] = src[sel[j]] for j < k (sel in range); with zeroOthers every other element of
+// dst[0..n) becomes +0.0 (dgs's downlink output; without it, SAMomentum's commit of the sent
+// coordinates after divideGated). Gated.
+cudaError_t copySelected(const float* src, const uint32_t* sel, uint64_t k, uint64_t n,
+                         bool zeroOthers, float* dst, const uint32_t* gate, cudaStream_t stream);
+
 // ---- ef_sign's scaled signs (kernels/scaled) -------------------------------------------------
 
 // ref::efSignCompress, same bits: p = g + e (NaN as +0.0 under IGNORE, else counted into

@@ -151,6 +151,35 @@ SV_HD inline bool paddingOk(const Layout& s, uint64_t entries, uint64_t w, uint6
   return (word & mask) == 0;
 }
 
+// ---- sparse values (topk_ef, dgs): the float32 array after the sparse payload ----
+
+// Entry j's float32 bits: bits 32*(j%2) .. 32*(j%2)+31 of word j/2 (ref::encodeValues).
+SV_HD inline uint32_t valueBits(const uint64_t* values, uint64_t j) {
+  return static_cast<uint32_t>(values[j >> 1] >> (32 * (j & 1)));
+}
+
+// Values word vw of a record with m entries; bits(j) gives entry j's float32 bits.
+template <class Bits>
+SV_HD uint64_t valuesWord(uint64_t vw, uint64_t m, Bits bits) {
+  uint64_t word = 0;
+  for (uint64_t j = 2 * vw; j < 2 * vw + 2 && j < m; ++j)
+    word |= uint64_t{bits(j)} << (32 * (j & 1));
+  return word;
+}
+
+// ref::sparseValuesValid's rule for one sent value: a non-zero magnitude with its entry's sign.
+SV_HD inline bool valueAgrees(uint32_t bits, bool negative) {
+  return (bits & 0x7FFFFFFFu) != 0 && ((bits >> 31) != 0) == negative;
+}
+
+// ref::sparseValuesValid's padding rule for values word vw: the slots at or past `entries`
+// hold zero bits.
+SV_HD inline bool valuesPaddingOk(uint64_t vw, uint64_t entries, uint64_t word) {
+  if (2 * vw >= entries) return word == 0;
+  if (2 * vw + 1 >= entries) return (word >> 32) == 0;
+  return true;
+}
+
 // ---- votes over bit-planes (kernels/vote) ----
 
 constexpr int kCounterBits = 13;  // counts up to SV_MAX_RANKS = 4096

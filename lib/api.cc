@@ -221,8 +221,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                   call, c.kWindow);
   }
   if (comm->config.backend == SV_BACKEND_CUDA &&
-      (c.scheme == SV_SCHEME_TOPK_EF || c.scheme == SV_SCHEME_DGS || c.scheme == SV_SCHEME_LIEC ||
-       c.adaptiveK != SV_ADAPTIVE_K_NONE))
+      (c.scheme == SV_SCHEME_LIEC || c.adaptiveK != SV_ADAPTIVE_K_NONE))
     return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
                 "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
                 c.adaptiveK != SV_ADAPTIVE_K_NONE ? " with adaptive K" : "");

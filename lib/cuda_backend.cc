@@ -74,7 +74,7 @@ void cudaDestroyComm(svComm* c) {
 
 svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
   CudaScratch s;
-  if (p.scheme == SV_SCHEME_S3GD_MV) {
+  if (p.selects) {  // the scratch depends on n only, so dgs's downlink selection shares it
     if (k::accumulateTopK(nullptr, &s.topk, nullptr, nullptr, 1.0f, p.n, p.k, SV_NONFINITE_ERROR,
                           nullptr, nullptr, nullptr, nullptr) != cudaSuccess)
       return svUnhandledCudaError;
@@ -88,11 +88,16 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
       return svUnhandledCudaError;
     s.recordInfo = sizeof(k::RecordInfo);
   }
-  if (p.format == SV_FORMAT_SPARSE) {
+  if (p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SPARSE_VALUES) {
+    const cudaError_t decode =
+        p.format == SV_FORMAT_SPARSE
+            ? k::addSparseVotes(nullptr, &s.decode, p.sparse, nullptr, p.recordBytes, p.nranks,
+                                nullptr, nullptr, nullptr)
+            : k::sumSparseValues(nullptr, &s.decode, p.sparse, nullptr, p.recordBytes,
+                                 p.nranks, nullptr, nullptr, nullptr);
     if (k::encodeSparse(nullptr, &s.encode, p.sparse, nullptr, nullptr, nullptr, nullptr,
                         nullptr, nullptr) != cudaSuccess ||
-        k::addSparseVotes(nullptr, &s.decode, p.sparse, nullptr, p.sparse.recordBytes(),
-                          p.nranks, nullptr, nullptr, nullptr) != cudaSuccess)
+        decode != cudaSuccess)
       return svUnhandledCudaError;
     s.recordInfo = sizeof(k::RecordInfo);
   }
@@ -232,30 +237,43 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     const auto* g = static_cast<const float*>(op.send);
     const ref::WireHeader tmpl = headerTemplate(p, ranks.ranks[i], seq);
     size_t bytes = 0;
-    if (p.scheme == SV_SCHEME_S3GD_MV) {
+    if (p.selects) {
       auto* status = at<k::TopKStatus>(op, L.topkStatus);
+      float* acc = at<float>(op, L.acc);
+      uint32_t* sel = at<uint32_t>(op, L.sel);
+      float* state = op.bucket->deviceResidual;
       bytes = L.topkTemp.bytes;
-      SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, g,
-                                  op.bucket->deviceResidual, op.bucket->config.rho, p.n, p.k,
-                                  policy, at<float>(op, L.acc), at<uint32_t>(op, L.sel), status,
-                                  s));
-      if (p.format == SV_FORMAT_SPARSE) {
+      if (p.scheme == SV_SCHEME_TOPK_EF) {  // v + fma(momentum, u, g), then its top-K in place
+        const bool withU = p.momentum != 0.0f;
+        SV_LAUNCH(k::topkEfAccumulate(g, withU ? state + p.n : nullptr, state, p.momentum, p.n,
+                                      policy, withU ? at<float>(op, L.accU) : nullptr, acc, s));
+        SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, acc, nullptr, 1.0f, p.n,
+                                    p.k, policy, acc, sel, status, s));
+      } else {  // s3gd_mv's a = fma(rho, a, g); dgs's SAMomentum u = fma(m, u, g)
+        const float rho = p.scheme == SV_SCHEME_DGS ? p.momentum : op.bucket->config.rho;
+        SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, g, state, rho, p.n, p.k,
+                                    policy, acc, sel, status, s));
+      }
+      if (p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SPARSE_VALUES) {
         char* record = at<char>(op, L.record);
         auto* info = at<k::RecordInfo>(op, L.recordInfo);
+        auto* payload = reinterpret_cast<uint64_t*>(record + kHeaderBytes);
+        uint32_t* entries = at<uint32_t>(op, L.entries);
         bytes = L.encTemp.bytes;
-        SV_LAUNCH(k::encodeSparse(at<void>(op, L.encTemp), &bytes, p.sparse,
-                                  at<float>(op, L.acc), at<uint32_t>(op, L.sel),
-                                  at<uint32_t>(op, L.entries),
-                                  reinterpret_cast<uint64_t*>(record + kHeaderBytes), info, s));
-        SV_LAUNCH(k::writeHeader(tmpl, info, p.sparse.payloadWords(), &status->nanCount, record,
-                                 s));
+        SV_LAUNCH(k::encodeSparse(at<void>(op, L.encTemp), &bytes, p.sparse, acc, sel, entries,
+                                  payload, info, s));
+        if (p.format == SV_FORMAT_SPARSE_VALUES)
+          SV_LAUNCH(k::encodeValues(acc, entries, p.k, p.sparse.payloadWords(),
+                                    payload + p.sparse.payloadWords(), info, s));
+        SV_LAUNCH(k::writeHeader(tmpl, info, (p.recordBytes - kHeaderBytes) / 8,
+                                 &status->nanCount, record, s));
       } else {
         if (p.format == SV_FORMAT_COUNTS)
-          SV_LAUNCH(k::s3gdTernary(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
-                                   p.chunk * W, p.countBytes, at<void>(op, L.countsSend), s));
+          SV_LAUNCH(k::s3gdTernary(acc, sel, p.k, p.chunk * W, p.countBytes,
+                                   at<void>(op, L.countsSend), s));
         else
-          SV_LAUNCH(k::s3gdPlanes(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k,
-                                  p.chunkWords, W, at<uint64_t>(op, L.planesSend), s));
+          SV_LAUNCH(k::s3gdPlanes(acc, sel, p.k, p.chunkWords, W,
+                                  at<uint64_t>(op, L.planesSend), s));
         SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, &status->nanCount, at<void>(op, L.header), s));
       }
     } else if (p.format == SV_FORMAT_SCALED_SIGNS) {
@@ -288,7 +306,8 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
   SV_WIRE(t.barrier(ranks));
 
   // Step 2: the wire, with the owners' steps in between.
-  const bool records = p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS;
+  const bool records = p.format == SV_FORMAT_SPARSE || p.format == SV_FORMAT_SCALED_SIGNS ||
+                       p.format == SV_FORMAT_SPARSE_VALUES;
   if (records) {
     collect(L.record, L.records);
     SV_WIRE(t.allGather(ranks, sends, recvs, p.recordBytes));
@@ -351,6 +370,9 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
       SV_LAUNCH(cudaMemsetAsync(at<int32_t>(op, L.votes), 0, p.n * 4, s));
       SV_LAUNCH(k::addSparseVotes(at<void>(op, L.decTemp), &bytes, p.sparse, base, stride, W,
                                   at<int32_t>(op, L.votes), c.flags, s));
+    } else if (p.format == SV_FORMAT_SPARSE_VALUES) {
+      SV_LAUNCH(k::sumSparseValues(at<void>(op, L.decTemp), &bytes, p.sparse, base, stride, W,
+                                   at<float>(op, L.votes), c.flags, s));
     } else if (p.format == SV_FORMAT_SCALED_SIGNS) {
       SV_LAUNCH(k::checkScaledRecords(at<void>(op, L.decTemp), &bytes, base, stride, W, p.n,
                                       c.flags, s));
@@ -358,19 +380,48 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     SV_LAUNCH(k::decideVerdict(c.verdicts, W, c.flags, W + 2, policy, op.bucket->comm->sticky,
                                c.gate, c.nanOut, s));
     auto* out = static_cast<float*>(op.recv);
-    if (p.scheme == SV_SCHEME_S3GD_MV)
-      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n,
-                              op.bucket->deviceResidual, c.gate, s));
-    else if (p.scheme == SV_SCHEME_EF_SIGN)
-      SV_LAUNCH(k::efSignCommit(at<float>(op, L.acc), at<k::RecordInfo>(op, L.recordInfo), p.n,
-                                op.bucket->deviceResidual, c.gate, s));
-    else if (p.momentum != 0.0f)  // Signum's m: s3gdCommit with K = 0 is the gated copy
-      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), nullptr, 0, p.n, op.bucket->deviceResidual,
+    float* state = op.bucket->deviceResidual;
+    if (p.scheme == SV_SCHEME_DGS) {  // SAMomentum: u / m, the sent coordinates keep u
+      SV_LAUNCH(k::divideGated(at<float>(op, L.acc), p.n, p.momentum, state, c.gate, s));
+      SV_LAUNCH(k::copySelected(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, false,
+                                state, c.gate, s));
+    } else if (p.selects) {  // s3gd's a, topk_ef's v (and u): +0.0 at the selection
+      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), at<uint32_t>(op, L.sel), p.k, p.n, state,
                               c.gate, s));
+      if (p.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f)
+        SV_LAUNCH(k::s3gdCommit(at<float>(op, L.accU), at<uint32_t>(op, L.sel), p.k, p.n,
+                                state + p.n, c.gate, s));
+    } else if (p.scheme == SV_SCHEME_EF_SIGN)
+      SV_LAUNCH(k::efSignCommit(at<float>(op, L.acc), at<k::RecordInfo>(op, L.recordInfo), p.n,
+                                state, c.gate, s));
+    else if (p.momentum != 0.0f)  // Signum's m: s3gdCommit with K = 0 is the gated copy
+      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.acc), nullptr, 0, p.n, state, c.gate, s));
     switch (p.format) {
       case SV_FORMAT_SPARSE:
         SV_LAUNCH(k::votesToOutput(at<int32_t>(op, L.votes), p.n, out, c.gate, s));
         break;
+      case SV_FORMAT_SPARSE_VALUES: {
+        float* sums = at<float>(op, L.votes);
+        if (p.downK == 0) {
+          SV_LAUNCH(k::divideGated(sums, p.n, static_cast<float>(W), out, c.gate, s));
+          break;
+        }
+        // dgs's downlink: A = D + G (fma(1, D, G) is that one rounding), its top-downK is the
+        // output, D keeps the rest. NaN (inf - inf) stays in A as on the host: the error policy
+        // only counts it, and that count is not read.
+        float* d = state + p.n;
+        SV_LAUNCH(k::divideGated(sums, p.n, static_cast<float>(W), sums, c.gate, s));
+        bytes = L.topkTemp.bytes;
+        SV_LAUNCH(k::accumulateTopK(at<void>(op, L.topkTemp), &bytes, sums, d, 1.0f, p.n,
+                                    p.downK, SV_NONFINITE_ERROR, at<float>(op, L.downA),
+                                    at<uint32_t>(op, L.downSel),
+                                    at<k::TopKStatus>(op, L.topkStatus), s));
+        SV_LAUNCH(k::copySelected(at<float>(op, L.downA), at<uint32_t>(op, L.downSel), p.downK,
+                                  p.n, true, out, c.gate, s));
+        SV_LAUNCH(k::s3gdCommit(at<float>(op, L.downA), at<uint32_t>(op, L.downSel), p.downK,
+                                p.n, d, c.gate, s));
+        break;
+      }
       case SV_FORMAT_SCALED_SIGNS:
         SV_LAUNCH(k::efSignMean(base, stride, W, p.n, out, c.gate, s));
         break;

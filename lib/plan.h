@@ -21,13 +21,14 @@ struct Region {
 struct WorkspaceLayout {
   Region acc;          // the new state before commit (s3gd's a, Signum's m, ef_sign's p, dgs's
                        // u); liec: the cleaned gradient, zero-padded to W chunks
-  Region sel;          // s3gd, topk_ef: selected indices, K u32
+  Region sel;          // s3gd, topk_ef, dgs: selected indices, K u32
   Region accU;         // topk_ef with momentum: the new u before commit
   Region entries;      // sparse: non-zero selected indices, K u32
   Region entryNeg;     // sparse: their signs, K u8
   Region record;       // sparse, scaled signs: own record (header + payload)
   Region records;      // sparse, scaled signs: W records gathered
-  Region votes;        // sparse: per-coordinate vote sums, N i32
+  Region votes;        // sparse: per-coordinate vote sums, N i32; sparse values on
+                       // SV_BACKEND_CUDA: the value sums, N float32
   Region header;       // non-sparse: own header
   Region headers;      // non-sparse: W headers gathered
   Region countsSend;   // counts: ternary values laid out as W chunks
@@ -47,9 +48,10 @@ struct WorkspaceLayout {
   Region downA;        // dgs downlink: A = D + G, N floats
   Region downSel;      // dgs downlink: its selection, downK u32
   // SV_BACKEND_CUDA only (device scratch of the kernels and the exchange's control words)
-  Region topkTemp, topkStatus;  // s3gd: accumulateTopK scratch, TopKStatus
-  Region encTemp, recordInfo;   // sparse: encodeSparse scratch, RecordInfo
-  Region decTemp;               // sparse: addSparseVotes scratch
+  Region topkTemp, topkStatus;  // top-K schemes: accumulateTopK scratch, TopKStatus
+  Region encTemp, recordInfo;   // records: encodeSparse / efSignCompress scratch, RecordInfo
+  Region decTemp;               // records: addSparseVotes / sumSparseValues /
+                                // checkScaledRecords scratch
   Region ctrl;                  // header verdicts, flags, gate, NaN words (see cuda_backend.cc)
   size_t total = 0;
 };
@@ -72,7 +74,7 @@ struct Plan {
   unsigned inPlanes = 0;     // signs: 1 (binary) or 2 (ternary: nonzero, negative)
   unsigned resultPlanes = 0; // counts/signs: 1 (binary: negative) or 2 (nonzero, negative)
   bool stateful = false;     // a state vector per bucket (s3gd_mv, ef_sign, Signum, topk_ef)
-  bool selects = false;      // the scheme keeps an exact top-K (s3gd_mv, topk_ef)
+  bool selects = false;      // the scheme keeps an exact top-K (s3gd_mv, topk_ef, dgs)
   uint64_t stateFloats = 0;  // floats of state (count, or 2 x count for topk_ef with momentum)
   float momentum = 0.0f;     // Signum's beta
   uint64_t recordBytes = 0;  // sparse, scaled signs: one record, header included

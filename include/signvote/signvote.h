@@ -46,8 +46,8 @@
  *                    either; svCommGetAsyncError reports it once the streams are done. Use
  *                    SV_NONFINITE_PROPAGATE or SV_NONFINITE_IGNORE where NaN must be survivable
  *                    (mixed precision). Argument errors are still returned by the call, with no
- *                    effect. Schemes: dense, signsgd_mv (Signum too), s3gd_mv (fixed K) and
- *                    ef_sign; svBucketCreate refuses the others (svInvalidArgument) in this
+ *                    effect. Schemes: every scheme but liec, with a fixed K;
+ *                    svBucketCreate refuses liec and adaptive K (svInvalidArgument) in this
  *                    version. Not yet verified on a GPU in this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an

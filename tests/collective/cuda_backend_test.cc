@@ -75,7 +75,9 @@ struct CudaWorld {
   }
   std::vector<float> residual(int r) {
     cudaDeviceSynchronize();
-    std::vector<float> v(n);
+    svBucketInfo_t i{};
+    EXPECT_EQ(svBucketGetInfo(buckets[r], &i), svSuccess);
+    std::vector<float> v(i.stateFloats);
     EXPECT_EQ(svBucketGetResidual(buckets[r], v.data()), svSuccess);
     return v;
   }
@@ -91,7 +93,8 @@ struct Case {
   svScheme_t scheme;
   svFormat_t format;
   svVote_t vote;
-  float momentum = 0.0f;  // signsgd_mv: Signum
+  float momentum = 0.0f;      // signsgd_mv: Signum; topk_ef, dgs: their momentum
+  double downDensity = 0.0;   // dgs: the downlink's secondary compression
 };
 const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_S3GD_MV, SV_FORMAT_COUNTS, SV_VOTE_TERNARY},
@@ -100,22 +103,28 @@ const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_BINARY},
                        {SV_SCHEME_SIGNSGD_MV, SV_FORMAT_SIGNS, SV_VOTE_TERNARY, 0.9f},
                        {SV_SCHEME_DENSE, SV_FORMAT_FP32, SV_VOTE_TERNARY},
-                       {SV_SCHEME_EF_SIGN, SV_FORMAT_SCALED_SIGNS, SV_VOTE_TERNARY}};
+                       {SV_SCHEME_EF_SIGN, SV_FORMAT_SCALED_SIGNS, SV_VOTE_TERNARY},
+                       {SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY},
+                       {SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.9f},
+                       {SV_SCHEME_DGS, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.5f},
+                       {SV_SCHEME_DGS, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.5f, 0.05}};
 
-// The bucket of a case; s3gd_mv keeps k (and rho 0.9), Signum its momentum.
+// The bucket of a case; the top-K schemes keep k (s3gd_mv with rho 0.9), momentum and the
+// downlink density as the case says.
 svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
   svBucketConfig_t cfg = bucketConfig(c.scheme, n);
   cfg.format = c.format;
   cfg.vote = c.vote;
   cfg.momentum = c.momentum;
-  if (c.scheme == SV_SCHEME_S3GD_MV) {
+  cfg.downDensity = c.downDensity;
+  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
+      c.scheme == SV_SCHEME_DGS)
     cfg.k = k;
-    cfg.rho = 0.9f;
-  }
+  if (c.scheme == SV_SCHEME_S3GD_MV) cfg.rho = 0.9f;
   return cfg;
 }
 bool keepsState(const Case& c) {
-  return c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_EF_SIGN || c.momentum != 0.0f;
+  return c.scheme != SV_SCHEME_DENSE && (c.scheme != SV_SCHEME_SIGNSGD_MV || c.momentum != 0.0f);
 }
 
 TEST(CudaBackend, MatchesTheHostBackendStepByStep) {

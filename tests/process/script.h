@@ -12,16 +12,11 @@
 
 namespace svtest {
 
-// The scheme cases SV_BACKEND_CUDA implements (dense, signsgd_mv with or without Signum's
-// momentum, s3gd_mv without adaptive K, ef_sign); the others are refused there.
+// The scheme cases SV_BACKEND_CUDA implements (all but liec and adaptive K, which it refuses).
 inline std::vector<svBucketConfig_t> cudaSchemeCases(size_t n) {
   std::vector<svBucketConfig_t> v;
   for (const svBucketConfig_t& c : schemeCases(n))
-    if ((c.scheme == SV_SCHEME_DENSE || c.scheme == SV_SCHEME_SIGNSGD_MV ||
-         c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_EF_SIGN) &&
-        (c.momentum == 0.0f || c.scheme == SV_SCHEME_SIGNSGD_MV) &&
-        c.adaptiveK == SV_ADAPTIVE_K_NONE)
-      v.push_back(c);
+    if (c.scheme != SV_SCHEME_LIEC && c.adaptiveK == SV_ADAPTIVE_K_NONE) v.push_back(c);
   return v;
 }
 

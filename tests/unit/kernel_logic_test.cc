@@ -2,6 +2,7 @@
 // are the exact functions the CUDA kernels call, so this suite checks every bit manipulation of
 // the GPU path in CI, where no GPU exists; the GPU suites (tests/kernel) check the parallel
 // composition on a device.
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -354,6 +355,120 @@ TEST(KernelLogic, ScaledWordChecksMatchTheReference) {
       EXPECT_EQ(ok, ref::scaledPlanesValid(planes.data(), n)) << n << " " << trial;
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A sparse-values record (topk_ef, dgs) of random values with zeros, -0.0 and +-inf among them.
+struct ValuesRecord {
+  HostRecord r;
+  std::vector<float> acc;
+  std::vector<uint64_t> values;
+};
+
+ValuesRecord makeValuesRecord(uint64_t n, uint64_t k, std::mt19937_64& rng) {
+  ValuesRecord v;
+  v.r.layout = ref::sparseLayout(n, k);
+  v.acc = svtest::normal(n, rng);
+  for (uint64_t i = 0; i < n; i += 13) v.acc[i] = (i % 26 == 0) ? 0.0f : -0.0f;
+  for (uint64_t i = 5; i < n; i += 97)
+    v.acc[i] = (i & 1 ? -1.0f : 1.0f) * std::numeric_limits<float>::infinity();
+  std::vector<uint32_t> sel(k);
+  ref::selectTopKByMagnitude(v.acc.data(), n, k, sel.data());
+  v.r.entries.resize(k);
+  v.r.neg.resize(k);
+  v.r.payload.resize(v.r.layout.payloadWords());
+  v.r.m = ref::s3gdEncodeSparse(v.r.layout, v.acc.data(), sel.data(), v.r.entries.data(),
+                                v.r.neg.data(), v.r.payload.data());
+  v.values.resize((k + 1) / 2);
+  ref::encodeValues(v.acc.data(), v.r.entries.data(), v.r.m, k, v.values.data());
+  return v;
+}
+
+// sumSparseValues' checks as the kernels compose them: decodeHighWord with valueAgrees per
+// entry (numbered from the popcount prefix), paddingOk and valuesPaddingOk per word, the bit
+// count; then, for a valid record, the adds in entry order.
+bool simulatedValues(const ref::SparseLayout& L, const std::vector<uint64_t>& payload,
+                     const std::vector<uint64_t>& values, uint64_t entries,
+                     std::vector<float>* sums) {
+  if (entries > L.k) return false;
+  bool ok = true;
+  uint64_t j = 0;
+  const uint64_t* high = payload.data() + L.signWords + L.lowWords;
+  std::vector<std::pair<uint64_t, float>> adds;
+  for (uint64_t w = 0; w < L.highWords; ++w) {
+    uint64_t e = j;
+    ok &= logic::decodeHighWord(L, payload.data(), entries, w, j, [&](uint64_t index, bool neg) {
+      const uint32_t bits = logic::valueBits(values.data(), e++);
+      ok &= logic::valueAgrees(bits, neg);
+      float x;
+      std::memcpy(&x, &bits, 4);
+      adds.emplace_back(index, x);
+    });
+    j += logic::popcount64(high[w]);
+  }
+  for (uint64_t w = 0; w < L.payloadWords(); ++w) ok &= logic::paddingOk(L, entries, w, payload[w]);
+  for (uint64_t w = 0; w < values.size(); ++w)
+    ok &= logic::valuesPaddingOk(w, entries, values[w]);
+  if (!ok || j != entries) return false;
+  for (auto [index, x] : adds) (*sums)[index] += x;
+  return true;
+}
+
+TEST(KernelLogic, ValuesWordsGiveTheReferenceArray) {
+  std::mt19937_64 rng(svtest::testSeed() + 38);
+  for (auto [n, k] : kRecordCases) {
+    SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(k));
+    const ValuesRecord v = makeValuesRecord(n, k, rng);
+    for (uint64_t w = 0; w < v.values.size(); ++w) {
+      const uint64_t word = logic::valuesWord(w, v.r.m, [&](uint64_t j) {
+        uint32_t bits;
+        std::memcpy(&bits, &v.acc[v.r.entries[j]], 4);
+        return bits;
+      });
+      ASSERT_EQ(word, v.values[w]) << "word " << w;
+    }
+  }
+}
+
+TEST(KernelLogic, ValuesChecksAndSumsAgreeWithTheReference) {
+  std::mt19937_64 rng(svtest::testSeed() + 39);
+  int rejected = 0, trials = 0;
+  for (auto [n, k] : kRecordCases) {
+    const ValuesRecord v = makeValuesRecord(n, k, rng);
+    const ref::SparseLayout& L = v.r.layout;
+    for (int t = 0; t < 40; ++t) {
+      SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(k) + ", trial " +
+                   std::to_string(t));
+      std::vector<uint64_t> p = v.r.payload, values = v.values;
+      uint64_t entries = v.r.m;
+      if (t > 0) {  // trial 0 is the valid record
+        std::uniform_int_distribution<size_t> value(0, values.size() - 1);
+        const size_t w = value(rng);
+        switch (t % 6) {
+          case 0: values[w] ^= uint64_t{1} << 31; break;                 // a sign
+          case 1: values[w] ^= uint64_t{1} << 63; break;                 // the other sign
+          case 2: values[w] &= 0xFFFFFFFF00000000ull; break;             // a zero value
+          case 3: values[values.size() - 1] |= uint64_t{1} << 62; break; // padding
+          case 4: p[rng() % p.size()] ^= uint64_t{1} << (rng() % 64); break;
+          default: entries += (t & 1) ? 1 : -1; break;
+        }
+      }
+      const bool hostOk = ref::sparseValuesValid(L, p.data(), entries, values.data());
+      std::vector<float> got(n, 0.0f);
+      ASSERT_EQ(simulatedValues(L, p, values, entries, &got), hostOk);
+      if (hostOk) {
+        std::vector<float> expect(n, 0.0f);
+        ref::addSparseValues(L, p.data(), entries, values.data(), expect.data());
+        ASSERT_TRUE(svtest::sameBits(got, expect));
+      }
+      ++trials;
+      rejected += !hostOk;
+    }
+  }
+  EXPECT_GT(rejected, trials / 2);
 }
 
 }  // namespace

@@ -245,7 +245,7 @@ class CudaRunner final : public Runner {
     return v;
   }
   std::vector<float> residual(int r) override {
-    std::vector<float> v(n_);
+    std::vector<float> v(info().stateFloats);  // 2 x count for topk_ef's u, dgs's downlink
     signvote::check(svBucketGetResidual(buckets_[local(r)], v.data()), comm0_);
     return v;
   }
