@@ -195,6 +195,13 @@ cudaError_t s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64
 cudaError_t countsToPlanes(const void* counts, unsigned countBytes, uint64_t chunkWords,
                            int nranks, uint64_t* planes, uint32_t* flags, cudaStream_t stream);
 
+// The owner's half of "every rank reaches the same verdict": when *when != 0 (its own check
+// of what it received failed), the ternary result block becomes zero nonzero bits under
+// all-ones negative bits, which checkResultPlanes rejects on every rank (ref: poisonResult in
+// lib/exchange.cc).
+cudaError_t poisonPlanesWhen(const uint32_t* when, uint64_t chunkWords, uint64_t* planes,
+                             cudaStream_t stream);
+
 // Sets *flags |= 1 when a ternary result block has a negative bit without its nonzero bit
 // (ref: the validateResult step of lib/exchange.cc). Run it before planesToOutput.
 cudaError_t checkResultPlanes(const uint64_t* all, unsigned planes, uint64_t chunkWords,

@@ -321,17 +321,23 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     for (size_t i = 0; i < local; ++i) {
       SVCHECK(sumBlocks(at<char>(ops[i], L.countsBlocks), W, p.chunk, p.countBytes, false,
                         at<void>(ops[i], L.countsOwned), ranks.streams[i], why));
+      uint32_t* bad = Ctrl(at<void>(ops[i], L.ctrl), W).flags + W;
       SV_LAUNCH(k::countsToPlanes(at<void>(ops[i], L.countsOwned), p.countBytes, p.chunkWords,
-                                  W, at<uint64_t>(ops[i], L.resultOwn),
-                                  Ctrl(at<void>(ops[i], L.ctrl), W).flags + W, ranks.streams[i]));
+                                  W, at<uint64_t>(ops[i], L.resultOwn), bad, ranks.streams[i]));
+      SV_LAUNCH(k::poisonPlanesWhen(bad, p.chunkWords, at<uint64_t>(ops[i], L.resultOwn),
+                                    ranks.streams[i]));
     }
   } else if (p.format == SV_FORMAT_SIGNS) {
     collect(L.planesSend, L.planesRecv);
     SV_WIRE(t.allToAll(ranks, sends, recvs, p.inPlanes * planeBytes));
-    for (size_t i = 0; i < local; ++i)
+    for (size_t i = 0; i < local; ++i) {  // binary planes cannot be malformed
+      uint32_t* bad = Ctrl(at<void>(ops[i], L.ctrl), W).flags + W;
       SV_LAUNCH(k::voteSignPlanes(at<uint64_t>(ops[i], L.planesRecv), p.vote, p.chunkWords, W,
-                                  at<uint64_t>(ops[i], L.resultOwn),
-                                  Ctrl(at<void>(ops[i], L.ctrl), W).flags + W, ranks.streams[i]));
+                                  at<uint64_t>(ops[i], L.resultOwn), bad, ranks.streams[i]));
+      if (p.resultPlanes == 2)
+        SV_LAUNCH(k::poisonPlanesWhen(bad, p.chunkWords, at<uint64_t>(ops[i], L.resultOwn),
+                                      ranks.streams[i]));
+    }
   } else if (p.format == SV_FORMAT_FP32) {
     collect(L.fp32Send, L.fp32Blocks);
     SV_WIRE(t.allToAll(ranks, sends, recvs, p.chunk * 4));

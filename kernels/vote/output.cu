@@ -43,6 +43,14 @@ __global__ void countsToPlanesKernel(const T* counts, uint64_t chunkWords, int n
   }
 }
 
+__global__ void poisonKernel(const uint32_t* when, uint64_t chunkWords, uint64_t* planes) {
+  if (*when == 0) return;
+  SV_GRID_STRIDE(w, chunkWords) {
+    planes[w] = 0;
+    planes[chunkWords + w] = ~uint64_t{0};
+  }
+}
+
 __global__ void checkPlanesKernel(const uint64_t* all, uint64_t chunkWords, uint64_t words,
                                   uint32_t* flags) {
   SV_GRID_STRIDE(i, words) {
@@ -146,6 +154,15 @@ cudaError_t countsToPlanes(const void* counts, unsigned countBytes, uint64_t chu
   else
     countsToPlanesKernel<<<grid, kThreads, 0, stream>>>(static_cast<const int16_t*>(counts),
                                                          chunkWords, nranks, planes, flags);
+  return detail::launched();
+}
+
+cudaError_t poisonPlanesWhen(const uint32_t* when, uint64_t chunkWords, uint64_t* planes,
+                             cudaStream_t stream) {
+  if (when == nullptr || (chunkWords > 0 && planes == nullptr)) return cudaErrorInvalidValue;
+  if (chunkWords == 0) return cudaSuccess;
+  poisonKernel<<<detail::gridFor(chunkWords, kThreads), kThreads, 0, stream>>>(when, chunkWords,
+                                                                               planes);
   return detail::launched();
 }
 

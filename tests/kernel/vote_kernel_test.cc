@@ -184,12 +184,25 @@ TEST(VoteKernel, TernaryCountsPlanesAndOutputs) {
       CUDA_OK(cudaDeviceSynchronize());
       EXPECT_EQ(dplanes.download(), planes);
       EXPECT_EQ(flags.download()[0], 0u);
-      if (cb == 1 && W < 127) {
+      // poisonPlanesWhen: nothing while the flag is clear; then planes every rank rejects.
+      CUDA_OK(k::poisonPlanesWhen(flags.get(), cw, dplanes.get(), nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      EXPECT_EQ(dplanes.download(), planes);
+      if (cb == 1 && W < 127 && cw > 0) {  // (n = 0 has no count to corrupt)
         counts[cw * 64 - 1] = static_cast<char>(W + 1);
         dcounts.upload(counts);
         CUDA_OK(k::countsToPlanes(dcounts.get(), cb, cw, W, dplanes.get(), flags.get(), nullptr));
+        CUDA_OK(k::poisonPlanesWhen(flags.get(), cw, dplanes.get(), nullptr));
         CUDA_OK(cudaDeviceSynchronize());
         EXPECT_EQ(flags.download()[0], 1u);
+        std::vector<uint64_t> poisoned(2 * cw, 0);
+        std::fill(poisoned.begin() + cw, poisoned.end(), ~uint64_t{0});
+        EXPECT_EQ(dplanes.download(), poisoned);
+        DeviceArray<uint32_t> seen(1);
+        seen.upload({0});
+        CUDA_OK(k::checkResultPlanes(dplanes.get(), 2, cw, 1, seen.get(), nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        EXPECT_EQ(seen.download()[0], 1u);
       }
 
       // planesToOutput (binary and ternary) and checkResultPlanes over W blocks.
