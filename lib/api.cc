@@ -498,10 +498,22 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
                 "communicator", static_cast<void*>(comm));
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
-  *asyncError = comm->stickyError != svSuccess ? comm->stickyError : cudaStickyError(comm);
-  std::string nccl;  // NCCL's text; the code is what this call promises
-  if (*asyncError == svSuccess && comm->world->device != nullptr)
-    *asyncError = comm->world->device->asyncError(&nccl);
+  svResult_t code = comm->stickyError;
+  const char* source = comm->brokenBy.c_str();
+  std::string nccl;
+  if (code == svSuccess && (code = cudaStickyError(comm)) != svSuccess)
+    source = "the device rejected an exchange (the communicator's first such failure; every "
+             "later exchange of it had no effect)";
+  if (code == svSuccess && comm->world->device != nullptr &&
+      (code = comm->world->device->asyncError(&nccl)) != svSuccess)
+    source = nccl.c_str();
+  *asyncError = code;
+  if (code != svSuccess) {  // the call succeeded; its last error names what it reports
+    char text[1024];
+    std::snprintf(text, sizeof(text), "svCommGetAsyncError: %.900s [%s]", source,
+                  svGetErrorString(code));
+    setLastError(comm, text);
+  }
   return svSuccess;
 }
 

@@ -365,8 +365,10 @@ svResult_t svCommCount(svComm_t comm, int* nranks);
 /* Number of exchanges this rank completed successfully; failed calls do not count. */
 svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
 /* The communicator's stored sticky error (svSuccess while healthy). SV_BACKEND_CUDA: also the
- * first failure the device detected in an exchange (see "Backends"); read it after the
- * exchange's stream work completed. Does not block. */
+ * first failure the device detected in an exchange (see "Backends"), and NCCL's asynchronous
+ * error; read it after the exchange's stream work completed. Does not block. When it reports
+ * a failure, svGetLastError(comm) names it: what broke the communicator, the device's
+ * verdict, or NCCL's own text. */
 svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
 
 /* Stops the communicator for good, as ncclCommAbort does for a fault the trainer cannot

@@ -104,7 +104,10 @@ void expectRefused(const svBucketConfig_t& cfg, int W, const char* collective,
   w.upload(grads(W, cfg.count, rng));
   ASSERT_EQ(w.exchange(), svSuccess);  // enqueued; the device decides
   EXPECT_TRUE(hit);
-  for (int r = 0; r < W; ++r) EXPECT_EQ(w.asyncError(r), svCorruptInput) << "rank " << r;
+  for (int r = 0; r < W; ++r) {
+    EXPECT_EQ(w.asyncError(r), svCorruptInput) << "rank " << r;
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[r]), "the device rejected an exchange"));
+  }
   const Result after = snapshot(w);
   for (int r = 0; r < W; ++r) {
     expectSameBits(after.out[r], before.out[r], "output");

@@ -320,6 +320,7 @@ TEST(Abort, BreaksEveryRankAndKeepsTheState) {
     svResult_t async = svSuccess;
     EXPECT_EQ(svCommGetAsyncError(w.comms[r], &async), svSuccess);
     EXPECT_EQ(async, svRemoteError);
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[r]), "svCommGetAsyncError: aborted by rank 1"));
     expectSameBits(w.residual(r), before[r], "residual after abort");
     EXPECT_EQ(w.seq(r), 1u);
   }
