@@ -196,20 +196,33 @@ cudaError_t checkRecords(const Layout& s, const RecordView& r, int nranks, const
   return detail::launched();
 }
 
+// CUB's size query, then the argument checks both launchers share; *sizeOnly when the call
+// only asked for the scratch size.
+cudaError_t begin(void* temp, size_t* tempBytes, const Layout& s, const void* records,
+                  size_t stride, int nranks, uint64_t valueWords, const void* out,
+                  const uint32_t* flags, Scratch* c, bool* sizeOnly) {
+  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
+  SVCUDACHECK(carve(s, nranks, temp, c));
+  *sizeOnly = temp == nullptr;
+  if (*sizeOnly) {
+    *tempBytes = c->total;
+    return cudaSuccess;
+  }
+  if (*tempBytes < c->total || !argsOk(s, records, stride, nranks, valueWords, out, flags))
+    return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+
 }  // namespace
 
 cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
                            const void* records, size_t stride, int nranks, int32_t* votes,
                            uint32_t* flags, cudaStream_t stream) {
-  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
   Scratch c;
-  SVCUDACHECK(carve(layout, nranks, temp, &c));
-  if (temp == nullptr) {
-    *tempBytes = c.total;
-    return cudaSuccess;
-  }
-  if (*tempBytes < c.total || !argsOk(layout, records, stride, nranks, 0, votes, flags))
-    return cudaErrorInvalidValue;
+  bool sizeOnly = false;
+  SVCUDACHECK(begin(temp, tempBytes, layout, records, stride, nranks, 0, votes, flags, &c,
+                    &sizeOnly));
+  if (sizeOnly) return cudaSuccess;
   const RecordView r{static_cast<const char*>(records), stride, 0};
   return checkRecords<Visit::kVote>(layout, r, nranks, c, temp, votes, flags, stream);
 }
@@ -217,16 +230,12 @@ cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayou
 cudaError_t sumSparseValues(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
                             const void* records, size_t stride, int nranks, float* sums,
                             uint32_t* flags, cudaStream_t stream) {
-  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
-  Scratch c;
-  SVCUDACHECK(carve(layout, nranks, temp, &c));
-  if (temp == nullptr) {
-    *tempBytes = c.total;
-    return cudaSuccess;
-  }
   const uint64_t valueWords = (layout.k + 1) / 2;
-  if (*tempBytes < c.total || !argsOk(layout, records, stride, nranks, valueWords, sums, flags))
-    return cudaErrorInvalidValue;
+  Scratch c;
+  bool sizeOnly = false;
+  SVCUDACHECK(begin(temp, tempBytes, layout, records, stride, nranks, valueWords, sums, flags,
+                    &c, &sizeOnly));
+  if (sizeOnly) return cudaSuccess;
   const RecordView r{static_cast<const char*>(records), stride, valueWords};
   SVCUDACHECK(checkRecords<Visit::kCheckValues>(layout, r, nranks, c, temp, nullptr, flags,
                                                 stream));

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "gpu.h"
 #include "kernels.h"
+#include "records.h"
 #include "reference/schemes.h"
 #include "reference/sparse_record.h"
 #include "reference/topk.h"
@@ -17,6 +18,7 @@ namespace {
 namespace ref = signvote::ref;
 namespace k = signvote::kernels;
 using svtest::DeviceArray;
+using svtest::hostRecord;
 
 struct Case {
   uint64_t n, k;
@@ -25,30 +27,8 @@ const Case kCases[] = {{1, 0}, {1, 1}, {2, 1}, {31, 5}, {32, 32}, {33, 1}, {64, 
                        {65, 64}, {100, 3}, {1000, 10}, {4097, 41}, {7919, 792},
                        {65537, 655}, {65537, 65536}, {104729, 1}, {(1u << 20) + 1, 10486}};
 
-// A host record: header + payload for the selection sel of acc.
-std::vector<uint64_t> hostRecord(const ref::SparseLayout& L, const std::vector<float>& acc,
-                                 const std::vector<uint32_t>& sel, ref::WireHeader tmpl) {
-  std::vector<uint64_t> rec(8 + L.payloadWords());
-  std::vector<uint32_t> entries(L.k);
-  std::vector<uint8_t> neg(L.k);
-  tmpl.entries = ref::s3gdEncodeSparse(L, acc.data(), sel.data(), entries.data(), neg.data(),
-                                       rec.data() + 8);
-  ref::sealRecord(tmpl, rec.data(), L.payloadWords());
-  return rec;
-}
-
 ref::WireHeader templateFor(uint64_t n, uint64_t kk, uint32_t rank) {
-  ref::WireHeader h{};
-  h.magic = ref::kWireMagic;
-  h.version = SIGNVOTE_WIRE_VERSION;
-  h.rank = rank;
-  h.scheme = SV_SCHEME_S3GD_MV;
-  h.format = SV_FORMAT_SPARSE;
-  h.vote = SV_VOTE_TERNARY;
-  h.seq = 7;
-  h.count = n;
-  h.k = kk;
-  return h;
+  return svtest::recordTemplate(SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, n, kk, rank, 7);
 }
 
 // acc with some exact zeros among the selected, and the exact top-K of it.

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "gpu.h"
 #include "kernels.h"
+#include "records.h"
 #include "reference/schemes.h"
 #include "reference/sparse_record.h"
 #include "reference/topk.h"
@@ -20,6 +21,7 @@ namespace {
 namespace ref = signvote::ref;
 namespace k = signvote::kernels;
 using svtest::DeviceArray;
+using svtest::hostRecord;
 using svtest::withSpecials;
 
 const uint64_t kSizes[] = {0, 1, 31, 32, 33, 63, 64, 65, 127, 4095, 4097, 7919, 65537, 1048577};
@@ -83,16 +85,7 @@ TEST(ValuesKernel, TopkEfStepAndSelectionMatchTheHost) {
 }
 
 ref::WireHeader templateFor(uint64_t n, uint64_t kk, uint32_t rank) {
-  ref::WireHeader h{};
-  h.magic = ref::kWireMagic;
-  h.version = SIGNVOTE_WIRE_VERSION;
-  h.rank = rank;
-  h.scheme = SV_SCHEME_TOPK_EF;
-  h.format = SV_FORMAT_SPARSE_VALUES;
-  h.seq = 3;
-  h.count = n;
-  h.k = kk;
-  return h;
+  return svtest::recordTemplate(SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, n, kk, rank, 3);
 }
 
 // Values spanning 2^40 (so that any other order of the adds rounds differently), both zeros
@@ -110,19 +103,17 @@ void makeSelection(uint64_t n, uint64_t kk, std::mt19937_64& rng, std::vector<fl
   ref::selectTopKByMagnitude(acc->data(), n, kk, sel->data());
 }
 
-// The host's record: header, sparse payload, values; sealed over payload and values.
-std::vector<uint64_t> hostRecord(const ref::SparseLayout& L, const std::vector<float>& acc,
-                                 const std::vector<uint32_t>& sel, ref::WireHeader tmpl) {
-  const uint64_t valueWords = (L.k + 1) / 2;
-  std::vector<uint64_t> rec(8 + L.payloadWords() + valueWords);
-  std::vector<uint32_t> entries(L.k);
-  std::vector<uint8_t> neg(L.k);
-  tmpl.entries = ref::s3gdEncodeSparse(L, acc.data(), sel.data(), entries.data(), neg.data(),
-                                       rec.data() + 8);
-  ref::encodeValues(acc.data(), entries.data(), tmpl.entries, L.k,
-                    rec.data() + 8 + L.payloadWords());
-  ref::sealRecord(tmpl, rec.data(), L.payloadWords() + valueWords);
-  return rec;
+// W ranks' records of random selections (makeSelection).
+std::vector<std::vector<uint64_t>> randomRecords(const ref::SparseLayout& L, int W,
+                                                 std::mt19937_64& rng) {
+  std::vector<std::vector<uint64_t>> recs;
+  for (int s = 0; s < W; ++s) {
+    std::vector<float> acc;
+    std::vector<uint32_t> sel;
+    makeSelection(L.n, L.k, rng, &acc, &sel);
+    recs.push_back(hostRecord(L, acc, sel, templateFor(L.n, L.k, s)));
+  }
+  return recs;
 }
 
 TEST(ValuesKernel, RecordsGiveTheHostBytes) {
@@ -219,15 +210,11 @@ TEST(ValuesKernel, SumsOfManyRecordsFollowRankOrder) {
         SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(kk) +
                      ", W = " + std::to_string(W));
         const ref::SparseLayout L = ref::sparseLayout(n, kk);
-        std::vector<std::vector<uint64_t>> recs;
-        for (int s = 0; s < W; ++s) {
-          std::vector<float> acc;
-          std::vector<uint32_t> sel;
-          makeSelection(n, kk, rng, &acc, &sel);
-          recs.push_back(hostRecord(L, acc, sel, templateFor(n, kk, s)));
-          const auto* h = reinterpret_cast<const ref::WireHeader*>(recs.back().data());
-          ASSERT_TRUE(ref::sparseValuesValid(L, recs.back().data() + 8, h->entries,
-                                             recs.back().data() + 8 + L.payloadWords()));
+        const std::vector<std::vector<uint64_t>> recs = randomRecords(L, W, rng);
+        for (const auto& rec : recs) {
+          const auto* h = reinterpret_cast<const ref::WireHeader*>(rec.data());
+          ASSERT_TRUE(ref::sparseValuesValid(L, rec.data() + 8, h->entries,
+                                             rec.data() + 8 + L.payloadWords()));
         }
         std::vector<float> sums;
         std::vector<uint32_t> flags;
@@ -249,13 +236,7 @@ TEST(ValuesKernel, CorruptRecordsAreFlaggedAndAddNothing) {
     const uint64_t kk = n / 7 + 1;
     const ref::SparseLayout L = ref::sparseLayout(n, kk);
     const uint64_t words = L.payloadWords() + (kk + 1) / 2;
-    std::vector<std::vector<uint64_t>> good;
-    for (int s = 0; s < W; ++s) {
-      std::vector<float> acc;
-      std::vector<uint32_t> sel;
-      makeSelection(n, kk, rng, &acc, &sel);
-      good.push_back(hostRecord(L, acc, sel, templateFor(n, kk, s)));
-    }
+    const std::vector<std::vector<uint64_t>> good = randomRecords(L, W, rng);
     for (int t = 0; t < 14; ++t) {
       SCOPED_TRACE("n = " + std::to_string(n) + ", trial " + std::to_string(t));
       std::vector<std::vector<uint64_t>> recs = good;
