@@ -162,6 +162,42 @@ cudaError_t efSignMean(const void* records, size_t stride, int nranks, uint64_t 
 cudaError_t efSignCommit(const float* p, const RecordInfo* info, uint64_t n, float* e,
                          const uint32_t* gate, cudaStream_t stream);
 
+// ---- liec's chunk signs (kernels/scaled/liec.cu) ------------------------------------------
+
+// ref::liecCompress, same bits: clean[0..W*chunk) = g with NaN as +0.0 under IGNORE (else
+// counted into *nanCount, caller-zeroed), zero past n; msgs = one chunk-signs message per
+// owner chunk (planes nonzero and negative of chunkWords words, then the scale word: the tree
+// sum of |clean| over the chunk divided by its length, 0 for an empty chunk). Two-phase: temp
+// holds the tree's tile sums.
+cudaError_t liecCompress(void* temp, size_t* tempBytes, const float* g, uint64_t n,
+                         uint64_t chunkWords, int nranks, svNonFinitePolicy_t policy,
+                         float* clean, uint64_t* msgs, unsigned long long* nanCount,
+                         cudaStream_t stream);
+
+// ref::chunkSignsValid over `count` messages: every message is of owner `owner`'s chunk, or
+// with owner = -1 message s is of chunk s. *flags |= 1 when any is malformed.
+cudaError_t checkChunkSigns(const uint64_t* msgs, int count, uint64_t chunkWords, uint64_t n,
+                            int owner, uint32_t* flags, cudaStream_t stream);
+
+// ref::liecOwner for owner `owner`: checks the W received messages (*flags |= 1), a = their
+// mean (rank order, / W) + e below the chunk's length and +0.0 past it, result = the message
+// of a, eNew = a - C(a) (e past the length); a malformed message makes the result's scale
+// word all ones, which every receiver's checkChunkSigns rejects (ref: poisonResult).
+// Two-phase: temp holds the tree's tile sums.
+cudaError_t liecOwner(void* temp, size_t* tempBytes, const uint64_t* recv, int nranks,
+                      uint64_t n, int owner, uint64_t chunkWords, const float* e, float* a,
+                      float* eNew, uint64_t* result, uint32_t* flags, cudaStream_t stream);
+
+// An averaging exchange's owner step: a = sum / W + e, eNew = -0.0 over the chunk.
+cudaError_t liecAverageOwner(const float* sum, const float* e, int nranks, uint64_t chunk,
+                             float* a, float* eNew, cudaStream_t stream);
+
+// ref::liecOutput: out[i] = c_hat[i] + (clean[i] - c[i]) from the gathered results and this
+// rank's own messages. Gated.
+cudaError_t liecOutput(const uint64_t* results, const uint64_t* own, const float* clean,
+                       uint64_t n, uint64_t chunkWords, float* out, const uint32_t* gate,
+                       cudaStream_t stream);
+
 // ---- signs, counts, planes, outputs (kernels/vote) -----------------------------------------
 
 // ref::packSigns: nranks blocks of `planes` (binary 1: negative; ternary 2: nonzero, negative)

@@ -306,4 +306,22 @@ SV_HD inline float efSignValue(float p, float scale) {
   return p > 0.0f ? scale : p < 0.0f ? -scale : 0.0f;
 }
 
+// ---- liec's chunk signs (kernels/scaled/liec.cu) ----
+
+// ref::chunkSignsValid for plane word w of a chunk of len elements: negative implies nonzero,
+// no bit at or past len.
+SV_HD inline bool chunkWordOk(uint64_t nz, uint64_t neg, uint64_t w, uint64_t len) {
+  const uint64_t first = 64 * w;
+  const uint64_t valid = first >= len            ? 0
+                         : len - first >= 64     ? ~uint64_t{0}
+                                                 : (uint64_t{1} << (len - first)) - 1;
+  return (neg & ~nz) == 0 && (nz & ~valid) == 0;
+}
+
+// ref::chunkSignsValue: -scale, +0.0 or +scale from bit `bit` of the plane words nz and neg.
+SV_HD inline float planeValue(uint64_t nz, uint64_t neg, unsigned bit, float scale) {
+  if (!((nz >> bit) & 1)) return 0.0f;
+  return ((neg >> bit) & 1) ? -scale : scale;
+}
+
 }  // namespace signvote::kernels::logic

@@ -220,11 +220,10 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       return fail(comm, svInvalidArgument, "%s: config->kWindow = %u without config->kBudget",
                   call, c.kWindow);
   }
-  if (comm->config.backend == SV_BACKEND_CUDA &&
-      (c.scheme == SV_SCHEME_LIEC || c.adaptiveK != SV_ADAPTIVE_K_NONE))
-    return fail(comm, svInvalidArgument, "%s: config->scheme = %s%s is not implemented on "
-                "SV_BACKEND_CUDA yet (host backend only)", call, schemeName(c.scheme),
-                c.adaptiveK != SV_ADAPTIVE_K_NONE ? " with adaptive K" : "");
+  if (comm->config.backend == SV_BACKEND_CUDA && c.adaptiveK != SV_ADAPTIVE_K_NONE)
+    return fail(comm, svInvalidArgument, "%s: config->adaptiveK = %d (scheme %s) is not "
+                "implemented on SV_BACKEND_CUDA yet (host backend only)", call,
+                raw(c.adaptiveK), schemeName(c.scheme));
   *k = c.count;
   if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
       c.scheme == SV_SCHEME_DGS) {

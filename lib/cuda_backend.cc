@@ -2,7 +2,10 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+
 #include "kernels.h"
+#include "reference/schemes.h"
 
 namespace signvote::detail {
 
@@ -101,6 +104,15 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
       return svUnhandledCudaError;
     s.recordInfo = sizeof(k::RecordInfo);
   }
+  if (p.format == SV_FORMAT_CHUNK_SIGNS) {  // the uplink's and the owner's trees share it
+    size_t owner = 0;
+    if (k::liecCompress(nullptr, &s.encode, nullptr, p.n, p.chunkWords, p.nranks,
+                        SV_NONFINITE_ERROR, nullptr, nullptr, nullptr, nullptr) != cudaSuccess ||
+        k::liecOwner(nullptr, &owner, nullptr, p.nranks, p.n, 0, p.chunkWords, nullptr, nullptr,
+                     nullptr, nullptr, nullptr, nullptr) != cudaSuccess)
+      return svUnhandledCudaError;
+    s.encode = std::max(s.encode, owner);
+  }
   s.ctrl = Ctrl::bytes(p.nranks);
   *out = s;
   return svSuccess;
@@ -114,7 +126,10 @@ svResult_t cudaCreateResidual(svBucket* b) {
     cudaGetLastError();
     return svSystemError;
   }
-  if (cudaMemset(p, 0, bytes) != cudaSuccess) {
+  // liec's error starts as -0.0 (the additive identity), every other state as +0.0.
+  const std::vector<float> init(b->plan.stateFloats,
+                                b->plan.format == SV_FORMAT_CHUNK_SIGNS ? -0.0f : 0.0f);
+  if (cudaMemcpy(p, init.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
     cudaFree(p);
     return svUnhandledCudaError;
   }
@@ -203,9 +218,8 @@ svResult_t sumBlocks(const char* blocks, int W, uint64_t count, unsigned elemByt
 
 }  // namespace
 
-svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTransport& t,
-                          std::string* why) {
-  const Plan& p = ops[0].bucket->plan;
+svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, const Plan& p, uint64_t seq,
+                          DeviceTransport& t, std::string* why) {
   const int W = p.nranks;
   const size_t local = ops.size();
   const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
@@ -286,6 +300,19 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
                                   c.nanCount, s));
       SV_LAUNCH(k::writeHeader(tmpl, info, (p.recordBytes - kHeaderBytes) / 8, c.nanCount,
                                record, s));
+    } else if (p.format == SV_FORMAT_CHUNK_SIGNS) {
+      float* clean = at<float>(op, L.acc);  // W chunks: the averaging all-to-all's blocks
+      if (p.average) {
+        SV_LAUNCH(k::cleanCopy(g, p.n, policy, clean, c.nanCount, s));
+        if (W * p.chunk > p.n)
+          SV_LAUNCH(cudaMemsetAsync(clean + p.n, 0, (W * p.chunk - p.n) * 4, s));
+      } else {
+        bytes = L.encTemp.bytes;
+        SV_LAUNCH(k::liecCompress(at<void>(op, L.encTemp), &bytes, g, p.n, p.chunkWords, W,
+                                  policy, clean, at<uint64_t>(op, L.planesSend), c.nanCount,
+                                  s));
+      }
+      SV_LAUNCH(k::writeHeader(tmpl, nullptr, 0, c.nanCount, at<void>(op, L.header), s));
     } else if (p.format == SV_FORMAT_SIGNS) {
       if (p.momentum != 0.0f) {  // Signum: vote on the new momentum (committed if all pass)
         SV_LAUNCH(k::signumMomentum(g, op.bucket->deviceResidual, p.momentum, p.n, policy,
@@ -348,6 +375,39 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
     SV_WIRE(t.barrier(ranks));
     collect(L.fp32Sum, L.fp32Sum, p.chunk * 4);
     SV_WIRE(t.allGather(ranks, sends, recvs, p.chunk * 4));
+  } else if (p.format == SV_FORMAT_CHUNK_SIGNS && !p.average) {
+    const size_t msgBytes = ref::chunkSignsWords(p.chunkWords) * 8;
+    collect(L.planesSend, L.planesRecv);
+    SV_WIRE(t.allToAll(ranks, sends, recvs, msgBytes));
+    for (size_t i = 0; i < local; ++i) {
+      const CudaOp& op = ops[i];
+      size_t bytes = L.encTemp.bytes;
+      SV_LAUNCH(k::liecOwner(at<void>(op, L.encTemp), &bytes, at<uint64_t>(op, L.planesRecv), W,
+                             p.n, ranks.ranks[i], p.chunkWords, op.bucket->deviceResidual,
+                             at<float>(op, L.fp32Sum), at<float>(op, L.eNew),
+                             at<uint64_t>(op, L.resultOwn),
+                             Ctrl(at<void>(op, L.ctrl), W).flags + W, ranks.streams[i]));
+    }
+    SV_WIRE(t.barrier(ranks));
+    collect(L.resultOwn, L.resultAll);
+    SV_WIRE(t.allGather(ranks, sends, recvs, msgBytes));
+    for (size_t i = 0; i < local; ++i)
+      SV_LAUNCH(k::checkChunkSigns(at<uint64_t>(ops[i], L.resultAll), W, p.chunkWords, p.n, -1,
+                                   Ctrl(at<void>(ops[i], L.ctrl), W).flags + W + 1,
+                                   ranks.streams[i]));
+  } else if (p.format == SV_FORMAT_CHUNK_SIGNS) {  // averaging: the owners' float32 means
+    collect(L.acc, L.fp32Blocks);
+    SV_WIRE(t.allToAll(ranks, sends, recvs, p.chunk * 4));
+    for (size_t i = 0; i < local; ++i) {
+      SVCHECK(sumBlocks(at<char>(ops[i], L.fp32Blocks), W, p.chunk, 4, true,
+                        at<float>(ops[i], L.fp32Sum), ranks.streams[i], why));
+      SV_LAUNCH(k::liecAverageOwner(at<float>(ops[i], L.fp32Sum), ops[i].bucket->deviceResidual,
+                                    W, p.chunk, at<float>(ops[i], L.resultOwn),
+                                    at<float>(ops[i], L.eNew), ranks.streams[i]));
+    }
+    SV_WIRE(t.barrier(ranks));
+    collect(L.resultOwn, L.resultAll);
+    SV_WIRE(t.allGather(ranks, sends, recvs, p.chunk * 4));
   }
   if (p.resultPlanes != 0) {
     SV_WIRE(t.barrier(ranks));
@@ -397,6 +457,8 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
       if (p.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f)
         SV_LAUNCH(k::s3gdCommit(at<float>(op, L.accU), at<uint32_t>(op, L.sel), p.k, p.n,
                                 state + p.n, c.gate, s));
+    } else if (p.format == SV_FORMAT_CHUNK_SIGNS) {  // the owner's new error (gated copy)
+      SV_LAUNCH(k::s3gdCommit(at<float>(op, L.eNew), nullptr, 0, p.chunk, state, c.gate, s));
     } else if (p.scheme == SV_SCHEME_EF_SIGN)
       SV_LAUNCH(k::efSignCommit(at<float>(op, L.acc), at<k::RecordInfo>(op, L.recordInfo), p.n,
                                 state, c.gate, s));
@@ -430,6 +492,13 @@ svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTr
       }
       case SV_FORMAT_SCALED_SIGNS:
         SV_LAUNCH(k::efSignMean(base, stride, W, p.n, out, c.gate, s));
+        break;
+      case SV_FORMAT_CHUNK_SIGNS:
+        if (p.average)  // the gathered means (s3gdCommit with K = 0 is the gated copy)
+          SV_LAUNCH(k::s3gdCommit(at<float>(op, L.resultAll), nullptr, 0, p.n, out, c.gate, s));
+        else
+          SV_LAUNCH(k::liecOutput(at<uint64_t>(op, L.resultAll), at<uint64_t>(op, L.planesSend),
+                                  at<float>(op, L.acc), p.n, p.chunkWords, out, c.gate, s));
         break;
       case SV_FORMAT_COUNTS:
       case SV_FORMAT_SIGNS:

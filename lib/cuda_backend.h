@@ -21,7 +21,7 @@ bool cudaBackendAvailable(std::string* why);
 svResult_t cudaInitComm(svComm* comm);      // event, sticky word, current device
 void cudaDestroyComm(svComm* comm);
 svResult_t cudaScratchFor(const Plan& hostPlan, CudaScratch* out);
-svResult_t cudaCreateResidual(svBucket* bucket);  // zero-filled device residual
+svResult_t cudaCreateResidual(svBucket* bucket);  // device residual, as the host's at creation
 void cudaDestroyResidual(svBucket* bucket);
 // Synchronous copies of the residual to or from any memory (cudaMemcpyDefault).
 svResult_t cudaCopyResidual(svBucket* bucket, void* dst, const void* src);
@@ -41,11 +41,11 @@ struct CudaOp {
   void* ws;
   svStream_t stream;
 };
-// Enqueues one matched exchange: ops holds the calls of the ranks this process drives, in rank
-// order (all W in a loopback world, one over NCCL), moved by t. Returns svUnhandledCudaError
-// (a launch failed) or the transport's code, with *why; the world must then be treated as
-// broken.
-svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, uint64_t seq, DeviceTransport& t,
-                          std::string* why);
+// Enqueues one matched exchange of plan p (the bucket's, or liec's averaging exchange): ops
+// holds the calls of the ranks this process drives, in rank order (all W in a loopback world,
+// one over NCCL), moved by t. Returns svUnhandledCudaError (a launch failed) or the
+// transport's code, with *why; the world must then be treated as broken.
+svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, const Plan& p, uint64_t seq,
+                          DeviceTransport& t, std::string* why);
 
 }  // namespace signvote::detail

@@ -644,9 +644,18 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
     for (const Op& op : m.ops) cops.push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
     why.clear();
     const svResult_t r =
-        cudaRunMatched(cops, m.seq, *m.ops[0].bucket->comm->world->device, &why);
+        cudaRunMatched(cops, m.plan, m.seq, *m.ops[0].bucket->comm->world->device, &why);
     if (r != svSuccess) return failed(m, r, "enqueuing it failed: " + why);
   }
+  // Counted at enqueue: a failure the device finds later stops every later exchange anyway.
+  for (const Matched& m : matched)
+    for (const Op& op : m.ops) {
+      svBucket& b = *op.bucket;
+      ++b.exchanges;
+      b.lastK = m.plan.k;
+      b.lastRecordBytes = m.plan.recordBytes;
+      b.lastWireBytes = m.plan.wireBytes;
+    }
   for (const Op& op : ops) ++op.bucket->comm->seq;
   return svSuccess;
 }

@@ -195,6 +195,8 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       ws.resultAll = carve.take(W * result);
       ws.fp32Sum = carve.take(p.chunk * 4);
       ws.eNew = carve.take(p.chunk * 4);
+      // The device's averaging exchange: the owner sums what an all-to-all brought it.
+      if (cuda != nullptr) ws.fp32Blocks = carve.take(W * p.chunk * 4);
       break;
     }
     default:

@@ -41,9 +41,10 @@ struct WorkspaceLayout {
                        // message, or its float32 chunk on an averaging exchange
   Region resultAll;    // counts/signs/liec: W chunks of results
   Region fp32Send;     // dense: cleaned copy of the gradient (CUDA: zero-padded to W chunks)
-  Region fp32Blocks;   // dense, SV_BACKEND_CUDA: the W ranks' blocks of the owned chunk
+  Region fp32Blocks;   // dense, liec averaging, SV_BACKEND_CUDA: the W ranks' blocks of the
+                       // owned chunk
   Region fp32Sum;      // dense: allreduce output (CUDA: W chunks); liec: the owned chunk's
-                       // float32 sums
+                       // float32 sums (CUDA, compressed exchanges: the owner's a)
   Region eNew;         // liec: the owner's new error before commit
   Region downA;        // dgs downlink: A = D + G, N floats
   Region downSel;      // dgs downlink: its selection, downK u32

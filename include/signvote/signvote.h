@@ -46,9 +46,9 @@
  *                    either; svCommGetAsyncError reports it once the streams are done. Use
  *                    SV_NONFINITE_PROPAGATE or SV_NONFINITE_IGNORE where NaN must be survivable
  *                    (mixed precision). Argument errors are still returned by the call, with no
- *                    effect. Schemes: every scheme but liec, with a fixed K;
- *                    svBucketCreate refuses liec and adaptive K (svInvalidArgument) in this
- *                    version. Not yet verified on a GPU in this version (docs/status.md).
+ *                    effect. Every scheme, with a fixed K: svBucketCreate refuses adaptive
+ *                    K (svInvalidArgument) in this version. Not yet verified on a GPU in
+ *                    this version (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
  * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are

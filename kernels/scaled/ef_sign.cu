@@ -1,11 +1,7 @@
 // ef_sign's scaled signs (kernels.h: efSignCompress, checkScaledRecords, efSignMean,
 // efSignCommit), same bits as lib/reference.
 // compress: one warp per 64 elements writes p and, by two ballots, one word of each plane (as
-// packSigns); then the scale's tree, one 2048-value tile per block and level: each thread sums
-// 8 consecutive values as a tree in registers, the warp sums its lanes by __shfl_down with
-// widths 1..16 (lane l then holds l's and l+w's pair exactly when l is a multiple of 2w, the
-// host tree's pairs), thread 0 sums the 8 warps the same way. Levels repeat until one value
-// is left (logic.h: kTreeTile).
+// packSigns); then the scale by the pairwise tree of tree.h.
 // mean: one thread per element, the W records' words are broadcast reads within a warp.
 #include <cub/block/block_reduce.cuh>
 
@@ -14,6 +10,7 @@
 
 #include "../common.cuh"
 #include "reference/mix.h"
+#include "tree.h"
 
 namespace signvote::kernels {
 namespace {
@@ -21,15 +18,8 @@ namespace {
 using detail::isNaN;
 
 constexpr unsigned kThreads = 256;
-constexpr unsigned kPerThread = logic::kTreeTile / kThreads;  // 8
-static_assert(kPerThread == 8, "the register tree below sums 8 values");
 
 using detail::XorOp;
-
-__device__ __forceinline__ float sum8(const float (&v)[8]) {
-  return __fadd_rn(__fadd_rn(__fadd_rn(v[0], v[1]), __fadd_rn(v[2], v[3])),
-                   __fadd_rn(__fadd_rn(v[4], v[5]), __fadd_rn(v[6], v[7])));
-}
 
 __global__ void __launch_bounds__(kThreads)
     compressKernel(const float* g, const float* e, uint64_t n, uint64_t words, bool ignoreNaN,
@@ -67,32 +57,6 @@ __global__ void __launch_bounds__(kThreads)
   if (lane == 0 && nans != 0) atomicAdd(nanCount, nans);
   terms = Reduce(reduce).Reduce(terms, XorOp{});
   if (threadIdx.x == 0 && terms != 0) atomicXor(&info->checksumXor, terms);
-}
-
-// One level of the tree: dst[b] = the tree sum of |src| over tile b (zero-padded past count).
-// On the last level (info != nullptr) the single sum becomes the scale in info->aux.
-__global__ void __launch_bounds__(kThreads)
-    treeLevelKernel(const float* src, uint64_t count, float* dst, uint64_t n, RecordInfo* info) {
-  __shared__ float warpSums[kThreads / 32];
-  const uint64_t base = uint64_t{blockIdx.x} * logic::kTreeTile + threadIdx.x * kPerThread;
-  float v[kPerThread];
-  for (unsigned j = 0; j < kPerThread; ++j)
-    v[j] = base + j < count ? fabsf(src[base + j]) : 0.0f;
-  float s = sum8(v);
-  for (unsigned width = 1; width < 32; width <<= 1)
-    s = __fadd_rn(s, __shfl_down_sync(~0u, s, width));
-  if ((threadIdx.x & 31) == 0) warpSums[threadIdx.x / 32] = s;
-  __syncthreads();
-  if (threadIdx.x != 0) return;
-  float w[8];
-  for (unsigned j = 0; j < 8; ++j) w[j] = warpSums[j];
-  const float total = sum8(w);
-  if (info == nullptr) {
-    dst[blockIdx.x] = total;
-  } else {
-    const float scale = __fdiv_rn(total, __ull2float_rn(n));
-    info->aux = __float_as_uint(scale);
-  }
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -160,17 +124,13 @@ __global__ void __launch_bounds__(kThreads)
   SV_GRID_STRIDE(i, n) e[i] = __fsub_rn(p[i], logic::efSignValue(p[i], scale));
 }
 
-// Floats of one ping-pong buffer (at least one, so that the scratch is never empty).
-size_t tileSumFloats(uint64_t n) { return n > logic::kTreeTile ? logic::treeTiles(n) : 1; }
-
 }  // namespace
 
 cudaError_t efSignCompress(void* temp, size_t* tempBytes, const float* g, const float* e,
                            uint64_t n, svNonFinitePolicy_t policy, float* p, uint64_t* planes,
                            RecordInfo* info, unsigned long long* nanCount, cudaStream_t stream) {
   if (tempBytes == nullptr) return cudaErrorInvalidValue;
-  // Two ping-pong buffers: level 1 writes up to treeTiles(n) sums, later levels fewer.
-  const size_t bytes = 2 * tileSumFloats(n) * sizeof(float);
+  const size_t bytes = detail::scaleTempBytes(n, 1);
   if (temp == nullptr) {
     *tempBytes = bytes;
     return cudaSuccess;
@@ -184,19 +144,7 @@ cudaError_t efSignCompress(void* temp, size_t* tempBytes, const float* g, const 
   compressKernel<<<detail::gridFor(words * 32, kThreads), kThreads, 0, stream>>>(
       g, e, n, words, policy == SV_NONFINITE_IGNORE, p, planes, info, nanCount);
   SVCUDACHECK(detail::launched());
-  float* bufs[2] = {static_cast<float*>(temp), static_cast<float*>(temp) + tileSumFloats(n)};
-  const float* src = p;
-  uint64_t count = n;
-  for (int level = 0;; ++level) {
-    const uint64_t tiles = logic::treeTiles(count);
-    float* dst = tiles == 1 ? nullptr : bufs[level & 1];
-    treeLevelKernel<<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(
-        src, count, dst, n, tiles == 1 ? info : nullptr);
-    SVCUDACHECK(detail::launched());
-    if (tiles == 1) return cudaSuccess;
-    src = dst;
-    count = tiles;
-  }
+  return detail::scales(temp, p, n, n, 1, &info->aux, 1, stream);
 }
 
 cudaError_t checkScaledRecords(void* temp, size_t* tempBytes, const void* records,

@@ -18,6 +18,7 @@ struct Case {
   svVote_t vote;
   float momentum = 0.0f;      // signsgd_mv: Signum; topk_ef, dgs: their momentum
   double downDensity = 0.0;   // dgs: the downlink's secondary compression
+  unsigned period = 0;        // liec: every period-th exchange averages
 };
 const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_S3GD_MV, SV_FORMAT_COUNTS, SV_VOTE_TERNARY},
@@ -30,7 +31,10 @@ const Case kCases[] = {{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY},
                        {SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY},
                        {SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.9f},
                        {SV_SCHEME_DGS, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.5f},
-                       {SV_SCHEME_DGS, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.5f, 0.05}};
+                       {SV_SCHEME_DGS, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, 0.5f, 0.05},
+                       {SV_SCHEME_LIEC, SV_FORMAT_CHUNK_SIGNS, SV_VOTE_TERNARY},
+                       {SV_SCHEME_LIEC, SV_FORMAT_CHUNK_SIGNS, SV_VOTE_TERNARY, 0.0f, 0.0, 2},
+                       {SV_SCHEME_LIEC, SV_FORMAT_FP32, SV_VOTE_TERNARY}};
 
 // The bucket of a case; the top-K schemes keep k (s3gd_mv with rho 0.9), momentum and the
 // downlink density as the case says.
@@ -40,6 +44,7 @@ svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
   cfg.vote = c.vote;
   cfg.momentum = c.momentum;
   cfg.downDensity = c.downDensity;
+  cfg.period = c.period;
   if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
       c.scheme == SV_SCHEME_DGS)
     cfg.k = k;
@@ -47,6 +52,7 @@ svBucketConfig_t caseConfig(const Case& c, size_t n, uint64_t k) {
   return cfg;
 }
 bool keepsState(const Case& c) {
+  if (c.scheme == SV_SCHEME_LIEC) return c.format == SV_FORMAT_CHUNK_SIGNS;  // fp32: identity
   return c.scheme != SV_SCHEME_DENSE && (c.scheme != SV_SCHEME_SIGNSGD_MV || c.momentum != 0.0f);
 }
 

@@ -238,3 +238,156 @@ TEST(ScaledKernel, InvalidArgumentsEnqueueNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+bool sameBitsOrNaN(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!svtest::sameBitsOrNaN(a[i], b[i])) return false;
+  return true;
+}
+
+// liec: each rank's uplink messages, every owner's step, the ranks' outputs and the averaging
+// owner step, against lib/reference; chunks from one word to three tree levels' worth, empty
+// last chunks (W > words), a malformed message at one owner.
+TEST(LiecKernel, CompressOwnerAndOutputMatchTheHost) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 53);
+  SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  for (uint64_t n : {uint64_t{1}, uint64_t{63}, uint64_t{65}, uint64_t{1000}, uint64_t{4097},
+                     uint64_t{65537}, uint64_t{4194305}})
+    for (int W : {1, 2, 3, 7})
+      for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_IGNORE}) {
+        if (n > 100000 && W != 1) continue;
+        SCOPED_TRACE("n = " + std::to_string(n) + ", W = " + std::to_string(W) +
+                     ", policy = " + std::to_string(policy));
+        const uint64_t cw = ((n + 63) / 64 + W - 1) / W, chunk = 64 * cw;
+        const uint64_t words = ref::chunkSignsWords(cw);
+        std::vector<std::vector<uint64_t>> msgs(W, std::vector<uint64_t>(W * words));
+        std::vector<std::vector<float>> cleans(W, std::vector<float>(W * chunk));
+        DeviceArray<float> dg(n, 1), dclean(W * chunk, 2);
+        DeviceArray<uint64_t> dmsgs(W * words);
+        DeviceArray<unsigned long long> nans(1);
+        size_t bytes = 0;
+        CUDA_OK(k::liecCompress(nullptr, &bytes, nullptr, n, cw, W, policy, nullptr, nullptr,
+                                nullptr, nullptr));
+        DeviceArray<char> temp(bytes);
+        for (int s = 0; s < W; ++s) {
+          std::vector<float> g = svtest::ties(n, rng);
+          if (s == 0) g = withSpecials(svtest::normal(n, rng), rng);
+          if (policy == SV_NONFINITE_ERROR)  // a NaN scale's bits are the platform's
+            for (float& x : g)
+              if (std::isnan(x)) x = 2.0f;
+          const bool nan = ref::liecCompress(g.data(), n, cw, W, policy, cleans[s].data(),
+                                             msgs[s].data());
+          dg.upload(g);
+          nans.upload({0});
+          CUDA_OK(k::liecCompress(temp.get(), &bytes, dg.get(), n, cw, W, policy, dclean.get(),
+                                  dmsgs.get(), nans.get(), nullptr));
+          CUDA_OK(cudaDeviceSynchronize());
+          EXPECT_EQ(dmsgs.download(), msgs[s]) << "rank " << s;
+          const std::vector<float> got = dclean.download();
+          for (uint64_t i = 0; i < W * chunk; ++i)
+            ASSERT_TRUE(svtest::sameBits(got[i], i < n ? cleans[s][i] : 0.0f)) << i;
+          EXPECT_EQ(nans.download()[0] != 0, nan);
+          EXPECT_TRUE(dclean.guardIntact());
+          EXPECT_TRUE(dmsgs.guardIntact());
+        }
+
+        // Every owner's step; then the outputs of every rank from the gathered results.
+        std::vector<uint64_t> results(W * words);
+        for (int d = 0; d < W; ++d) {
+          const uint64_t len = ref::ownerChunk(n, chunk, d).len;
+          std::vector<uint64_t> recv;
+          for (int s = 0; s < W; ++s)
+            recv.insert(recv.end(), msgs[s].begin() + d * words, msgs[s].begin() + (d + 1) * words);
+          std::vector<float> e = svtest::normal(chunk, rng, 0.5f);
+          for (uint64_t x = 0; x < chunk; x += 5) e[x] = -0.0f;
+          std::vector<float> eNew(chunk);
+          ASSERT_TRUE(ref::liecOwner(recv.data(), W, len, cw, e.data(), eNew.data(),
+                                     results.data() + d * words));
+          DeviceArray<uint64_t> drecv(recv.size(), 1), dres(words, 2);
+          DeviceArray<float> de(chunk, 3), da(chunk), deNew(chunk, 1);
+          DeviceArray<uint32_t> flags(1);
+          drecv.upload(recv);
+          de.upload(e);
+          flags.upload({0});
+          size_t ob = 0;
+          CUDA_OK(k::liecOwner(nullptr, &ob, nullptr, W, n, d, cw, nullptr, nullptr, nullptr,
+                               nullptr, nullptr, nullptr));
+          DeviceArray<char> otemp(ob);
+          CUDA_OK(k::liecOwner(otemp.get(), &ob, drecv.get(), W, n, d, cw, de.get(), da.get(),
+                               deNew.get(), dres.get(), flags.get(), nullptr));
+          CUDA_OK(cudaDeviceSynchronize());
+          EXPECT_EQ(flags.download()[0], 0u) << "owner " << d;
+          const std::vector<uint64_t> gotRes = dres.download();
+          EXPECT_TRUE(std::equal(gotRes.begin(), gotRes.end(), results.begin() + d * words))
+              << "owner " << d;
+          // inf - inf (rank 0's infinite scale) in e: the NaN's bits are the platform's.
+          EXPECT_TRUE(sameBitsOrNaN(deNew.download(), eNew)) << "owner " << d;
+          EXPECT_TRUE(dres.guardIntact());
+          EXPECT_TRUE(deNew.guardIntact());
+          if (d == W - 1) {  // a negative scale from the last sender: flagged and poisoned
+            recv[(W - 1) * words + 2 * cw] |= uint64_t{1} << 31;
+            drecv.upload(recv);
+            CUDA_OK(k::liecOwner(otemp.get(), &ob, drecv.get(), W, n, d, cw, de.get(), da.get(),
+                                 deNew.get(), dres.get(), flags.get(), nullptr));
+            CUDA_OK(cudaDeviceSynchronize());
+            EXPECT_EQ(flags.download()[0], 1u);
+            EXPECT_EQ(dres.download()[2 * cw], ~uint64_t{0});
+            DeviceArray<uint32_t> seen(1);
+            seen.upload({0});
+            CUDA_OK(k::checkChunkSigns(dres.get(), 1, cw, n, d, seen.get(), nullptr));
+            CUDA_OK(cudaDeviceSynchronize());
+            EXPECT_EQ(seen.download()[0], 1u);
+          }
+        }
+        DeviceArray<uint64_t> dresults(results.size()), down(W * words);
+        DeviceArray<uint32_t> flags(1), gate(1);
+        dresults.upload(results);
+        flags.upload({0});
+        CUDA_OK(k::checkChunkSigns(dresults.get(), W, cw, n, -1, flags.get(), nullptr));
+        DeviceArray<float> out(n, 1);
+        float sentinel;  // the bytes 0x7F of the memset below
+        const uint32_t sentinelBits = 0x7F7F7F7Fu;
+        std::memcpy(&sentinel, &sentinelBits, 4);
+        for (int r = 0; r < W; ++r) {
+          std::vector<float> expect(n);
+          ref::liecOutput(results.data(), msgs[r].data(), cleans[r].data(), n, cw,
+                          expect.data());
+          down.upload(msgs[r]);
+          dclean.upload(cleans[r]);
+          for (uint32_t closed : {1u, 0u}) {
+            CUDA_OK(cudaMemset(out.get(), 0x7F, n * 4));
+            gate.upload({closed});
+            CUDA_OK(k::liecOutput(dresults.get(), down.get(), dclean.get(), n, cw, out.get(),
+                                  gate.get(), nullptr));
+            CUDA_OK(cudaDeviceSynchronize());
+            const std::vector<float> got = out.download();
+            for (uint64_t i = 0; i < n; ++i)
+              ASSERT_TRUE(closed ? svtest::sameBits(got[i], sentinel)
+                                 : svtest::sameBitsOrNaN(got[i], expect[i]))
+                  << "rank " << r << ", element " << i;
+          }
+        }
+        EXPECT_EQ(flags.download()[0], 0u);
+        EXPECT_TRUE(out.guardIntact());
+
+        // The averaging owner step: a = sum / W + e, eNew = -0.0.
+        const std::vector<float> sum = svtest::normal(chunk, rng, 3.0f),
+                                 e = svtest::ties(chunk, rng);
+        DeviceArray<float> dsum(chunk, 1), de(chunk, 2), da(chunk, 3), deNew(chunk);
+        dsum.upload(sum);
+        de.upload(e);
+        CUDA_OK(k::liecAverageOwner(dsum.get(), de.get(), W, chunk, da.get(), deNew.get(),
+                                    nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        std::vector<float> a(chunk);
+        for (uint64_t x = 0; x < chunk; ++x) a[x] = sum[x] / static_cast<float>(W) + e[x];
+        EXPECT_TRUE(svtest::sameBits(da.download(), a));
+        EXPECT_TRUE(svtest::sameBits(deNew.download(), std::vector<float>(chunk, -0.0f)));
+      }
+}
+
+}  // namespace

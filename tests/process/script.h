@@ -12,11 +12,11 @@
 
 namespace svtest {
 
-// The scheme cases SV_BACKEND_CUDA implements (all but liec and adaptive K, which it refuses).
+// The scheme cases SV_BACKEND_CUDA implements (all but adaptive K, which it refuses).
 inline std::vector<svBucketConfig_t> cudaSchemeCases(size_t n) {
   std::vector<svBucketConfig_t> v;
   for (const svBucketConfig_t& c : schemeCases(n))
-    if (c.scheme != SV_SCHEME_LIEC && c.adaptiveK == SV_ADAPTIVE_K_NONE) v.push_back(c);
+    if (c.adaptiveK == SV_ADAPTIVE_K_NONE) v.push_back(c);
   return v;
 }
 

@@ -472,3 +472,36 @@ TEST(KernelLogic, ValuesChecksAndSumsAgreeWithTheReference) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(KernelLogic, ChunkSignsWordsMatchTheReference) {
+  std::mt19937_64 rng(svtest::testSeed() + 40);
+  for (uint64_t chunkWords : {1ull, 2ull, 5ull})
+    for (uint64_t len : {uint64_t{0}, uint64_t{1}, uint64_t{63}, uint64_t{64}, uint64_t{65},
+                         64 * chunkWords - 1, 64 * chunkWords}) {
+      if (len > 64 * chunkWords) continue;
+      for (int trial = 0; trial < 100; ++trial) {
+        std::vector<uint64_t> msg(2 * chunkWords + 1);
+        const std::vector<float> x = svtest::ties(len, rng);
+        ref::chunkSignsEncode(x.data(), len, chunkWords, msg.data());
+        if (trial % 2 == 1) {  // corrupt a plane or the scale now and then
+          const size_t w = rng() % msg.size();
+          msg[w] ^= uint64_t{1} << (rng() % 64);
+        }
+        bool ok = (msg[2 * chunkWords] >> 31) == 0;
+        for (uint64_t w = 0; w < chunkWords; ++w)
+          ok &= logic::chunkWordOk(msg[w], msg[chunkWords + w], w, len);
+        EXPECT_EQ(ok, ref::chunkSignsValid(msg.data(), len, chunkWords)) << len << " " << trial;
+        float scale;
+        const auto bits = static_cast<uint32_t>(msg[2 * chunkWords]);
+        std::memcpy(&scale, &bits, 4);
+        for (uint64_t e = 0; e < 64 * chunkWords; ++e)
+          ASSERT_TRUE(svtest::sameBits(
+              logic::planeValue(msg[e >> 6], msg[chunkWords + (e >> 6)], e & 63, scale),
+              ref::chunkSignsValue(msg.data(), chunkWords, e)));
+      }
+    }
+}
+
+}  // namespace
