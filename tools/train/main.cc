@@ -1,17 +1,23 @@
 // signvote-train: a small data-parallel trainer that links signvote the way a user's trainer
-// does (public API only). W ranks in one process over the loopback transport (host backend),
-// an MLP 784-H-10 on Fashion-MNIST (Debian package dataset-fashion-mnist), IID or non-IID
-// splits, every scheme of the library. Prints CSV rows (test accuracy every --eval-every steps,
-// cumulative uplink bits: the rank's own message; wire bits: what it sends, which ring
-// algorithms make equal to what it receives, so also its downlink).
+// does (public API only). W ranks in one process over the loopback transport, an MLP 784-H-10
+// on Fashion-MNIST (Debian package dataset-fashion-mnist), IID or non-IID splits, every scheme
+// of the library. The model's math runs on the CPU; the exchanges run on the host backend or,
+// with --backend cuda, on the GPU (gradients copied to device buffers, outputs copied back),
+// which must give the same bits, so the same CSV. Prints CSV rows (test accuracy every
+// --eval-every steps, cumulative uplink bits: the rank's own message; wire bits: what it sends,
+// which ring algorithms make equal to what it receives, so also its downlink).
 // dgs gets lr * g and its output is the update itself. liec's ranks keep their own models (each
 // applies its own error); on its averaging exchanges the trainer averages the models with a
 // dense bucket, and it evaluates the mean of the ranks' models.
 #include <boost/program_options.hpp>
+#include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,7 +30,7 @@ namespace po = boost::program_options;
 namespace {
 
 struct Args {
-  std::string scheme = "s3gd_mv", split = "noniid", vote = "ternary", dataDir;
+  std::string scheme = "s3gd_mv", split = "noniid", vote = "ternary", backend = "host", dataDir;
   int ranks = 10, batch = 64, steps = 1500, hidden = 100, evalEvery = 100, labels = 1;
   double density = 0.01, lr = 1e-3;
   float rho = 1.0f, momentum = 0.0f;
@@ -65,7 +71,86 @@ uint64_t uplinkBytes(const svBucketInfo_t& info, uint64_t n, int ranks, svVote_t
   }
 }
 
+void cudaCheck(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// One bucket per rank of a world and their grouped exchange of host vectors. SV_BACKEND_HOST
+// exchanges in place of the vectors; SV_BACKEND_CUDA copies them to device buffers, exchanges
+// there (device workspaces, a stream per rank), waits, checks the device's verdict and copies
+// the outputs back.
+class Exchanger {
+ public:
+  Exchanger(const std::vector<signvote::Comm>& comms, const svBucketConfig_t& cfg, bool cuda)
+      : n_(cfg.count), cuda_(cuda), comm0_(comms[0].get()) {
+    for (const auto& c : comms) buckets_.emplace_back(c, cfg);
+    if (!cuda_) return;
+    const size_t ws = buckets_[0].info().workspaceBytes;
+    for (size_t r = 0; r < comms.size(); ++r) {
+      for (void** p : {&in_.emplace_back(), &out_.emplace_back()})
+        cudaCheck(cudaMalloc(p, std::max<size_t>(n_, 1) * 4), "cudaMalloc");
+      cudaCheck(cudaMalloc(&ws_.emplace_back(), std::max<size_t>(ws, 1)), "cudaMalloc");
+      cudaCheck(cudaStreamCreateWithFlags(&streams_.emplace_back(), cudaStreamNonBlocking),
+                "cudaStreamCreate");
+    }
+  }
+  ~Exchanger() {
+    if (!cuda_) return;
+    cudaDeviceSynchronize();
+    for (void* p : in_) cudaFree(p);
+    for (void* p : out_) cudaFree(p);
+    for (void* p : ws_) cudaFree(p);
+    for (cudaStream_t s : streams_) cudaStreamDestroy(s);
+  }
+  Exchanger(const Exchanger&) = delete;
+  Exchanger& operator=(const Exchanger&) = delete;
+
+  svBucketInfo_t info() const { return buckets_[0].info(); }
+
+  // out[r] = rank r's output for input in[r] (out may be in).
+  void exchange(const std::vector<std::vector<float>>& in, std::vector<std::vector<float>>& out) {
+    const size_t W = buckets_.size();
+    if (!cuda_) {
+      signvote::group([&] {
+        for (size_t r = 0; r < W; ++r) buckets_[r].exchange(in[r].data(), out[r].data());
+      });
+      return;
+    }
+    for (size_t r = 0; r < W; ++r)
+      cudaCheck(cudaMemcpy(in_[r], in[r].data(), n_ * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+    signvote::group([&] {
+      for (size_t r = 0; r < W; ++r) {
+        size_t bytes = buckets_[r].info().workspaceBytes;
+        signvote::check(svExchange(buckets_[r].get(), in_[r], out_[r], ws_[r], &bytes,
+                                   streams_[r]), comm0_);
+      }
+    });
+    cudaCheck(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    svResult_t verdict = svSuccess;
+    signvote::check(svCommGetAsyncError(comm0_, &verdict), comm0_);
+    if (verdict != svSuccess) throw signvote::Error(verdict, svGetLastError(comm0_));
+    for (size_t r = 0; r < W; ++r)
+      cudaCheck(cudaMemcpy(out[r].data(), out_[r], n_ * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  }
+
+ private:
+  size_t n_;
+  bool cuda_;
+  svComm_t comm0_;
+  std::vector<signvote::Bucket> buckets_;
+  std::vector<void*> in_, out_, ws_;
+  std::vector<cudaStream_t> streams_;
+};
+
 int run(const Args& a) {
+  const bool cuda = a.backend == "cuda";
+  if (cuda) {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      std::cerr << "signvote-train: --backend cuda needs a GPU (none found)\n";
+      return 4;  // the benchmark's "skipped" code
+    }
+  }
   const train::Dataset trainSet = train::loadFashionMnist(a.dataDir, "train");
   const train::Dataset testSet = train::loadFashionMnist(a.dataDir, "t10k");
   std::mt19937_64 rng(a.seed);
@@ -96,15 +181,16 @@ int run(const Args& a) {
     cfg.kBudget = a.kBudget;
     cfg.kWindow = a.kWindow;
   }
-  std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks);
-  std::vector<signvote::Bucket> buckets;
-  for (auto& c : comms) buckets.emplace_back(c, cfg);
-  std::vector<signvote::Bucket> averagers;  // liec: exact model averaging
+  svConfig_t worldConfig = SV_CONFIG_INITIALIZER;
+  worldConfig.backend = cuda ? SV_BACKEND_CUDA : SV_BACKEND_HOST;
+  std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks, &worldConfig);
+  Exchanger buckets(comms, cfg, cuda);
+  std::unique_ptr<Exchanger> averagers;  // liec: exact model averaging
   if (perRank) {
     svBucketConfig_t dense = SV_BUCKET_CONFIG_INITIALIZER;
     dense.scheme = SV_SCHEME_DENSE;
     dense.count = n;
-    for (auto& c : comms) averagers.emplace_back(c, dense);
+    averagers = std::make_unique<Exchanger>(comms, dense, cuda);
   }
   uint64_t upBits = 0, wireBits = 0, kSum = 0;
   const float lr = static_cast<float>(a.lr);
@@ -133,23 +219,19 @@ int run(const Args& a) {
       if (cfg.scheme == SV_SCHEME_DGS)  // SAMomentum takes lr inside the momentum
         for (float& v : grads[r]) v *= lr;
     }
-    const bool average = perRank && buckets[0].info().averageNext;
-    signvote::group([&] {
-      for (int r = 0; r < a.ranks; ++r) buckets[r].exchange(grads[r].data(), outs[r].data());
-    });
+    const bool average = perRank && buckets.info().averageNext;
+    buckets.exchange(grads, outs);
     const float scale = cfg.scheme == SV_SCHEME_DGS ? 1.0f : lr;
     for (size_t m = 0; m < models.size(); ++m)
       for (size_t i = 0; i < n; ++i) models[m][i] -= scale * outs[m][i];
-    svBucketInfo_t info = buckets[0].info();
+    svBucketInfo_t info = buckets.info();
     upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote, average);
     wireBits += 8 * info.lastWireBytes;
     kSum += info.lastK;
     if (average) {  // every rank's model becomes the exact mean
-      signvote::group([&] {
-        for (int r = 0; r < a.ranks; ++r) averagers[r].exchange(models[r].data(), models[r].data());
-      });
+      averagers->exchange(models, models);
       upBits += 8 * (64 + 4 * n);
-      wireBits += 8 * averagers[0].info().lastWireBytes;
+      wireBits += 8 * averagers->info().lastWireBytes;
     }
     if (step % a.evalEvery == 0 || step == a.steps) {
       std::vector<float> evalModel = models[0];
@@ -186,6 +268,7 @@ int main(int argc, char** argv) {
       ("help,h", "print this help")
       ("scheme", po::value(&a.scheme)->default_value(a.scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
       ("vote", po::value(&a.vote)->default_value(a.vote), "ternary | binary (signsgd_mv)")
+      ("backend", po::value(&a.backend)->default_value(a.backend), "host | cuda: where the exchanges run (the model stays on the CPU)")
       ("density", po::value(&a.density)->default_value(a.density), "s3gd_mv, topk_ef, dgs: K / N")
       ("rho", po::value(&a.rho)->default_value(a.rho), "s3gd_mv: residual decay")
       ("momentum", po::value(&a.momentum)->default_value(a.momentum), "Signum / topk_ef momentum; dgs: SAMomentum in (0, 1)")
@@ -218,6 +301,8 @@ int main(int argc, char** argv) {
     a.adaptive = vm.count("adaptive-k") != 0;
     if (a.split != "iid" && a.split != "noniid")
       throw std::invalid_argument("--split must be iid or noniid");
+    if (a.backend != "host" && a.backend != "cuda")
+      throw std::invalid_argument("--backend must be host or cuda");
     if (a.ranks < 1 || a.batch < 1 || a.steps < 1 || a.hidden < 1 || a.evalEvery < 1)
       throw std::invalid_argument("--ranks, --batch, --steps, --hidden, --eval-every must be >= 1");
     schemeOf(a.scheme);

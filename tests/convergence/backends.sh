@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SV_BACKEND_CUDA inside a training loop (GPU lane): signvote-train with --backend cuda must
+# print exactly the host backend's CSV for every scheme, since the exchanges give the same
+# bits and so the same models, losses and accuracies. Exits 4 (skipped) without a GPU.
+set -euo pipefail
+train="$1"
+common=(--steps 30 --eval-every 10 --ranks 4 --split iid --no-header)
+cases=("--scheme s3gd_mv" "--scheme s3gd_mv --rho 0.5 --density 0.3"
+       "--scheme signsgd_mv" "--scheme signsgd_mv --momentum 0.9" "--scheme dense --lr 0.1"
+       "--scheme ef_sign" "--scheme topk_ef --momentum 0.9 --density 0.05"
+       "--scheme dgs --momentum 0.5 --down-density 0.05" "--scheme liec --period 3")
+for c in "${cases[@]}"; do
+  # shellcheck disable=SC2086 # each case is a list of flags
+  host=$("$train" "${common[@]}" $c)
+  set +e
+  # shellcheck disable=SC2086
+  dev=$("$train" "${common[@]}" $c --backend cuda)
+  rc=$?
+  set -e
+  if [ "$rc" = 4 ]; then echo "no GPU: skipped"; exit 4; fi
+  if [ "$rc" != 0 ]; then echo "the CUDA run failed (exit $rc): $c"; exit 1; fi
+  if [ "$host" != "$dev" ]; then
+    echo "the CSVs differ: $c"
+    diff <(echo "$host") <(echo "$dev") || true
+    exit 1
+  fi
+  echo "same CSV on both backends: $c"
+done
