@@ -63,8 +63,8 @@ __global__ void __launch_bounds__(kThreads)
   if (lane == 0 && nans != 0) atomicAdd(nanCount, nans);
 }
 
-// grid (tiles over chunkWords + 1 words, messages): message s's chunk has length
-// ownerLen when owner >= 0, else chunk s's length.
+// grid (tiles over chunkWords + 1 words, messages): message s is of owner `owner`'s chunk
+// when owner >= 0, else of chunk s.
 __global__ void __launch_bounds__(kThreads)
     checkKernel(const uint64_t* msgs, uint64_t chunkWords, uint64_t n, int owner,
                 uint32_t* flags) {
@@ -110,8 +110,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// eNew = a - C(a) below len (ref::efSignCommit with the result's scale), e past it; then,
-// when the owner found a malformed message, the scale word every receiver rejects.
+// eNew = a - C(a) below len (ref::efSignCommit with the result's scale), e past it.
 __global__ void __launch_bounds__(kThreads)
     ownerErrorKernel(const float* a, const float* e, uint64_t len, uint64_t chunk,
                      uint64_t* scaleWord, float* eNew) {
@@ -121,6 +120,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// When the owner found a malformed message: the scale word every receiver rejects.
 __global__ void poisonKernel(const uint32_t* bad, uint64_t* scaleWord) {
   if (*bad) *scaleWord = ~uint64_t{0};  // (ref: poisonResult in lib/exchange.cc)
 }

@@ -191,6 +191,37 @@ class SizeRun {
                 (flags.download()[0] != 0);
     }
     rows->push_back(r);
+
+    // ef_sign's compression: p = g + e, both planes and the tree-summed scale.
+    Dev<uint64_t> efPlanes(2 * words);
+    Dev<k::RecordInfo> info(1);
+    size_t tb = 0;
+    BENCH_CUDA(k::efSignCompress(nullptr, &tb, nullptr, nullptr, n_, SV_NONFINITE_ERROR, nullptr,
+                                 nullptr, nullptr, nullptr, s_));
+    Dev<char> temp(tb);
+    auto compress = [&](const float* gin) {
+      BENCH_CUDA(k::efSignCompress(temp.get(), &tb, gin, residual_.get(), n_, SV_NONFINITE_ERROR,
+                                   acc_.get(), efPlanes.get(), info.get(), nans.get(), s_));
+    };
+    ms = timer_.medianMs([&](int i) { compress(g(i)); });
+    r = row("ef_sign_compress", 0, 1, ms, 12.0 * n_ + 2.0 * words * 8);
+    if (o_.checkIters > 0) {
+      const std::vector<float> gHost = g0Host(), eHost = residual_.download(n_);
+      std::vector<float> pRef(n_);
+      std::vector<uint64_t> planesRef(2 * words);
+      float scale = 0.0f;
+      ref::efSignCompress(gHost.data(), eHost.data(), n_, SV_NONFINITE_ERROR, pRef.data(),
+                          planesRef.data(), &scale);
+      compress(g0_.get());
+      BENCH_CUDA(cudaStreamSynchronize(s_));
+      uint32_t scaleBits;
+      std::memcpy(&scaleBits, &scale, 4);
+      r.checked = n_ + 2 * words + 1;
+      r.wrong = differentFloats(acc_.download(n_), pRef) +
+                differentBits(efPlanes.download().data(), planesRef.data(), 2 * words, 8) +
+                (static_cast<uint32_t>(info.download()[0].aux) != scaleBits);
+    }
+    rows->push_back(r);
   }
 
   void sparseKernels(double density, std::vector<KernelRow>* rows) {
@@ -333,6 +364,27 @@ class SizeRun {
       r.checked = 2 * n_;
       r.wrong = differentFloats(out.download(n_), outRef) +
                 differentFloats(committed.download(n_), resRef);
+    }
+    rows->push_back(r);
+
+    // topk_ef's step without momentum: v + g into acc, then the top-K in place on it.
+    auto topkEf = [&](const float* gin) {
+      BENCH_CUDA(k::topkEfAccumulate(gin, nullptr, residual_.get(), 0.0f, n_, SV_NONFINITE_ERROR,
+                                     nullptr, acc_.get(), s_));
+      topk(acc_.get(), nullptr, acc_.get());
+    };
+    ms = timer_.medianMs([&](int i) { topkEf(g(i)); });
+    r = row("topk_ef_step", kk, 1, ms, 12.0 * n_);
+    if (o_.checkIters > 0) {
+      std::vector<float> vRef(n_);
+      std::vector<uint32_t> sRef(kk);
+      ref::topkEfAccumulateSelect(gHost.data(), nullptr, resHost.data(), 0.0f, n_, kk,
+                                  SV_NONFINITE_ERROR, nullptr, vRef.data(), sRef.data());
+      topkEf(g0_.get());
+      BENCH_CUDA(cudaStreamSynchronize(s_));
+      r.checked = n_ + kk;
+      r.wrong = differentFloats(acc_.download(n_), vRef) +
+                differentBits(sel.download().data(), sRef.data(), kk, 4);
     }
     rows->push_back(r);
   }
