@@ -2,7 +2,8 @@
 # The recorded convergence runs of docs/convergence.md (issue 7): signvote-train on
 # Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
 # every scheme (dgs with and without downlink compression, liec with tau = 32 and 8), and
-# adaptive K against fixed K at the same total K (window 100 x Kbar = 797).
+# adaptive K against fixed K at the same total K (window 100 x Kbar = 797), and dense momentum
+# SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline.
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
@@ -28,6 +29,7 @@ methods=(
   "--scheme liec --lr 0.1 --period 32"
   "--scheme liec --lr 0.1 --period 8"
   "--scheme dense --lr 0.1"
+  "--scheme dense --lr 0.03 --sgd-momentum 0.9"
 )
 {
   echo "# signvote-train convergence runs at commit $commit, $(date -u); $(nproc) cores, host backend"

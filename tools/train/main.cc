@@ -33,7 +33,7 @@ struct Args {
   std::string scheme = "s3gd_mv", split = "noniid", vote = "ternary", backend = "host", dataDir;
   int ranks = 10, batch = 64, steps = 1500, hidden = 100, evalEvery = 100, labels = 1;
   double density = 0.01, lr = 1e-3;
-  float rho = 1.0f, momentum = 0.0f;
+  float rho = 1.0f, momentum = 0.0f, sgdMomentum = 0.0f;
   double downDensity = 0.0;
   unsigned period = 0;
   bool adaptive = false;
@@ -196,13 +196,16 @@ int run(const Args& a) {
   const float lr = static_cast<float>(a.lr);
 
   std::vector<std::vector<float>> grads(a.ranks), outs(a.ranks, std::vector<float>(n));
+  // --sgd-momentum: heavy-ball on the exchanged update, buf = mu * buf + out, per model.
+  std::vector<std::vector<float>> velocity(models.size(), std::vector<float>(n, 0.0f));
   std::vector<std::vector<uint32_t>> order = shards;
   std::vector<size_t> cursor(a.ranks, 0);
   std::vector<float> x(size_t(a.batch) * 784);
   std::vector<uint8_t> y(a.batch);
   if (a.header)
     std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
-                "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period\n");
+                "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period,"
+                "sgd_momentum\n");
   double lossSum = 0;
   int lossCount = 0;
   for (int step = 1; step <= a.steps; ++step) {
@@ -222,8 +225,12 @@ int run(const Args& a) {
     const bool average = perRank && buckets.info().averageNext;
     buckets.exchange(grads, outs);
     const float scale = cfg.scheme == SV_SCHEME_DGS ? 1.0f : lr;
-    for (size_t m = 0; m < models.size(); ++m)
-      for (size_t i = 0; i < n; ++i) models[m][i] -= scale * outs[m][i];
+    for (size_t m = 0; m < models.size(); ++m) {
+      std::vector<float>& update = a.sgdMomentum != 0.0f ? velocity[m] : outs[m];
+      if (a.sgdMomentum != 0.0f)
+        for (size_t i = 0; i < n; ++i) update[i] = a.sgdMomentum * update[i] + outs[m][i];
+      for (size_t i = 0; i < n; ++i) models[m][i] -= scale * update[i];
+    }
     svBucketInfo_t info = buckets.info();
     upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote, average);
     wireBits += 8 * info.lastWireBytes;
@@ -242,13 +249,14 @@ int run(const Args& a) {
       }
       const double acc =
           mlp.accuracy(evalModel, testSet.images.data(), testSet.labels.data(), testSet.size());
-      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u\n",
+      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u,%g\n",
                   a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
                   static_cast<double>(a.rho), static_cast<double>(a.momentum),
                   static_cast<unsigned long long>(a.seed), step, lossSum / lossCount, acc,
                   static_cast<unsigned long long>(upBits),
                   static_cast<unsigned long long>(wireBits), a.adaptive ? 1 : 0,
-                  static_cast<unsigned long long>(kSum), a.downDensity, a.period);
+                  static_cast<unsigned long long>(kSum), a.downDensity, a.period,
+                  static_cast<double>(a.sgdMomentum));
       std::fflush(stdout);
       lossSum = 0;
       lossCount = 0;
@@ -274,6 +282,7 @@ int main(int argc, char** argv) {
       ("momentum", po::value(&a.momentum)->default_value(a.momentum), "Signum / topk_ef momentum; dgs: SAMomentum in (0, 1)")
       ("down-density", po::value(&a.downDensity)->default_value(a.downDensity), "dgs: downlink secondary compression density (0: off)")
       ("period", po::value(&a.period)->default_value(a.period), "liec: averaging period tau (0: never)")
+      ("sgd-momentum", po::value(&a.sgdMomentum)->default_value(a.sgdMomentum), "heavy-ball momentum of the trainer on the exchanged update (0: plain SGD)")
       ("ranks,r", po::value(&a.ranks)->default_value(a.ranks), "data-parallel ranks")
       ("batch", po::value(&a.batch)->default_value(a.batch), "samples per rank per step")
       ("steps", po::value(&a.steps)->default_value(a.steps), "training steps")
