@@ -48,6 +48,22 @@ __device__ __forceinline__ uint64_t ballot64(bool lo, bool hi) {
   return __ballot_sync(~0u, lo) | uint64_t{__ballot_sync(~0u, hi)} << 32;
 }
 
+// The warp's two values of 64-element word w (this lane's elements 64w + lane and
+// 64w + 32 + lane): +0.0 past n; a NaN becomes +0.0 under ignoreNaN and is counted into *nans
+// otherwise (packSigns' and liec's uplink loops).
+__device__ __forceinline__ void warpWordValues(const float* g, uint64_t n, uint64_t w,
+                                               unsigned lane, bool ignoreNaN, float (&v)[2],
+                                               unsigned* nans) {
+  for (unsigned h = 0; h < 2; ++h) {
+    const uint64_t i = 64 * w + 32 * h + lane;
+    v[h] = i < n ? g[i] : 0.0f;
+    if (isNaN(v[h])) {
+      if (ignoreNaN) v[h] = 0.0f;
+      else ++*nans;
+    }
+  }
+}
+
 // The launch status of the last kernel launched from this thread.
 inline cudaError_t launched() { return cudaGetLastError(); }
 

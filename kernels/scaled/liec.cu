@@ -10,8 +10,6 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
-using detail::isNaN;
-
 // ref::chunkSignsWords and ref::ownerChunk's length, callable on the device.
 SV_HD inline uint64_t messageWords(uint64_t chunkWords) { return 2 * chunkWords + 1; }
 SV_HD inline uint64_t chunkLen(uint64_t n, uint64_t chunk, uint64_t d) {
@@ -42,15 +40,9 @@ __global__ void __launch_bounds__(kThreads)
   unsigned nans = 0;
   for (uint64_t w = warp; w < words; w += warps) {
     float v[2];
-    for (unsigned h = 0; h < 2; ++h) {
-      const uint64_t i = 64 * w + 32 * h + lane;
-      v[h] = i < n ? g[i] : 0.0f;
-      if (isNaN(v[h])) {
-        if (ignoreNaN) v[h] = 0.0f;
-        else ++nans;
-      }
-      clean[i] = v[h];
-    }
+    detail::warpWordValues(g, n, w, lane, ignoreNaN, v, &nans);
+    clean[64 * w + lane] = v[0];
+    clean[64 * w + 32 + lane] = v[1];
     const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
     const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
     if (lane == 0) {

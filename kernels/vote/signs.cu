@@ -25,14 +25,7 @@ __global__ void __launch_bounds__(kThreads)
   unsigned nans = 0;
   for (uint64_t gw = warp; gw < totalWords; gw += warps) {
     float v[2];
-    for (unsigned h = 0; h < 2; ++h) {
-      const uint64_t i = 64 * gw + 32 * h + lane;
-      v[h] = i < n ? g[i] : 0.0f;
-      if (isNaN(v[h])) {
-        if (ignoreNaN) v[h] = 0.0f;
-        else ++nans;
-      }
-    }
+    detail::warpWordValues(g, n, gw, lane, ignoreNaN, v, &nans);
     const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
     const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
     if (lane == 0) {
