@@ -48,6 +48,15 @@ __device__ __forceinline__ uint64_t ballot64(bool lo, bool hi) {
   return __ballot_sync(~0u, lo) | uint64_t{__ballot_sync(~0u, hi)} << 32;
 }
 
+// The ternary plane words (nonzero: v != 0, negative: v < 0; NaN is nonzero, not negative) of
+// a warp whose lanes hold the two values of one 64-element word (see ballot64).
+struct PlaneWords {
+  uint64_t nz, neg;
+};
+__device__ __forceinline__ PlaneWords ternaryWords(const float (&v)[2]) {
+  return {ballot64(v[0] != 0.0f, v[1] != 0.0f), ballot64(v[0] < 0.0f, v[1] < 0.0f)};
+}
+
 // The warp's two values of 64-element word w (this lane's elements 64w + lane and
 // 64w + 32 + lane): +0.0 past n; a NaN becomes +0.0 under ignoreNaN and is counted into *nans
 // otherwise (packSigns' and liec's uplink loops).

@@ -45,8 +45,7 @@ __global__ void __launch_bounds__(kThreads)
         p[i] = v[h];
       }
     }
-    const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
-    const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
+    const auto [nz, neg] = detail::ternaryWords(v);
     if (lane == 0) {
       planes[w] = nz;
       planes[words + w] = neg;

@@ -43,8 +43,7 @@ __global__ void __launch_bounds__(kThreads)
     detail::warpWordValues(g, n, w, lane, ignoreNaN, v, &nans);
     clean[64 * w + lane] = v[0];
     clean[64 * w + 32 + lane] = v[1];
-    const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
-    const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
+    const auto [nz, neg] = detail::ternaryWords(v);
     if (lane == 0) {
       uint64_t* msg = msgs + (w / chunkWords) * msgWords;
       msg[w % chunkWords] = nz;
@@ -93,8 +92,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       a[x] = v[h];
     }
-    const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
-    const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
+    const auto [nz, neg] = detail::ternaryWords(v);
     if (lane == 0) {
       result[lw] = nz;
       result[chunkWords + lw] = neg;

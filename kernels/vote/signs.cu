@@ -26,8 +26,7 @@ __global__ void __launch_bounds__(kThreads)
   for (uint64_t gw = warp; gw < totalWords; gw += warps) {
     float v[2];
     detail::warpWordValues(g, n, gw, lane, ignoreNaN, v, &nans);
-    const uint64_t neg = detail::ballot64(v[0] < 0.0f, v[1] < 0.0f);
-    const uint64_t nz = detail::ballot64(v[0] != 0.0f, v[1] != 0.0f);
+    const auto [nz, neg] = detail::ternaryWords(v);
     if (lane == 0) {
       const uint64_t d = gw / chunkWords, w = gw % chunkWords;
       uint64_t* block = out + d * planes * chunkWords;
