@@ -85,11 +85,11 @@ class Exchanger {
       : n_(cfg.count), cuda_(cuda), comm0_(comms[0].get()) {
     for (const auto& c : comms) buckets_.emplace_back(c, cfg);
     if (!cuda_) return;
-    const size_t ws = buckets_[0].info().workspaceBytes;
+    wsBytes_ = buckets_[0].info().workspaceBytes;
     for (size_t r = 0; r < comms.size(); ++r) {
       for (void** p : {&in_.emplace_back(), &out_.emplace_back()})
         cudaCheck(cudaMalloc(p, std::max<size_t>(n_, 1) * 4), "cudaMalloc");
-      cudaCheck(cudaMalloc(&ws_.emplace_back(), std::max<size_t>(ws, 1)), "cudaMalloc");
+      cudaCheck(cudaMalloc(&ws_.emplace_back(), std::max<size_t>(wsBytes_, 1)), "cudaMalloc");
       cudaCheck(cudaStreamCreateWithFlags(&streams_.emplace_back(), cudaStreamNonBlocking),
                 "cudaStreamCreate");
     }
@@ -120,7 +120,7 @@ class Exchanger {
       cudaCheck(cudaMemcpy(in_[r], in[r].data(), n_ * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
     signvote::group([&] {
       for (size_t r = 0; r < W; ++r) {
-        size_t bytes = buckets_[r].info().workspaceBytes;
+        size_t bytes = wsBytes_;
         signvote::check(svExchange(buckets_[r].get(), in_[r], out_[r], ws_[r], &bytes,
                                    streams_[r]), comm0_);
       }
@@ -134,7 +134,7 @@ class Exchanger {
   }
 
  private:
-  size_t n_;
+  size_t n_, wsBytes_ = 0;
   bool cuda_;
   svComm_t comm0_;
   std::vector<signvote::Bucket> buckets_;
