@@ -3,7 +3,8 @@
 # Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
 # every scheme (dgs with and without downlink compression, liec with tau = 32 and 8), and
 # adaptive K against fixed K at the same total K (window 100 x Kbar = 797), and dense momentum
-# SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline.
+# SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline, and the top-K schemes
+# with one bucket per parameter tensor (the seeds' per-layer selection) beside one per model.
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
@@ -30,6 +31,9 @@ methods=(
   "--scheme liec --lr 0.1 --period 8"
   "--scheme dense --lr 0.1"
   "--scheme dense --lr 0.03 --sgd-momentum 0.9"
+  "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 1 --buckets tensor"
+  "--scheme topk_ef --lr 0.1 --density 0.01 --buckets tensor"
+  "--scheme dgs --lr 0.03 --density 0.01 --momentum 0.9 --buckets tensor"
 )
 {
   echo "# signvote-train convergence runs at commit $commit, $(date -u); $(nproc) cores, host backend"

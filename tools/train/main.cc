@@ -30,7 +30,8 @@ namespace po = boost::program_options;
 namespace {
 
 struct Args {
-  std::string scheme = "s3gd_mv", split = "noniid", vote = "ternary", backend = "host", dataDir;
+  std::string scheme = "s3gd_mv", split = "noniid", vote = "ternary", backend = "host", dataDir,
+              buckets = "model";
   int ranks = 10, batch = 64, steps = 1500, hidden = 100, evalEvery = 100, labels = 1;
   double density = 0.01, lr = 1e-3;
   float rho = 1.0f, momentum = 0.0f, sgdMomentum = 0.0f;
@@ -75,24 +76,33 @@ void cudaCheck(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
-// One bucket per rank of a world and their grouped exchange of host vectors. SV_BACKEND_HOST
-// exchanges in place of the vectors; SV_BACKEND_CUDA copies them to device buffers, exchanges
-// there (device workspaces, a stream per rank), waits, checks the device's verdict and copies
-// the outputs back.
+// Per rank of a world, one bucket per segment (offset, count) of the parameter vector, and their
+// grouped exchange of host vectors: one segment is the whole model, one per tensor is the
+// seeds' per-layer top-K. SV_BACKEND_HOST exchanges in place of the vectors; SV_BACKEND_CUDA
+// copies them to device buffers, exchanges there (device workspaces, a stream per rank), waits,
+// checks the device's verdict and copies the outputs back.
 class Exchanger {
  public:
-  Exchanger(const std::vector<signvote::Comm>& comms, const svBucketConfig_t& cfg, bool cuda)
-      : n_(cfg.count), cuda_(cuda), comm0_(comms[0].get()) {
-    for (const auto& c : comms) buckets_.emplace_back(c, cfg);
+  using Segments = std::vector<std::pair<size_t, size_t>>;
+  Exchanger(const std::vector<signvote::Comm>& comms, svBucketConfig_t cfg,
+            const Segments& segments, bool cuda)
+      : segments_(segments), cuda_(cuda), comm0_(comms[0].get()) {
+    for (const auto& [offset, count] : segments_) {
+      (void)offset;
+      n_ += count;
+      cfg.count = count;
+      for (const auto& c : comms) buckets_.emplace_back(c, cfg);
+    }
     if (!cuda_) return;
-    wsBytes_ = buckets_[0].info().workspaceBytes;
+    for (size_t b = 0; b < buckets_.size(); ++b)
+      wsBytes_.push_back(std::max<size_t>(buckets_[b].info().workspaceBytes, 1));
     for (size_t r = 0; r < comms.size(); ++r) {
       for (void** p : {&in_.emplace_back(), &out_.emplace_back()})
         cudaCheck(cudaMalloc(p, std::max<size_t>(n_, 1) * 4), "cudaMalloc");
-      cudaCheck(cudaMalloc(&ws_.emplace_back(), std::max<size_t>(wsBytes_, 1)), "cudaMalloc");
       cudaCheck(cudaStreamCreateWithFlags(&streams_.emplace_back(), cudaStreamNonBlocking),
                 "cudaStreamCreate");
     }
+    for (size_t bytes : wsBytes_) cudaCheck(cudaMalloc(&ws_.emplace_back(), bytes), "cudaMalloc");
   }
   ~Exchanger() {
     if (!cuda_) return;
@@ -105,25 +115,45 @@ class Exchanger {
   Exchanger(const Exchanger&) = delete;
   Exchanger& operator=(const Exchanger&) = delete;
 
-  svBucketInfo_t info() const { return buckets_[0].info(); }
+  bool averageNext() const { return buckets_[0].info().averageNext; }
+  // Sums over the segments of rank 0's last exchange: uplink bytes (see uplinkBytes), wire
+  // bytes and K.
+  void lastTotals(int ranks, svVote_t vote, bool average, uint64_t* up, uint64_t* wire,
+                  uint64_t* k) const {
+    const size_t W = static_cast<size_t>(ranks);
+    for (size_t s = 0; s < segments_.size(); ++s) {
+      const svBucketInfo_t info = buckets_[s * W].info();
+      *up += uplinkBytes(info, segments_[s].second, ranks, vote, average);
+      *wire += info.lastWireBytes;
+      *k += info.lastK;
+    }
+  }
 
   // out[r] = rank r's output for input in[r] (out may be in).
   void exchange(const std::vector<std::vector<float>>& in, std::vector<std::vector<float>>& out) {
-    const size_t W = buckets_.size();
+    const size_t W = buckets_.size() / segments_.size();
     if (!cuda_) {
       signvote::group([&] {
-        for (size_t r = 0; r < W; ++r) buckets_[r].exchange(in[r].data(), out[r].data());
+        for (size_t s = 0; s < segments_.size(); ++s)
+          for (size_t r = 0; r < W; ++r)
+            buckets_[s * W + r].exchange(in[r].data() + segments_[s].first,
+                                         out[r].data() + segments_[s].first);
       });
       return;
     }
     for (size_t r = 0; r < W; ++r)
       cudaCheck(cudaMemcpy(in_[r], in[r].data(), n_ * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
     signvote::group([&] {
-      for (size_t r = 0; r < W; ++r) {
-        size_t bytes = wsBytes_;
-        signvote::check(svExchange(buckets_[r].get(), in_[r], out_[r], ws_[r], &bytes,
-                                   streams_[r]), comm0_);
-      }
+      for (size_t s = 0; s < segments_.size(); ++s)
+        for (size_t r = 0; r < W; ++r) {
+          const size_t b = s * W + r;
+          size_t bytes = wsBytes_[b];
+          signvote::check(svExchange(buckets_[b].get(), static_cast<float*>(in_[r]) +
+                                         segments_[s].first,
+                                     static_cast<float*>(out_[r]) + segments_[s].first, ws_[b],
+                                     &bytes, streams_[r]),
+                          comm0_);
+        }
     });
     cudaCheck(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     svResult_t verdict = svSuccess;
@@ -134,10 +164,12 @@ class Exchanger {
   }
 
  private:
-  size_t n_, wsBytes_ = 0;
+  Segments segments_;
+  size_t n_ = 0;
   bool cuda_;
   svComm_t comm0_;
-  std::vector<signvote::Bucket> buckets_;
+  std::vector<signvote::Bucket> buckets_;  // segment-major: buckets_[s * W + r]
+  std::vector<size_t> wsBytes_;            // per bucket
   std::vector<void*> in_, out_, ws_;
   std::vector<cudaStream_t> streams_;
 };
@@ -166,7 +198,6 @@ int run(const Args& a) {
 
   svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
   cfg.scheme = schemeOf(a.scheme);
-  cfg.count = n;
   cfg.vote = a.vote == "binary" ? SV_VOTE_BINARY : SV_VOTE_TERNARY;
   if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF ||
       cfg.scheme == SV_SCHEME_DGS)
@@ -184,13 +215,13 @@ int run(const Args& a) {
   svConfig_t worldConfig = SV_CONFIG_INITIALIZER;
   worldConfig.backend = cuda ? SV_BACKEND_CUDA : SV_BACKEND_HOST;
   std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks, &worldConfig);
-  Exchanger buckets(comms, cfg, cuda);
+  const Exchanger::Segments whole{{0, n}};
+  Exchanger buckets(comms, cfg, a.buckets == "tensor" ? mlp.tensors() : whole, cuda);
   std::unique_ptr<Exchanger> averagers;  // liec: exact model averaging
   if (perRank) {
     svBucketConfig_t dense = SV_BUCKET_CONFIG_INITIALIZER;
     dense.scheme = SV_SCHEME_DENSE;
-    dense.count = n;
-    averagers = std::make_unique<Exchanger>(comms, dense, cuda);
+    averagers = std::make_unique<Exchanger>(comms, dense, whole, cuda);
   }
   uint64_t upBits = 0, wireBits = 0, kSum = 0;
   const float lr = static_cast<float>(a.lr);
@@ -205,7 +236,7 @@ int run(const Args& a) {
   if (a.header)
     std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
                 "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period,"
-                "sgd_momentum\n");
+                "sgd_momentum,buckets\n");
   double lossSum = 0;
   int lossCount = 0;
   for (int step = 1; step <= a.steps; ++step) {
@@ -222,7 +253,7 @@ int run(const Args& a) {
       if (cfg.scheme == SV_SCHEME_DGS)  // SAMomentum takes lr inside the momentum
         for (float& v : grads[r]) v *= lr;
     }
-    const bool average = perRank && buckets.info().averageNext;
+    const bool average = perRank && buckets.averageNext();
     buckets.exchange(grads, outs);
     const float scale = cfg.scheme == SV_SCHEME_DGS ? 1.0f : lr;
     for (size_t m = 0; m < models.size(); ++m) {
@@ -231,15 +262,15 @@ int run(const Args& a) {
         for (size_t i = 0; i < n; ++i) update[i] = a.sgdMomentum * update[i] + outs[m][i];
       for (size_t i = 0; i < n; ++i) models[m][i] -= scale * update[i];
     }
-    svBucketInfo_t info = buckets.info();
-    upBits += 8 * uplinkBytes(info, n, a.ranks, cfg.vote, average);
-    wireBits += 8 * info.lastWireBytes;
-    kSum += info.lastK;
+    uint64_t up = 0, wire = 0;
+    buckets.lastTotals(a.ranks, cfg.vote, average, &up, &wire, &kSum);
     if (average) {  // every rank's model becomes the exact mean
       averagers->exchange(models, models);
-      upBits += 8 * (64 + 4 * n);
-      wireBits += 8 * averagers->info().lastWireBytes;
+      uint64_t k = 0;
+      averagers->lastTotals(a.ranks, cfg.vote, false, &up, &wire, &k);
     }
+    upBits += 8 * up;
+    wireBits += 8 * wire;
     if (step % a.evalEvery == 0 || step == a.steps) {
       std::vector<float> evalModel = models[0];
       if (perRank) {  // the mean of the ranks' models, summed in rank order
@@ -249,14 +280,14 @@ int run(const Args& a) {
       }
       const double acc =
           mlp.accuracy(evalModel, testSet.images.data(), testSet.labels.data(), testSet.size());
-      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u,%g\n",
+      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u,%g,%s\n",
                   a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
                   static_cast<double>(a.rho), static_cast<double>(a.momentum),
                   static_cast<unsigned long long>(a.seed), step, lossSum / lossCount, acc,
                   static_cast<unsigned long long>(upBits),
                   static_cast<unsigned long long>(wireBits), a.adaptive ? 1 : 0,
                   static_cast<unsigned long long>(kSum), a.downDensity, a.period,
-                  static_cast<double>(a.sgdMomentum));
+                  static_cast<double>(a.sgdMomentum), a.buckets.c_str());
       std::fflush(stdout);
       lossSum = 0;
       lossCount = 0;
@@ -283,6 +314,7 @@ int main(int argc, char** argv) {
       ("down-density", po::value(&a.downDensity)->default_value(a.downDensity), "dgs: downlink secondary compression density (0: off)")
       ("period", po::value(&a.period)->default_value(a.period), "liec: averaging period tau (0: never)")
       ("sgd-momentum", po::value(&a.sgdMomentum)->default_value(a.sgdMomentum), "heavy-ball momentum of the trainer on the exchanged update (0: plain SGD)")
+      ("buckets", po::value(&a.buckets)->default_value(a.buckets), "model: one bucket | tensor: one per parameter tensor (the seeds' per-layer top-K), exchanged as one group")
       ("ranks,r", po::value(&a.ranks)->default_value(a.ranks), "data-parallel ranks")
       ("batch", po::value(&a.batch)->default_value(a.batch), "samples per rank per step")
       ("steps", po::value(&a.steps)->default_value(a.steps), "training steps")
@@ -310,6 +342,8 @@ int main(int argc, char** argv) {
     a.adaptive = vm.count("adaptive-k") != 0;
     if (a.split != "iid" && a.split != "noniid")
       throw std::invalid_argument("--split must be iid or noniid");
+    if (a.buckets != "model" && a.buckets != "tensor")
+      throw std::invalid_argument("--buckets must be model or tensor");
     if (a.backend != "host" && a.backend != "cuda")
       throw std::invalid_argument("--backend must be host or cuda");
     if (a.ranks < 1 || a.batch < 1 || a.steps < 1 || a.hidden < 1 || a.evalEvery < 1)

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace train {
@@ -12,6 +13,10 @@ class Mlp {
  public:
   explicit Mlp(int hidden);
   size_t size() const { return size_; }
+  // The parameter tensors' (offset, count) in the flat vector: W1, b1, W2, b2.
+  std::vector<std::pair<size_t, size_t>> tensors() const {
+    return {{w1_, b1_ - w1_}, {b1_, w2_ - b1_}, {w2_, b2_ - w2_}, {b2_, size_ - b2_}};
+  }
   // He-uniform weights, zero biases.
   void init(std::vector<float>* params, std::mt19937_64& rng) const;
   // Mean loss of the batch; grad (size()) receives the gradient of that mean.
