@@ -6,7 +6,8 @@
 # SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline, and the top-K schemes
 # with one bucket per parameter tensor (the seeds' per-layer selection) beside one per model.
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
-# docs/convergence.md (tables) and docs/convergence-noniid.png (accuracy vs uplink bits).
+# docs/convergence.md (tables) and docs/convergence-noniid{,-wire}.png (accuracy vs uplink and
+# wire bits).
 # Usage: bash tools/convergence.sh [build dir, default build]
 # ONLY=<extended regex>: run only the methods whose flags match; the report then also reads the
 # earlier raw CSVs named in EARLIER (space-separated), so a partial run adds rows to them.
