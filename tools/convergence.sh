@@ -3,7 +3,8 @@
 # Fashion-MNIST, non-IID (one label per rank) and IID, 10 ranks, batch 64, 1,500 steps, 3 seeds,
 # every scheme (dgs with and without downlink compression, liec with tau = 32 and 8), and
 # adaptive K against fixed K at the same total K (window 100 x Kbar = 797), and dense momentum
-# SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline, and the top-K schemes
+# SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline (DGS also at 5 % and
+# 10 % density), and the top-K schemes
 # with one bucket per parameter tensor (the seeds' per-layer selection) beside one per model.
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid{,-wire}.png (accuracy vs uplink and
@@ -35,6 +36,8 @@ methods=(
   "--scheme s3gd_mv --lr 1e-3 --density 0.01 --rho 1 --buckets tensor"
   "--scheme topk_ef --lr 0.1 --density 0.01 --buckets tensor"
   "--scheme dgs --lr 0.03 --density 0.01 --momentum 0.9 --buckets tensor"
+  "--scheme dgs --lr 0.03 --density 0.05 --momentum 0.9"
+  "--scheme dgs --lr 0.03 --density 0.1 --momentum 0.9"
 )
 {
   echo "# signvote-train convergence runs at commit $commit, $(date -u); $(nproc) cores, host backend"
