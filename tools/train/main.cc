@@ -86,17 +86,16 @@ class Exchanger {
   using Segments = std::vector<std::pair<size_t, size_t>>;
   Exchanger(const std::vector<signvote::Comm>& comms, svBucketConfig_t cfg,
             const Segments& segments, bool cuda)
-      : segments_(segments), cuda_(cuda), comm0_(comms[0].get()) {
-    for (const auto& [offset, count] : segments_) {
-      (void)offset;
-      n_ += count;
-      cfg.count = count;
+      : segments_(segments), W_(comms.size()), cuda_(cuda), comm0_(comms[0].get()) {
+    for (const auto& segment : segments_) {
+      n_ += segment.second;
+      cfg.count = segment.second;
       for (const auto& c : comms) buckets_.emplace_back(c, cfg);
     }
     if (!cuda_) return;
     for (size_t b = 0; b < buckets_.size(); ++b)
       wsBytes_.push_back(std::max<size_t>(buckets_[b].info().workspaceBytes, 1));
-    for (size_t r = 0; r < comms.size(); ++r) {
+    for (size_t r = 0; r < W_; ++r) {
       for (void** p : {&in_.emplace_back(), &out_.emplace_back()})
         cudaCheck(cudaMalloc(p, std::max<size_t>(n_, 1) * 4), "cudaMalloc");
       cudaCheck(cudaStreamCreateWithFlags(&streams_.emplace_back(), cudaStreamNonBlocking),
@@ -118,12 +117,10 @@ class Exchanger {
   bool averageNext() const { return buckets_[0].info().averageNext; }
   // Sums over the segments of rank 0's last exchange: uplink bytes (see uplinkBytes), wire
   // bytes and K.
-  void lastTotals(int ranks, svVote_t vote, bool average, uint64_t* up, uint64_t* wire,
-                  uint64_t* k) const {
-    const size_t W = static_cast<size_t>(ranks);
+  void lastTotals(svVote_t vote, bool average, uint64_t* up, uint64_t* wire, uint64_t* k) const {
     for (size_t s = 0; s < segments_.size(); ++s) {
-      const svBucketInfo_t info = buckets_[s * W].info();
-      *up += uplinkBytes(info, segments_[s].second, ranks, vote, average);
+      const svBucketInfo_t info = buckets_[s * W_].info();
+      *up += uplinkBytes(info, segments_[s].second, static_cast<int>(W_), vote, average);
       *wire += info.lastWireBytes;
       *k += info.lastK;
     }
@@ -131,22 +128,21 @@ class Exchanger {
 
   // out[r] = rank r's output for input in[r] (out may be in).
   void exchange(const std::vector<std::vector<float>>& in, std::vector<std::vector<float>>& out) {
-    const size_t W = buckets_.size() / segments_.size();
     if (!cuda_) {
       signvote::group([&] {
         for (size_t s = 0; s < segments_.size(); ++s)
-          for (size_t r = 0; r < W; ++r)
-            buckets_[s * W + r].exchange(in[r].data() + segments_[s].first,
-                                         out[r].data() + segments_[s].first);
+          for (size_t r = 0; r < W_; ++r)
+            buckets_[s * W_ + r].exchange(in[r].data() + segments_[s].first,
+                                          out[r].data() + segments_[s].first);
       });
       return;
     }
-    for (size_t r = 0; r < W; ++r)
+    for (size_t r = 0; r < W_; ++r)
       cudaCheck(cudaMemcpy(in_[r], in[r].data(), n_ * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
     signvote::group([&] {
       for (size_t s = 0; s < segments_.size(); ++s)
-        for (size_t r = 0; r < W; ++r) {
-          const size_t b = s * W + r;
+        for (size_t r = 0; r < W_; ++r) {
+          const size_t b = s * W_ + r;
           size_t bytes = wsBytes_[b];
           signvote::check(svExchange(buckets_[b].get(), static_cast<float*>(in_[r]) +
                                          segments_[s].first,
@@ -159,13 +155,13 @@ class Exchanger {
     svResult_t verdict = svSuccess;
     signvote::check(svCommGetAsyncError(comm0_, &verdict), comm0_);
     if (verdict != svSuccess) throw signvote::Error(verdict, svGetLastError(comm0_));
-    for (size_t r = 0; r < W; ++r)
+    for (size_t r = 0; r < W_; ++r)
       cudaCheck(cudaMemcpy(out[r].data(), out_[r], n_ * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
   }
 
  private:
   Segments segments_;
-  size_t n_ = 0;
+  size_t W_, n_ = 0;
   bool cuda_;
   svComm_t comm0_;
   std::vector<signvote::Bucket> buckets_;  // segment-major: buckets_[s * W + r]
@@ -263,11 +259,11 @@ int run(const Args& a) {
       for (size_t i = 0; i < n; ++i) models[m][i] -= scale * update[i];
     }
     uint64_t up = 0, wire = 0;
-    buckets.lastTotals(a.ranks, cfg.vote, average, &up, &wire, &kSum);
+    buckets.lastTotals(cfg.vote, average, &up, &wire, &kSum);
     if (average) {  // every rank's model becomes the exact mean
       averagers->exchange(models, models);
       uint64_t k = 0;
-      averagers->lastTotals(a.ranks, cfg.vote, false, &up, &wire, &k);
+      averagers->lastTotals(cfg.vote, false, &up, &wire, &k);
     }
     upBits += 8 * up;
     wireBits += 8 * wire;
