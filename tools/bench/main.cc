@@ -30,6 +30,7 @@
 #include "report.h"
 #include "signvote/signvote.hpp"
 #include "straight_reference.h"
+#include "wire_mode.h"
 
 namespace {
 
@@ -50,22 +51,6 @@ uint64_t countDifferent(const std::vector<float>& a, const std::vector<float>& b
   return wrong;
 }
 
-svBucketConfig_t bucketConfig(const bench::Options& o, uint64_t count) {
-  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
-  cfg.scheme = o.scheme;
-  cfg.vote = o.vote;
-  cfg.format = o.format;
-  cfg.count = count;
-  cfg.k = o.density != 0.0 ? 0 : o.k;
-  cfg.density = o.density;
-  cfg.rho = o.rho;
-  const bool momentum = o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF ||
-                        o.scheme == SV_SCHEME_DGS;
-  cfg.momentum = momentum ? o.momentum : 0.0f;
-  if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
-  if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
-  return cfg;
-}
 
 // One bucket size on one backend: W ranks' buckets, input sets 0..3 (3 rotate, 3 is for the
 // check), outputs and workspaces.
@@ -504,12 +489,25 @@ int kernelMain(bench::Options o, const std::string& device) {
   return bench::finishRun(o, "kernels", line, bench::kernelRecords(rows), wrong);
 }
 
+int wireMain(bench::Options o) {
+  if (!o.ranksGiven) o.ranks = 8;
+  std::vector<bench::WireRow> rows;
+  try {
+    rows = bench::runWireMode(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "signvote-bench: %s\n", e.what());
+    return 3;
+  }
+  return bench::finishRun(o, "wire", "none (planned bytes only)", bench::wireRecords(rows), 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bench::Options o;
   const int parsed = bench::parseOptions(argc, argv, &o);
   if (parsed != 0) return parsed == 1 ? 0 : 2;
+  if (o.mode == bench::Mode::kWire) return wireMain(o);
   std::string device;
   const bool gpu = bench::cudaDevicePresent(&device);
   // Without a GPU, exit 4 lets ctest report a skip; the GPU lane (SIGNVOTE_REQUIRE_GPU=1)
@@ -587,7 +585,7 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(o.seed);
     for (uint64_t bytes = o.minBytes; bytes <= o.maxBytes;) {
       const uint64_t b = bytes / 4 * 4;
-      const svBucketConfig_t cfg = bucketConfig(o, b / 4);
+      const svBucketConfig_t cfg = bench::bucketConfig(o, b / 4);
       MakeRunner make;
       if (o.backend == SV_BACKEND_CUDA) {
         auto sets = std::make_shared<DeviceSets>(ranks, cfg.count);

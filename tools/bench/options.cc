@@ -103,6 +103,23 @@ const char* formatName(svFormat_t f) {
     default: return "auto";
   }
 }
+svBucketConfig_t bucketConfig(const Options& o, uint64_t count) {
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.scheme = o.scheme;
+  cfg.vote = o.vote;
+  cfg.format = o.format;
+  cfg.count = count;
+  cfg.k = o.density != 0.0 ? 0 : o.k;
+  cfg.density = o.density;
+  cfg.rho = o.rho;
+  const bool momentum = o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF ||
+                        o.scheme == SV_SCHEME_DGS;
+  cfg.momentum = momentum ? o.momentum : 0.0f;
+  if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
+  if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
+  return cfg;
+}
+
 const char* voteName(svVote_t v) { return v == SV_VOTE_BINARY ? "binary" : "ternary"; }
 
 int parseOptions(int argc, char** argv, Options* out) {
@@ -115,13 +132,13 @@ int parseOptions(int argc, char** argv, Options* out) {
       "Options");
   desc.add_options()
       ("help,h", "print this help")
-      ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels (auto: kernels when a CUDA device is present, else the collective on the host backend)")
+      ("mode", po::value(&mode)->default_value(mode), "auto | collective | kernels | wire (auto: kernels when a CUDA device is present, else the collective on the host backend; wire: every scheme's planned wire bytes per --counts entry and their time on each of --links, no device, no exchange)")
       ("backend", po::value(&backend)->default_value(backend), "collective mode: host | cuda (SV_BACKEND_CUDA, one GPU)")
       ("transport", po::value(&transport)->default_value(transport), "collective mode: loopback (all ranks in this process) | gloo (one rank per process over TCP; host backend) | nccl (one rank per process and GPU over NCCL; CUDA backend, dense column: ncclAllReduce). gloo and nccl ranks are started by mpirun -np N, torchrun, or with SIGNVOTE_RANK and SIGNVOTE_NRANKS set")
       ("store", po::value(&o.store), "gloo, nccl: rendezvous directory every rank can reach, empty or absent, one per run (default: $SIGNVOTE_STORE)")
-      ("counts", po::value(&counts)->default_value(counts), "kernel mode: bucket element counts, comma-separated (K/M/G suffixes)")
+      ("counts", po::value(&counts)->default_value(counts), "kernel and wire modes: bucket element counts, comma-separated (K/M/G suffixes)")
       ("densities", po::value(&densities)->default_value(densities), "kernel mode: K/N of the top-K rows, comma-separated")
-      ("links", po::value(&links)->default_value(links), "kernel mode: links of the step model after each pipeline row: nvlink8 (~360 GB/s busbw), ndr (~46 GB/s), 100gbe (~12 GB/s), <x>gbps; comma-separated")
+      ("links", po::value(&links)->default_value(links), "kernel and wire modes: links of the step model (kernel mode: after each pipeline row): nvlink8 (~360 GB/s busbw), ndr (~46 GB/s), 100gbe (~12 GB/s), <x>gbps; comma-separated")
       ("minbytes,b", po::value(&minB)->default_value(minB), "smallest bucket in bytes (K/M/G suffixes)")
       ("maxbytes,e", po::value(&maxB)->default_value(maxB), "largest bucket in bytes")
       ("stepfactor,f", po::value(&o.stepFactor)->default_value(o.stepFactor), "multiply the size by this between rows")
@@ -129,7 +146,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
       ("cudagraph,G", po::value(&o.graphLaunches)->default_value(o.graphLaunches), "CUDA backend: capture the timed iterations in a CUDA graph and launch it this many times, as nccl-tests' -G (0: launch directly; over NCCL the per-exchange host check must be off, SIGNVOTE_CHECK unset)")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
-      ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; default 8 there)")
+      ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; kernel and wire modes: default 8)")
       ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
       ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1); dgs: SAMomentum in (0, 1), 0.9 when not given")
       ("down-density", po::value(&o.downDensity)->default_value(o.downDensity), "dgs: downlink secondary compression, downK = ceil(x * count); 0: off")
@@ -168,7 +185,7 @@ int parseOptions(int argc, char** argv, Options* out) {
                                                    {"chunks", SV_FORMAT_CHUNK_SIGNS}});
     if (vm.count("k")) o.density = 0.0;
     o.mode = pick<Mode>(mode, "mode", {{"auto", Mode::kAuto}, {"collective", Mode::kCollective},
-                                       {"kernels", Mode::kKernels}});
+                                       {"kernels", Mode::kKernels}, {"wire", Mode::kWire}});
     o.backend = pick<svBackend_t>(backend, "backend", {{"host", SV_BACKEND_HOST},
                                                         {"cuda", SV_BACKEND_CUDA}});
     o.transport = pick<Transport>(transport, "transport", {{"loopback", Transport::kLoopback},
@@ -176,7 +193,7 @@ int parseOptions(int argc, char** argv, Options* out) {
                                                               {"nccl", Transport::kNccl}});
     if (o.transport != Transport::kLoopback) {
       const std::string t = "--transport " + transport;
-      if (o.mode == Mode::kKernels)
+      if (o.mode == Mode::kKernels || o.mode == Mode::kWire)
         throw std::invalid_argument(t + " runs the collective (--mode collective)");
       if (o.transport == Transport::kGloo && o.backend != SV_BACKEND_HOST)
         throw std::invalid_argument(t + " moves host memory (--backend host)");

@@ -11,7 +11,8 @@
 namespace bench {
 
 // auto: the GPU kernels when a CUDA device is present, else the collective on the host backend.
-enum class Mode { kAuto, kCollective, kKernels };
+// wire: every scheme's planned wire bytes on each link, no device and no exchange.
+enum class Mode { kAuto, kCollective, kKernels, kWire };
 // Collective mode: one process drives a loopback world, or each process one rank over gloo
 // (host backend) or NCCL (SV_BACKEND_CUDA, one GPU per process).
 enum class Transport { kLoopback, kGloo, kNccl };
@@ -21,9 +22,9 @@ struct Options {
   svBackend_t backend = SV_BACKEND_HOST;  // collective mode
   Transport transport = Transport::kLoopback;
   std::string store;                      // gloo, nccl: the rendezvous directory
-  std::vector<uint64_t> counts;     // kernel mode: bucket element counts
+  std::vector<uint64_t> counts;     // kernel and wire modes: bucket element counts
   std::vector<double> densities;    // kernel mode: K / N of the top-K rows
-  std::vector<Link> links;          // kernel mode: links of the step model
+  std::vector<Link> links;          // kernel and wire modes: links of the step model
   uint64_t minBytes = 4096;
   uint64_t maxBytes = 4u << 20;
   double stepFactor = 4;
@@ -49,6 +50,9 @@ struct Options {
 // Parses argv. Returns 0 to run, 1 after printing help, 2 on a bad command line (message
 // printed to stderr).
 int parseOptions(int argc, char** argv, Options* out);
+
+// The bucket of o's scheme and settings over `count` elements.
+svBucketConfig_t bucketConfig(const Options& o, uint64_t count);
 
 const char* schemeName(svScheme_t s);
 const char* formatName(svFormat_t f);
