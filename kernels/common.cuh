@@ -22,6 +22,12 @@
   for (uint64_t i = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n); \
        i += uint64_t{gridDim.x} * blockDim.x)
 
+// A warp-stride loop over [0, n) in the launch's x dimension: one iteration per warp, the same
+// iterations for all its lanes (the ballots inside need the whole warp; blocks are whole warps).
+#define SV_WARP_STRIDE(w, n)                                                          \
+  for (uint64_t w = (uint64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32; w < (n); \
+       w += uint64_t{gridDim.x} * blockDim.x / 32)
+
 namespace signvote::kernels::detail {
 
 // XOR as a CUB reduction operator (the order-free checksum terms of reference/mix.h).

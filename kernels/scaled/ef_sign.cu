@@ -27,11 +27,9 @@ __global__ void __launch_bounds__(kThreads)
   using Reduce = cub::BlockReduce<uint64_t, kThreads>;
   __shared__ typename Reduce::TempStorage reduce;
   const unsigned lane = threadIdx.x & 31;
-  const uint64_t warp = (uint64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
-  const uint64_t warps = uint64_t{gridDim.x} * kThreads / 32;
   unsigned nans = 0;
   uint64_t terms = 0;
-  for (uint64_t w = warp; w < words; w += warps) {
+  SV_WARP_STRIDE(w, words) {
     float v[2];
     for (unsigned h = 0; h < 2; ++h) {
       const uint64_t i = 64 * w + 32 * h + lane;

@@ -34,11 +34,9 @@ __global__ void __launch_bounds__(kThreads)
     compressKernel(const float* g, uint64_t n, uint64_t chunkWords, uint64_t words,
                    bool ignoreNaN, float* clean, uint64_t* msgs, unsigned long long* nanCount) {
   const unsigned lane = threadIdx.x & 31;
-  const uint64_t warp = (uint64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
-  const uint64_t warps = uint64_t{gridDim.x} * kThreads / 32;
   const uint64_t msgWords = messageWords(chunkWords);
   unsigned nans = 0;
-  for (uint64_t w = warp; w < words; w += warps) {
+  SV_WARP_STRIDE(w, words) {
     float v[2];
     detail::warpWordValues(g, n, w, lane, ignoreNaN, v, &nans);
     clean[64 * w + lane] = v[0];
@@ -75,11 +73,9 @@ __global__ void __launch_bounds__(kThreads)
     ownerKernel(const uint64_t* recv, int nranks, uint64_t chunkWords, uint64_t len,
                 const float* e, float* a, uint64_t* result) {
   const unsigned lane = threadIdx.x & 31;
-  const uint64_t warp = (uint64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
-  const uint64_t warps = uint64_t{gridDim.x} * kThreads / 32;
   const uint64_t msgWords = messageWords(chunkWords);
   const float w = static_cast<float>(nranks);
-  for (uint64_t lw = warp; lw < chunkWords; lw += warps) {
+  SV_WARP_STRIDE(lw, chunkWords) {
     float v[2];
     for (unsigned h = 0; h < 2; ++h) {
       const uint64_t x = 64 * lw + 32 * h + lane;

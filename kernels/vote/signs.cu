@@ -19,11 +19,9 @@ __global__ void __launch_bounds__(kThreads)
                     uint64_t totalWords, bool ignoreNaN, uint64_t* out,
                     unsigned long long* nanCount) {
   const unsigned lane = threadIdx.x & 31;
-  const uint64_t warp = (uint64_t{blockIdx.x} * kThreads + threadIdx.x) / 32;
-  const uint64_t warps = uint64_t{gridDim.x} * kThreads / 32;
   const unsigned planes = ternary ? 2 : 1;
   unsigned nans = 0;
-  for (uint64_t gw = warp; gw < totalWords; gw += warps) {
+  SV_WARP_STRIDE(gw, totalWords) {
     float v[2];
     detail::warpWordValues(g, n, gw, lane, ignoreNaN, v, &nans);
     const auto [nz, neg] = detail::ternaryWords(v);
