@@ -48,6 +48,13 @@ cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const 
                            float rho, uint64_t n, uint64_t k, svNonFinitePolicy_t policy,
                            float* acc, uint32_t* sel, TopKStatus* status, cudaStream_t stream);
 
+// Adaptive K's squared norm (kernels/scaled/tree.cu): the low half of *out = the float32 bits
+// of ref::pairwiseSquareSum(x, n, policy), the tree summed level by level in tiles as the
+// scales are (+0.0 when n = 0; a NaN term, kept unless SV_NONFINITE_IGNORE, makes the sum a
+// NaN whose payload may differ from the host's). Two-phase: temp holds the tile sums.
+cudaError_t squareNorm(void* temp, size_t* tempBytes, const float* x, uint64_t n,
+                       svNonFinitePolicy_t policy, unsigned long long* out, cudaStream_t stream);
+
 // ---- sparse records (kernels/sparse) --------------------------------------------------------
 
 // Device facts of one encoded record.

@@ -220,10 +220,6 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       return fail(comm, svInvalidArgument, "%s: config->kWindow = %u without config->kBudget",
                   call, c.kWindow);
   }
-  if (comm->config.backend == SV_BACKEND_CUDA && c.adaptiveK != SV_ADAPTIVE_K_NONE)
-    return fail(comm, svInvalidArgument, "%s: config->adaptiveK = %d (scheme %s) is not "
-                "implemented on SV_BACKEND_CUDA yet (host backend only)", call,
-                raw(c.adaptiveK), schemeName(c.scheme));
   *k = c.count;
   if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
       c.scheme == SV_SCHEME_DGS) {
@@ -554,18 +550,16 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
     b = std::make_unique<svBucket>();
     b->comm = comm;
     b->config = *config;
-    b->plan = makePlan(*config, k, comm->nranks);
+    const ScratchFn scratchFor = scratchFnOf(comm);
+    if (!planWith(*config, k, comm->nranks, scratchFor, &b->plan) ||
+        (config->adaptiveK != SV_ADAPTIVE_K_NONE &&
+         !adaptiveWorkspaceBytes(b->plan, *config, scratchFor, &b->plan.ws.total)))
+      return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
+                  "workspace failed (config->count = %zu)", config->count);
     b->lastK = b->plan.selects ? k : config->count;
     b->lastRecordBytes = b->plan.recordBytes;
     b->lastWireBytes = b->plan.wireBytes;
-    if (config->adaptiveK != SV_ADAPTIVE_K_NONE)
-      b->plan.ws.total = adaptiveWorkspaceBytes(b->plan, *config);
     if (cuda) {
-      CudaScratch scratch;
-      if (cudaScratchFor(b->plan, &scratch) != svSuccess)
-        return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
-                    "workspace failed (config->count = %zu)", config->count);
-      b->plan = makePlan(*config, k, comm->nranks, &scratch);
       if (b->plan.stateful && cudaCreateResidual(b.get()) != svSuccess)
         return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the state (%llu floats) "
                     "failed; nothing was created",

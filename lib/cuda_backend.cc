@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels.h"
 #include "reference/schemes.h"
@@ -82,6 +83,9 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
                           nullptr, nullptr, nullptr, nullptr) != cudaSuccess)
       return svUnhandledCudaError;
     s.topkStatus = sizeof(k::TopKStatus);
+    if (k::squareNorm(nullptr, &s.norm, nullptr, p.n, SV_NONFINITE_ERROR, nullptr, nullptr) !=
+        cudaSuccess)
+      return svUnhandledCudaError;
   }
   if (p.format == SV_FORMAT_SCALED_SIGNS) {
     if (k::efSignCompress(nullptr, &s.encode, nullptr, nullptr, p.n, SV_NONFINITE_ERROR,
@@ -116,6 +120,11 @@ svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
   s.ctrl = Ctrl::bytes(p.nranks);
   *out = s;
   return svSuccess;
+}
+
+ScratchFn scratchFnOf(const svComm* comm) {
+  if (comm->config.backend != SV_BACKEND_CUDA) return {};
+  return [](const Plan& p, CudaScratch* s) { return cudaScratchFor(p, s) == svSuccess; };
 }
 
 svResult_t cudaCreateResidual(svBucket* b) {
@@ -217,6 +226,28 @@ svResult_t sumBlocks(const char* blocks, int W, uint64_t count, unsigned elemByt
 }
 
 }  // namespace
+
+svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p,
+                           std::vector<float>* norms, std::string* why) {
+  const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
+  std::vector<unsigned long long> slots(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const CudaOp& op = ops[i];
+    const auto s = reinterpret_cast<cudaStream_t>(op.stream);
+    auto* out = at<unsigned long long>(op, p.ws.normOut);
+    size_t bytes = p.ws.normTemp.bytes;
+    SV_LAUNCH(k::squareNorm(at<void>(op, p.ws.normTemp), &bytes, static_cast<const float*>(op.send),
+                            p.n, policy, out, s));
+    SV_LAUNCH(cudaMemcpyAsync(&slots[i], out, 8, cudaMemcpyDeviceToHost, s));
+  }
+  norms->resize(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    SV_LAUNCH(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(ops[i].stream)));
+    const auto bits = static_cast<uint32_t>(slots[i]);
+    std::memcpy(&(*norms)[i], &bits, 4);
+  }
+  return svSuccess;
+}
 
 svResult_t cudaRunMatched(const std::vector<CudaOp>& ops, const Plan& p, uint64_t seq,
                           DeviceTransport& t, std::string* why) {

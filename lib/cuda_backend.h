@@ -21,6 +21,8 @@ bool cudaBackendAvailable(std::string* why);
 svResult_t cudaInitComm(svComm* comm);      // event, sticky word, current device
 void cudaDestroyComm(svComm* comm);
 svResult_t cudaScratchFor(const Plan& hostPlan, CudaScratch* out);
+// cudaScratchFor as planWith takes it on SV_BACKEND_CUDA; empty on the host backend.
+ScratchFn scratchFnOf(const svComm* comm);
 svResult_t cudaCreateResidual(svBucket* bucket);  // device residual, as the host's at creation
 void cudaDestroyResidual(svBucket* bucket);
 // Synchronous copies of the residual to or from any memory (cudaMemcpyDefault).
@@ -41,6 +43,12 @@ struct CudaOp {
   void* ws;
   svStream_t stream;
 };
+// Adaptive K: norms[i] = the squared norm of ops[i].send (kernels::squareNorm into the norm
+// regions of p, the bucket's plan), read back after waiting on the host for each op's stream.
+// svUnhandledCudaError with *why when a call fails; nothing else is enqueued.
+svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p,
+                           std::vector<float>* norms, std::string* why);
+
 // Enqueues one matched exchange of plan p (the bucket's, or liec's averaging exchange): ops
 // holds the calls of the ranks this process drives, in rank order (all W in a loopback world,
 // one over NCCL), moved by t. Returns svUnhandledCudaError (a launch failed) or the

@@ -3,6 +3,7 @@
 // Nothing outside the workspaces is written before every exchange of the group succeeded,
 // which is what makes failed calls and failed groups have no effect.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -587,8 +588,54 @@ svResult_t planAdaptive(Matched& m, Transport& t) {
   SVCHECK(t.allReduceSum(sends, recvs, 1, Elem::kFloat32));
   m.sumSquares = sums[0];
   const uint64_t kt = ref::adaptiveK(b0.config, b0.plan.k, b0.adaptive, m.sumSquares);
-  m.plan = stepPlan(b0.plan, b0.config, kt);
+  stepPlan(b0.plan, b0.config, kt, {}, &m.plan);  // cannot fail without scratchFor
   return svSuccess;
+}
+
+// planAdaptive on SV_BACKEND_CUDA: the ranks' norms on the device, read back on the host (its
+// one wait per exchange), gathered across processes, summed in rank order as the host
+// transports sum. A NaN norm under SV_NONFINITE_ERROR is the host backend's svNonFiniteInput
+// (a NaN input is a NaN in the message), refused here before anything is enqueued.
+svResult_t planAdaptiveCuda(Matched& m, const std::vector<CudaOp>& cops, std::string* why) {
+  const svBucket& b0 = *m.ops[0].bucket;
+  World& world = *b0.comm->world;
+  const int W = m.plan.nranks;
+  std::vector<float> local, norms(W);
+  SVCHECK(cudaSquareNorms(cops, b0.plan, &local, why));
+  if (local.size() == norms.size()) {
+    norms = local;
+  } else if (const svResult_t r = world.device->hostAllGather(
+                 reinterpret_cast<cudaStream_t>(cops[0].stream), local.data(), norms.data(),
+                 sizeof(float));
+             r != svSuccess) {
+    *why = "the norm allgather of adaptive K failed: " + world.device->error();
+    return r;
+  }
+  Transport::Sends in(W);
+  for (int r = 0; r < W; ++r) in[r] = &norms[r];
+  sumInRankOrder(Elem::kFloat32, in, 0, 1, &m.sumSquares);
+  for (int r = 0; r < W; ++r)
+    if (std::isnan(norms[r]) && b0.comm->config.nonFinite == SV_NONFINITE_ERROR)
+      return *why = "rank " + std::to_string(r) + " had NaN input (nonFinite policy = "
+                    "SV_NONFINITE_ERROR; nothing was changed)",
+             svNonFiniteInput;
+  const uint64_t kt = ref::adaptiveK(b0.config, b0.plan.k, b0.adaptive, m.sumSquares);
+  if (!stepPlan(b0.plan, b0.config, kt, scratchFnOf(b0.comm), &m.plan))
+    return *why = "sizing the CUDA kernels for K_t = " + std::to_string(kt) + " failed",
+           svUnhandledCudaError;
+  return svSuccess;
+}
+
+// The bucket's record of a successful exchange (enqueued, on SV_BACKEND_CUDA). Adaptive K's
+// state moves with every exchange that returns svSuccess, a propagated NaN included: its K_t
+// went on the wire.
+void noteExchange(svBucket& b, const Matched& m) {
+  ++b.exchanges;
+  b.lastK = m.plan.k;
+  b.lastRecordBytes = m.plan.recordBytes;
+  b.lastWireBytes = m.plan.wireBytes;
+  if (b.config.adaptiveK != SV_ADAPTIVE_K_NONE)
+    b.adaptive = ref::adaptiveAdvance(b.config, b.adaptive, m.sumSquares, m.plan.k);
 }
 
 // Makes the communicators of `ops` sticky-broken with `code` (all of them, or with
@@ -630,7 +677,7 @@ svResult_t failGroup(const std::vector<Op>& ops, const Matched& m, svResult_t r,
 // (cuda_backend.h). SV_CHECK_GLOBAL compares every exchange of the group before any is
 // enqueued, so a mismatch has no effect. A failed launch leaves the group partly enqueued, so
 // every communicator of the group is broken (NCCL's rule for CUDA errors).
-svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& matched) {
+svResult_t runGroupCuda(const std::vector<Op>& ops, std::vector<Matched>& matched) {
   auto failed = [&](const Matched& m, svResult_t r, const std::string& why) {
     return failGroup(ops, m, r, "svGroupEnd: the CUDA exchange", why,
                      "; the communicators are broken, destroy them");
@@ -639,23 +686,27 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, const std::vector<Matched>& 
   std::string why;
   if (const svResult_t r = checkWorlds(matched, &bad, &why); r != svSuccess)
     return failed(matched[bad], r, why);
-  for (const Matched& m : matched) {
-    std::vector<CudaOp> cops;
-    for (const Op& op : m.ops) cops.push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
+  std::vector<std::vector<CudaOp>> cops(matched.size());
+  for (size_t j = 0; j < matched.size(); ++j)
+    for (const Op& op : matched[j].ops)
+      cops[j].push_back({op.bucket, op.send, op.recv, op.ws, op.stream});
+  // Every adaptive K_t before anything is enqueued, so that a refusal has no effect.
+  for (size_t j = 0; j < matched.size(); ++j) {
+    if (matched[j].ops[0].bucket->config.adaptiveK == SV_ADAPTIVE_K_NONE) continue;
+    why.clear();
+    if (const svResult_t r = planAdaptiveCuda(matched[j], cops[j], &why); r != svSuccess)
+      return failed(matched[j], r, why);
+  }
+  for (size_t j = 0; j < matched.size(); ++j) {
+    const Matched& m = matched[j];
     why.clear();
     const svResult_t r =
-        cudaRunMatched(cops, m.plan, m.seq, *m.ops[0].bucket->comm->world->device, &why);
+        cudaRunMatched(cops[j], m.plan, m.seq, *m.ops[0].bucket->comm->world->device, &why);
     if (r != svSuccess) return failed(m, r, "enqueuing it failed: " + why);
   }
   // Counted at enqueue: a failure the device finds later stops every later exchange anyway.
   for (const Matched& m : matched)
-    for (const Op& op : m.ops) {
-      svBucket& b = *op.bucket;
-      ++b.exchanges;
-      b.lastK = m.plan.k;
-      b.lastRecordBytes = m.plan.recordBytes;
-      b.lastWireBytes = m.plan.wireBytes;
-    }
+    for (const Op& op : m.ops) noteExchange(*op.bucket, m);
   for (const Op& op : ops) ++op.bucket->comm->seq;
   return svSuccess;
 }
@@ -755,13 +806,7 @@ svResult_t runGroup(std::vector<Op>& ops) {
   for (Matched& m : matched) {
     for (const Op& op : m.ops) {
       SVCHECK(commit(op, m.plan, m.outcome, m.scratch));
-      svBucket& b = *op.bucket;
-      ++b.exchanges;
-      b.lastK = m.plan.k;
-      b.lastRecordBytes = m.plan.recordBytes;
-      b.lastWireBytes = m.plan.wireBytes;
-      if (b.config.adaptiveK != SV_ADAPTIVE_K_NONE && !m.outcome.propagateNaN)
-        b.adaptive = ref::adaptiveAdvance(b.config, b.adaptive, m.sumSquares, m.plan.k);
+      noteExchange(*op.bucket, m);
     }
   }
   for (const Op& op : ops) ++op.bucket->comm->seq;
@@ -890,6 +935,12 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                   "(rank %d) checks every exchange on the host (SV_CHECK_GLOBAL); create it "
                   "with config->check = SV_CHECK_NONE (or SIGNVOTE_CHECK=none) to capture",
                   static_cast<void*>(stream), comm->rank);
+    // Adaptive K reads the gradient norm back on the host to size the transfers.
+    if (bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE && cudaIsCapturing(stream))
+      return fail(comm, svInvalidUsage, "svExchange: stream = %p is being captured, and the "
+                  "bucket has config->adaptiveK = %d, whose exchanges wait on the host for the "
+                  "gradient norm; use a fixed K to capture", static_cast<void*>(stream),
+                  static_cast<int>(bucket->config.adaptiveK));
   }
   const Op op{bucket, sendbuff, recvbuff, alignWorkspace(workspace), p.ws.total, stream};
   if (tg.depth == 0 && comm->world->local.size() > 1)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "reference/schemes.h"
 
@@ -135,6 +136,10 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   const size_t planeBytes = p.chunkWords * 8;
   Carver carve;
   WorkspaceLayout& ws = p.ws;
+  if (cuda != nullptr && config.adaptiveK != SV_ADAPTIVE_K_NONE) {
+    ws.normOut = carve.take(8);
+    ws.normTemp = carve.take(cuda->norm);
+  }
   if (p.stateful) ws.acc = carve.take((liec ? W * p.chunk : p.n) * 4);
   if (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ws.accU = carve.take(p.n * 4);
   if (p.downK != 0) {
@@ -218,19 +223,39 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   return p;
 }
 
-Plan stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt) {
-  svBucketConfig_t c = config;
-  c.format = bucketPlan.format;
-  return makePlan(c, kt, bucketPlan.nranks);
+bool planWith(const svBucketConfig_t& config, uint64_t k, int nranks,
+              const ScratchFn& scratchFor, Plan* out) {
+  *out = makePlan(config, k, nranks);
+  if (!scratchFor) return true;
+  CudaScratch s;
+  if (!scratchFor(*out, &s)) return false;
+  *out = makePlan(config, k, nranks, &s);
+  return true;
 }
 
-size_t adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config) {
-  // Within the K range where L = floor(log2(N/K)) is constant every region grows with K, so
-  // the largest K of each range (N >> L) and kMin bound all the others.
-  size_t most = stepPlan(bucketPlan, config, config.kMin).ws.total;
+bool stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt,
+              const ScratchFn& scratchFor, Plan* out) {
+  svBucketConfig_t c = config;
+  c.format = bucketPlan.format;
+  return planWith(c, kt, bucketPlan.nranks, scratchFor, out);
+}
+
+bool adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config,
+                            const ScratchFn& scratchFor, size_t* bytes) {
+  // Within the K range where L = floor(log2(N/K)) is constant every region grows with K (the
+  // kernels' scratch too: CUB's grows with its item count), so the largest K of each range
+  // (N >> L) and kMin bound all the others.
+  std::vector<uint64_t> ks{config.kMin};
   for (unsigned L = 0; L < 64 && (config.count >> L) >= config.kMin; ++L)
-    most = std::max(most, stepPlan(bucketPlan, config, config.count >> L).ws.total);
-  return most;
+    ks.push_back(config.count >> L);
+  size_t most = 0;
+  for (uint64_t k : ks) {
+    Plan p;
+    if (!stepPlan(bucketPlan, config, k, scratchFor, &p)) return false;
+    most = std::max(most, p.ws.total);
+  }
+  *bytes = most;
+  return true;
 }
 
 ref::WireHeader headerTemplate(const Plan& p, int rank, uint64_t seq) {

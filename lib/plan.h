@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "reference/sparse_record.h"
 #include "reference/wire.h"
@@ -49,6 +50,8 @@ struct WorkspaceLayout {
   Region downA;        // dgs downlink: A = D + G, N floats
   Region downSel;      // dgs downlink: its selection, downK u32
   // SV_BACKEND_CUDA only (device scratch of the kernels and the exchange's control words)
+  Region normOut, normTemp;     // adaptive K: squareNorm's result and scratch, carved first so
+                                // that every K's layout has them at the same offsets
   Region topkTemp, topkStatus;  // top-K schemes: accumulateTopK scratch, TopKStatus
   Region encTemp, recordInfo;   // records: encodeSparse / efSignCompress scratch, RecordInfo
   Region decTemp;               // records: addSparseVotes / sumSparseValues /
@@ -57,10 +60,15 @@ struct WorkspaceLayout {
   size_t total = 0;
 };
 
+struct Plan;
+
 // Scratch sizes of the CUDA kernels for one bucket (filled by cuda_backend.cc).
 struct CudaScratch {
   size_t topk = 0, topkStatus = 0, encode = 0, recordInfo = 0, decode = 0, ctrl = 0;
+  size_t norm = 0;  // top-K schemes: squareNorm's scratch (used under adaptive K only)
 };
+// Sizes the CUDA scratch of a plan made without it; false when the kernels cannot say.
+using ScratchFn = std::function<bool(const Plan&, CudaScratch*)>;
 
 struct Plan {
   svScheme_t scheme;
@@ -100,10 +108,18 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
 Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks,
               const CudaScratch* cuda = nullptr);
 
+// makePlan, with the CUDA kernels' regions when scratchFor is set (SV_BACKEND_CUDA): they are
+// sized from the plan without them. False when scratchFor fails.
+bool planWith(const svBucketConfig_t& config, uint64_t k, int nranks,
+              const ScratchFn& scratchFor, Plan* out);
+
 // Adaptive K: the plan of one exchange with K = kt (the bucket's resolved format kept), and
-// the workspace bytes that hold the plan of every K in [config.kMin, config.count].
-Plan stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt);
-size_t adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config);
+// the workspace bytes that hold the plan of every K in [config.kMin, config.count]. False when
+// scratchFor fails.
+bool stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t kt,
+              const ScratchFn& scratchFor, Plan* out);
+bool adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config,
+                            const ScratchFn& scratchFor, size_t* bytes);
 
 // liec: whether the exchange after `done` successful ones is an averaging exchange.
 inline bool averagesNext(const Plan& p, const svBucketConfig_t& config, uint64_t done) {

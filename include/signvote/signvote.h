@@ -46,9 +46,10 @@
  *                    either; svCommGetAsyncError reports it once the streams are done. Use
  *                    SV_NONFINITE_PROPAGATE or SV_NONFINITE_IGNORE where NaN must be survivable
  *                    (mixed precision). Argument errors are still returned by the call, with no
- *                    effect. Every scheme, with a fixed K: svBucketCreate refuses adaptive
- *                    K (svInvalidArgument) in this version. Not yet verified on a GPU in
- *                    this version (docs/status.md).
+ *                    effect. Every scheme; adaptive K is the one exception to the first
+ *                    sentence: each of its exchanges waits on the host for the gradient norm
+ *                    (see SV_ADAPTIVE_K_NORM_RATIO). Not yet verified on a GPU in this version
+ *                    (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
  * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are
@@ -217,10 +218,17 @@ typedef enum {
    * ranks, so every rank has the same G), then
    *   K_t = clamp(llround(Kbar * G / E), kMin, count), Kbar = the configured K,
    * E = the running mean of G (E = G on the first exchange, then E = fma(0.9, E, 0.1 G) after
-   * each successful one; K_t = clamp(Kbar) when G / E is not finite), capped so that the K_t of
-   * a window of kWindow exchanges sum to at most kBudget while every later exchange of the
-   * window can still take kMin. The format is fixed at creation; the workspace is sized for
-   * every K the rule can pick. svBucketInfo_t.lastK reports the K of the last exchange. */
+   * each successful one with a finite G; K_t = clamp(Kbar) when G / E is not finite), capped so
+   * that the K_t of a window of kWindow exchanges sum to at most kBudget while every later
+   * exchange of the window can still take kMin. The ledger counts every exchange that returns
+   * svSuccess, one whose output is NaN under SV_NONFINITE_PROPAGATE included (its K_t went on
+   * the wire); a failed one moves neither. The format is fixed at creation; the workspace is
+   * sized for every K the rule can pick. svBucketInfo_t.lastK reports the K of the last
+   * exchange. SV_BACKEND_CUDA: the norms are computed on the device and read back, so each
+   * exchange waits on the host for its streams up to its start (across processes, also for a
+   * one-float allgather); it cannot be captured in a CUDA graph (svInvalidUsage, no effect).
+   * In exchange, a NaN input under SV_NONFINITE_ERROR is refused by the call itself
+   * (svNonFiniteInput, no effect, the communicator usable), as on the host backend. */
   SV_ADAPTIVE_K_NORM_RATIO = 1,
   SV_NUM_ADAPTIVE_K = 2
 } svAdaptiveK_t;

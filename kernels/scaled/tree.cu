@@ -1,4 +1,5 @@
-// The scaled-sign schemes' tree (tree.h). One 2048-value tile per block and level: each thread
+// The fixed pairwise tree (tree.h): the scales of the scaled-sign schemes, and squareNorm
+// (kernels.h) for adaptive K. One 2048-value tile per block and level: each thread
 // sums 8 consecutive values as a tree in registers, the warp sums its lanes by __shfl_down
 // with widths 1..16 (lane l then holds l's and l+w's pair exactly when l is a multiple of 2w,
 // the host tree's pairs), thread 0 sums the 8 warps the same way. Levels repeat until one value
@@ -24,12 +25,23 @@ SV_HD inline uint64_t segmentLen(uint64_t total, uint64_t stride, uint64_t s) {
   return total - lo < stride ? total - lo : stride;
 }
 
-// One level: dst[s * gridDim.x + b] = the tree sum of |src| over tile b of segment s (count
+// What the tree sums: |x| (the scales: every level takes |.|, the last divides by the
+// segment's length), or x * x on the first level (adaptive K's norm, NaN as +0.0 or not; the
+// last level writes the sum itself).
+enum class Term : uint8_t { kAbsMean, kSquare, kSquareNaNZero };
+
+__device__ __forceinline__ float term(float x, Term t, bool first) {
+  if (t == Term::kAbsMean) return fabsf(x);
+  if (!first) return x;
+  return t == Term::kSquareNaNZero && isNaN(x) ? 0.0f : __fmul_rn(x, x);
+}
+
+// One level: dst[s * gridDim.x + b] = the tree sum of the terms over tile b of segment s (count
 // values from src + s * stride, zero-padded; on the first level the segment's own length).
-// The last level (dst == nullptr) divides by the segment's length and writes the slot.
+// The last level (dst == nullptr) writes the slot.
 __global__ void __launch_bounds__(kThreads)
-    levelKernel(const float* src, uint64_t stride, uint64_t count, bool first, float* dst,
-                uint64_t total, uint64_t stride0, unsigned long long* slots,
+    levelKernel(const float* src, uint64_t stride, uint64_t count, bool first, Term t,
+                float* dst, uint64_t total, uint64_t stride0, unsigned long long* slots,
                 uint64_t slotStride) {
   __shared__ float warpSums[kThreads / 32];
   const uint64_t s = blockIdx.y;
@@ -38,7 +50,7 @@ __global__ void __launch_bounds__(kThreads)
   const uint64_t base = uint64_t{blockIdx.x} * logic::kTreeTile + threadIdx.x * kPerThread;
   float v[kPerThread];
   for (unsigned j = 0; j < kPerThread; ++j)
-    v[j] = base + j < count ? fabsf(seg[base + j]) : 0.0f;
+    v[j] = base + j < count ? term(seg[base + j], t, first) : 0.0f;
   float sum = sum8(v);
   for (unsigned width = 1; width < 32; width <<= 1)
     sum = __fadd_rn(sum, __shfl_down_sync(~0u, sum, width));
@@ -52,6 +64,10 @@ __global__ void __launch_bounds__(kThreads)
     dst[s * gridDim.x + blockIdx.x] = total8;
     return;
   }
+  if (t != Term::kAbsMean) {
+    slots[s * slotStride] = __float_as_uint(total8);
+    return;
+  }
   const uint64_t len = segmentLen(total, stride0, s);
   slots[s * slotStride] =
       len == 0 ? 0 : __float_as_uint(__fdiv_rn(total8, __ull2float_rn(len)));
@@ -59,6 +75,28 @@ __global__ void __launch_bounds__(kThreads)
 
 uint64_t tileFloats(uint64_t stride, uint64_t segments) {
   return stride > logic::kTreeTile ? logic::treeTiles(stride) * segments : 1;
+}
+
+cudaError_t run(void* temp, const float* src, uint64_t total, uint64_t stride,
+                uint64_t segments, Term t, unsigned long long* slots, uint64_t slotStride,
+                cudaStream_t stream) {
+  if (segments == 0) return cudaSuccess;
+  float* bufs[2] = {static_cast<float*>(temp),
+                    static_cast<float*>(temp) + tileFloats(stride, segments)};
+  const float* from = src;
+  uint64_t fromStride = stride, count = stride;
+  for (int level = 0;; ++level) {
+    const uint64_t tiles = logic::treeTiles(count);
+    float* to = tiles <= 1 ? nullptr : bufs[level & 1];
+    const dim3 grid(static_cast<unsigned>(tiles ? tiles : 1), static_cast<unsigned>(segments));
+    levelKernel<<<grid, kThreads, 0, stream>>>(from, fromStride, count, level == 0, t, to,
+                                               total, stride, slots, slotStride);
+    SVCUDACHECK(launched());
+    if (to == nullptr) return cudaSuccess;
+    from = to;
+    fromStride = tiles;
+    count = tiles;
+  }
 }
 
 }  // namespace
@@ -70,23 +108,30 @@ size_t scaleTempBytes(uint64_t stride, uint64_t segments) {
 cudaError_t scales(void* temp, const float* src, uint64_t total, uint64_t stride,
                    uint64_t segments, unsigned long long* slots, uint64_t slotStride,
                    cudaStream_t stream) {
-  if (segments == 0) return cudaSuccess;
-  float* bufs[2] = {static_cast<float*>(temp),
-                    static_cast<float*>(temp) + tileFloats(stride, segments)};
-  const float* from = src;
-  uint64_t fromStride = stride, count = stride;
-  for (int level = 0;; ++level) {
-    const uint64_t tiles = logic::treeTiles(count);
-    float* to = tiles <= 1 ? nullptr : bufs[level & 1];
-    const dim3 grid(static_cast<unsigned>(tiles ? tiles : 1), static_cast<unsigned>(segments));
-    levelKernel<<<grid, kThreads, 0, stream>>>(from, fromStride, count, level == 0, to, total,
-                                               stride, slots, slotStride);
-    SVCUDACHECK(launched());
-    if (to == nullptr) return cudaSuccess;
-    from = to;
-    fromStride = tiles;
-    count = tiles;
-  }
+  return run(temp, src, total, stride, segments, Term::kAbsMean, slots, slotStride, stream);
+}
+
+cudaError_t squareSum(void* temp, const float* src, uint64_t n, bool nanAsZero,
+                      unsigned long long* slot, cudaStream_t stream) {
+  return run(temp, src, n, n, 1, nanAsZero ? Term::kSquareNaNZero : Term::kSquare, slot, 1,
+             stream);
 }
 
 }  // namespace signvote::kernels::detail
+
+namespace signvote::kernels {
+
+cudaError_t squareNorm(void* temp, size_t* tempBytes, const float* x, uint64_t n,
+                       svNonFinitePolicy_t policy, unsigned long long* out, cudaStream_t stream) {
+  if (tempBytes == nullptr) return cudaErrorInvalidValue;
+  const size_t bytes = detail::scaleTempBytes(n, 1);
+  if (temp == nullptr) {
+    *tempBytes = bytes;
+    return cudaSuccess;
+  }
+  if (*tempBytes < bytes || out == nullptr || (n > 0 && x == nullptr))
+    return cudaErrorInvalidValue;
+  return detail::squareSum(temp, x, n, policy == SV_NONFINITE_IGNORE, out, stream);
+}
+
+}  // namespace signvote::kernels

@@ -45,7 +45,8 @@ class DeviceTransport {
   virtual svResult_t allToAll(const CudaRanks& r, const Sends& send, const Recvs& recv,
                               size_t bytes) = 0;
   // Synchronous: all[s*bytes ..] = rank s's `mine` (host memory), before any further work of
-  // `stream`. Used only by SV_CHECK_GLOBAL across processes; loopback worlds compare locally.
+  // `stream`. Used across processes by SV_CHECK_GLOBAL (fingerprints) and adaptive K (norms);
+  // loopback worlds have every rank's value locally.
   virtual svResult_t hostAllGather(cudaStream_t stream, const void* mine, void* all,
                                    size_t bytes) = 0;
   // A failure the transport learnt of outside a call (NCCL's asynchronous errors), with its
@@ -64,7 +65,7 @@ std::unique_ptr<DeviceTransport> makeLoopbackCudaTransport();
 svResult_t ncclCommFacts(ncclComm* comm, int* nranks, int* rank, int* device, std::string* why);
 
 // One rank (`rank` of `nranks`) over a borrowed NCCL communicator, which it never destroys.
-// hostAllGather moves at most `hostBytes` per rank and gives up after timeoutMs (svTimeout).
+// hostAllGather stages `hostBytes` per rank at a time and gives up after timeoutMs (svTimeout).
 // Null with *code and *why set when its device staging buffer cannot be allocated.
 std::unique_ptr<DeviceTransport> makeNcclTransport(ncclComm* comm, int rank, int nranks,
                                                    size_t hostBytes, unsigned timeoutMs,

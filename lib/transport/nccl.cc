@@ -6,6 +6,7 @@
 #include <nccl.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -27,9 +28,10 @@ svResult_t fromNccl(ncclResult_t r) {
 
 class NcclTransport final : public DeviceTransport {
  public:
-  NcclTransport(ncclComm_t comm, int rank, int nranks, void* staging, unsigned timeoutMs)
+  NcclTransport(ncclComm_t comm, int rank, int nranks, void* staging, size_t hostBytes,
+                unsigned timeoutMs)
       : comm_(comm), rank_(rank), nranks_(nranks), staging_(static_cast<char*>(staging)),
-        timeoutMs_(timeoutMs) {}
+        hostBytes_(hostBytes), timeoutMs_(timeoutMs) {}
   ~NcclTransport() override { cudaFree(staging_); }
 
   svResult_t barrier(const CudaRanks&) override { return svSuccess; }
@@ -61,12 +63,19 @@ class NcclTransport final : public DeviceTransport {
     return check(first != ncclSuccess ? first : end, "grouped ncclSend/ncclRecv (all-to-all)");
   }
 
+  // In pieces of the staging buffer's share per rank (a group's fingerprints can be more).
   svResult_t hostAllGather(cudaStream_t s, const void* mine, void* all, size_t bytes) override {
-    char* own = staging_ + rank_ * bytes;
-    SVCUDACHECK_WHY(cudaMemcpyAsync(own, mine, bytes, cudaMemcpyHostToDevice, s), &error_);
-    SVCHECK(check(ncclAllGather(own, staging_, bytes, ncclUint8, comm_, s), "ncclAllGather"));
-    SVCUDACHECK_WHY(cudaMemcpyAsync(all, staging_, nranks_ * bytes, cudaMemcpyDeviceToHost, s),
-                    &error_);
+    for (size_t off = 0; off < bytes; off += hostBytes_) {
+      const size_t piece = std::min(hostBytes_, bytes - off);
+      char* own = staging_ + rank_ * piece;
+      SVCUDACHECK_WHY(cudaMemcpyAsync(own, static_cast<const char*>(mine) + off, piece,
+                                      cudaMemcpyHostToDevice, s),
+                      &error_);
+      SVCHECK(check(ncclAllGather(own, staging_, piece, ncclUint8, comm_, s), "ncclAllGather"));
+      SVCUDACHECK_WHY(cudaMemcpy2DAsync(static_cast<char*>(all) + off, bytes, staging_, piece,
+                                        piece, nranks_, cudaMemcpyDeviceToHost, s),
+                      &error_);
+    }
     return wait(s);
   }
 
@@ -126,6 +135,7 @@ class NcclTransport final : public DeviceTransport {
   ncclComm_t comm_;
   int rank_, nranks_;
   char* staging_;
+  size_t hostBytes_;
   unsigned timeoutMs_;
 };
 
@@ -151,7 +161,7 @@ std::unique_ptr<DeviceTransport> makeNcclTransport(ncclComm* comm, int rank, int
     return nullptr;
   }
   try {
-    return std::make_unique<NcclTransport>(comm, rank, nranks, staging, timeoutMs);
+    return std::make_unique<NcclTransport>(comm, rank, nranks, staging, hostBytes, timeoutMs);
   } catch (...) {
     cudaFree(staging);
     throw;

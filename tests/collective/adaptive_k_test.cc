@@ -1,6 +1,7 @@
 // Adaptive per-step K (SV_ADAPTIVE_K_NORM_RATIO, the documented stand-in rule): every rank picks
 // the same K_t, an exchange with K_t gives the bits of a fixed-K bucket with K = K_t from the
 // same state, the budget ledger holds, K_t follows the gradient norm, bad configs are refused.
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -116,6 +117,42 @@ TEST(AdaptiveK, TheBudgetLedgerNeverOverspends) {
     if (step % cfg.kWindow == cfg.kWindow - 1) spent = 0;
   }
   EXPECT_GT(capped, 0u);  // the cap was reached, so the ledger was exercised
+}
+
+// An exchange whose output is NaN under SV_NONFINITE_PROPAGATE still put its K_t on the
+// wire, so the ledger counts it (the mean E does not move: G is NaN); a refused one (error
+// policy) moves nothing.
+TEST(AdaptiveK, APropagatedNaNStillSpendsTheBudget) {
+  std::mt19937_64 rng(testSeed() + 63);
+  const int W = 2;
+  const size_t n = 2000, kbar = 50;
+  svBucketConfig_t cfg = adaptiveConfig(SV_SCHEME_S3GD_MV, n, kbar);
+  cfg.kMin = 1;
+  cfg.kWindow = 3;
+  cfg.kBudget = 3 * kbar;
+  auto lastK = [](svBucket_t b) {
+    svBucketInfo_t i{};
+    EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
+    return i.lastK;
+  };
+  for (svNonFinitePolicy_t policy : {SV_NONFINITE_PROPAGATE, SV_NONFINITE_ERROR}) {
+    svConfig_t hc = SV_CONFIG_INITIALIZER;
+    hc.nonFinite = policy;
+    World w(W, cfg, &hc);
+    ASSERT_EQ(w.exchange(scaledGrads(W, n, 1.0f, rng)), svSuccess);
+    EXPECT_EQ(lastK(w.buckets[0]), kbar);
+    auto bad = scaledGrads(W, n, 1.0f, rng);
+    bad[1][5] = std::numeric_limits<float>::quiet_NaN();
+    const bool spent = policy == SV_NONFINITE_PROPAGATE;
+    ASSERT_EQ(w.exchange(bad), spent ? svSuccess : svNonFiniteInput);
+    if (spent) {
+      EXPECT_TRUE(std::isnan(w.out[0][0]));
+      EXPECT_EQ(lastK(w.buckets[0]), kbar);  // G / E is NaN: K_t = Kbar
+    }
+    // G about 9 E wants 9 Kbar; the window has 3 Kbar - 50 - (50 if the NaN exchange spent).
+    ASSERT_EQ(w.exchange(scaledGrads(W, n, 3.0f, rng)), svSuccess);
+    EXPECT_EQ(lastK(w.buckets[1]), spent ? kbar : 2 * kbar - cfg.kMin);
+  }
 }
 
 TEST(AdaptiveK, BadConfigurationsAreRefused) {

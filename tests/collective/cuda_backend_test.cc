@@ -1,7 +1,7 @@
 // SV_BACKEND_CUDA against SV_BACKEND_HOST through the public API: the same gradients through a
 // host world and a CUDA world must give the same output and residual bits on every rank, step
 // after step, for every scheme and format; NaN policies, the sticky device verdict, in-place
-// buffers, one stream per rank or one for all, and CUDA graph replay. GPU only.
+// buffers, one stream per rank or one for all, CUDA graph replay, and adaptive K. GPU only.
 #include <cuda_runtime_api.h>
 
 #include <limits>
@@ -183,6 +183,133 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
   }
+}
+
+// Adaptive K: the top-K cases with K_t chosen per exchange (optionally under a budget).
+bool selects(const Case& c) {
+  return c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
+         c.scheme == SV_SCHEME_DGS;
+}
+svBucketConfig_t adaptiveConfig(const Case& c, size_t n, bool budget) {
+  svBucketConfig_t cfg = caseConfig(c, n, n / 50 + 1);
+  cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+  cfg.kMin = 1;
+  if (budget) {
+    cfg.kWindow = 4;
+    cfg.kBudget = 4 * cfg.k;
+  }
+  return cfg;
+}
+size_t lastK(svBucket_t b) {
+  svBucketInfo_t i{};
+  EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
+  return i.lastK;
+}
+std::vector<std::vector<float>> scaled(int W, size_t n, float scale, std::mt19937_64& rng) {
+  std::vector<std::vector<float>> g(W);
+  for (auto& v : g) {
+    v = normal(n, rng);
+    for (float& x : v) x *= scale;
+  }
+  return g;
+}
+
+// The device's norm (read back on the host) gives the host backend's K_t, and every exchange
+// its bits, as the gradient scale moves K_t up and down.
+TEST(CudaBackend, AdaptiveKMatchesTheHostBackend) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 44);
+  SCOPED_TRACE("seed " + std::to_string(testSeed()));
+  for (const Case& c : kCases) {
+    if (!selects(c)) continue;
+    for (int W : {1, 3, 5})
+      for (size_t n : {size_t{33}, size_t{4097}, size_t{65537}})
+        for (bool budget : {false, true}) {
+          SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " +
+                       std::to_string(c.format) + ", W = " + std::to_string(W) + ", n = " +
+                       std::to_string(n) + (budget ? ", with a budget" : ""));
+          const svBucketConfig_t cfg = adaptiveConfig(c, n, budget);
+          World host(W, cfg);
+          CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+          for (float scale : {1.0f, 1.0f, 3.0f, 0.3f, 1.0f, 10.0f, 0.1f}) {
+            const auto grads = scaled(W, n, scale, rng);
+            ASSERT_EQ(host.exchange(grads), svSuccess) << svGetLastError(host.comms[0]);
+            dev.upload(grads);
+            ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+            for (int r = 0; r < W; ++r) {
+              ASSERT_EQ(lastK(dev.buckets[r]), lastK(host.buckets[r])) << "scale " << scale;
+              expectSameBits(dev.output(r), host.out[r], "output");
+              expectSameBits(dev.residual(r), host.residual(r), "residual");
+            }
+          }
+          ASSERT_EQ(dev.asyncError(0), svSuccess);
+        }
+  }
+}
+
+// A NaN input under the error policy: the host reads G before enqueuing anything, so the call
+// fails as on the host backend (svNonFiniteInput, nothing changed, the communicator healthy)
+// instead of through the sticky device verdict. Under propagate both give NaN outputs and
+// their adaptive state moves the same way.
+TEST(CudaBackend, AdaptiveKRefusesNaNBeforeEnqueuing) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 45);
+  const int W = 3;
+  const size_t n = 5000;
+  const Case c{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, SV_VOTE_TERNARY};
+  const svBucketConfig_t cfg = adaptiveConfig(c, n, true);
+  for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_PROPAGATE}) {
+    SCOPED_TRACE("policy " + std::to_string(policy));
+    svConfig_t hc = SV_CONFIG_INITIALIZER;
+    hc.nonFinite = policy;
+    World host(W, cfg, &hc);
+    CudaWorld dev(W, cfg, policy, false);
+    auto bad = scaled(W, n, 1.0f, rng);
+    bad[1][77] = std::numeric_limits<float>::quiet_NaN();
+    for (int step = 0; step < 5; ++step) {
+      const auto grads = step == 2 ? bad : scaled(W, n, step == 3 ? 4.0f : 1.0f, rng);
+      const svResult_t want = host.exchange(grads);
+      ASSERT_EQ(want, step == 2 && policy == SV_NONFINITE_ERROR ? svNonFiniteInput : svSuccess);
+      dev.upload(grads);
+      ASSERT_EQ(dev.exchange(), want) << svGetLastError(dev.comms[0]);
+      if (want != svSuccess) {
+        EXPECT_NE(std::string(svGetLastError(dev.comms[0])).find("rank 1 had NaN input"),
+                  std::string::npos)
+            << svGetLastError(dev.comms[0]);
+      }
+      uint64_t hostSeq = 0, devSeq = 0;
+      ASSERT_EQ(svCommGetSequence(host.comms[0], &hostSeq), svSuccess);
+      ASSERT_EQ(svCommGetSequence(dev.comms[0], &devSeq), svSuccess);
+      EXPECT_EQ(devSeq, hostSeq);
+      for (int r = 0; r < W; ++r) {
+        ASSERT_EQ(lastK(dev.buckets[r]), lastK(host.buckets[r])) << "step " << step;
+        if (want == svSuccess) expectSameBits(dev.output(r), host.out[r], "output");
+        expectSameBits(dev.residual(r), host.residual(r), "residual");
+      }
+      ASSERT_EQ(dev.asyncError(0), svSuccess);
+    }
+  }
+}
+
+// The host wait cannot be captured: refused with no effect (an empty graph, seq unchanged).
+TEST(CudaBackend, AdaptiveKIsRefusedUnderCapture) {
+  SV_REQUIRE_GPU();
+  const Case c{SV_SCHEME_TOPK_EF, SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY};
+  CudaWorld dev(2, adaptiveConfig(c, 1000, false), SV_NONFINITE_ERROR, true);
+  cudaGraph_t graph;
+  CUDA_OK(cudaStreamBeginCapture(dev.streams[0], cudaStreamCaptureModeThreadLocal));
+  EXPECT_EQ(dev.exchange(), svInvalidUsage);
+  CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
+  size_t nodes = 1;
+  CUDA_OK(cudaGraphGetNodes(graph, nullptr, &nodes));
+  EXPECT_EQ(nodes, 0u);
+  cudaGraphDestroy(graph);
+  EXPECT_NE(std::string(svGetLastError(dev.comms[0])).find("config->adaptiveK = 1"),
+            std::string::npos)
+      << svGetLastError(dev.comms[0]);
+  uint64_t seq = 1;
+  EXPECT_EQ(svCommGetSequence(dev.comms[0], &seq), svSuccess);
+  EXPECT_EQ(seq, 0u);
 }
 
 TEST(CudaBackend, HostPointersAreRefusedWithNoEffect) {

@@ -1,7 +1,7 @@
 // ef_sign's kernels on the GPU against lib/reference, bit for bit: the compression (p, planes,
 // the tree-summed scale, the checksum terms), the record checks, the mean over W records and
-// the error commit; edge sizes around the 2048-value tiles and three tree levels, misaligned
-// pointers, +-0, +-inf, NaN and subnormals.
+// the error commit, and adaptive K's squared norm on the same tree; edge sizes around the
+// 2048-value tiles and three tree levels, misaligned pointers, +-0, +-inf, NaN and subnormals.
 #include <cmath>
 #include <cstring>
 
@@ -219,6 +219,43 @@ TEST(ScaledKernel, RecordChecksMeanAndCommitMatchTheHost) {
     }
 }
 
+// Adaptive K's squared norm: the host tree's bits on the edge sizes, with and without the
+// special values (NaN as +0.0 under IGNORE only), and on values spanning 2^40 so that any
+// other grouping of the adds would round differently.
+TEST(ScaledKernel, SquareNormMatchesTheHost) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 53);
+  SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  std::uniform_int_distribution<int> ex(-20, 20);
+  for (uint64_t n : kSizes)
+    for (int kind = 0; kind < 3; ++kind)
+      for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_IGNORE}) {
+        SCOPED_TRACE("n = " + std::to_string(n) + ", kind " + std::to_string(kind) +
+                     ", policy = " + std::to_string(policy));
+        std::vector<float> g = svtest::normal(n, rng, 1e3f);
+        if (kind == 1) g = withSpecials(std::move(g), rng);
+        if (kind == 2)
+          for (float& x : g) x = std::ldexp(1.0f + float(rng() % 1000) / 1000.0f, ex(rng));
+        const float want = ref::pairwiseSquareSum(g.data(), n, policy);
+        DeviceArray<float> dg(n, n % 4);
+        DeviceArray<unsigned long long> out(1);
+        dg.upload(g);
+        out.upload({~0ull});
+        size_t bytes = 0;
+        CUDA_OK(k::squareNorm(nullptr, &bytes, nullptr, n, policy, nullptr, nullptr));
+        DeviceArray<char> temp(bytes);
+        CUDA_OK(k::squareNorm(temp.get(), &bytes, dg.get(), n, policy, out.get(), nullptr));
+        CUDA_OK(cudaDeviceSynchronize());
+        const unsigned long long got = out.download()[0];
+        EXPECT_EQ(got >> 32, 0u);
+        float f;
+        const auto b = static_cast<uint32_t>(got);
+        std::memcpy(&f, &b, 4);
+        EXPECT_TRUE(svtest::sameBitsOrNaN(f, want)) << f << " vs " << want;
+        EXPECT_TRUE(temp.guardIntact() && out.guardIntact());
+      }
+}
+
 TEST(ScaledKernel, InvalidArgumentsEnqueueNothing) {
   SV_REQUIRE_GPU();
   size_t bytes = 0;
@@ -234,6 +271,11 @@ TEST(ScaledKernel, InvalidArgumentsEnqueueNothing) {
             cudaErrorInvalidValue);
   EXPECT_EQ(k::efSignMean(nullptr, 80, 2, 5, nullptr, nullptr, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(k::efSignCommit(nullptr, nullptr, 5, nullptr, nullptr, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(k::squareNorm(nullptr, nullptr, nullptr, 5, SV_NONFINITE_ERROR, nullptr, nullptr),
+            cudaErrorInvalidValue);
+  bytes = sizeof(temp);
+  EXPECT_EQ(k::squareNorm(temp, &bytes, nullptr, 5, SV_NONFINITE_ERROR, nullptr, nullptr),
             cudaErrorInvalidValue);
 }
 

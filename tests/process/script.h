@@ -12,14 +12,6 @@
 
 namespace svtest {
 
-// The scheme cases SV_BACKEND_CUDA implements (all but adaptive K, which it refuses).
-inline std::vector<svBucketConfig_t> cudaSchemeCases(size_t n) {
-  std::vector<svBucketConfig_t> v;
-  for (const svBucketConfig_t& c : schemeCases(n))
-    if (c.adaptiveK == SV_ADAPTIVE_K_NONE) v.push_back(c);
-  return v;
-}
-
 // Host or device memory for the script's buffers (device: SV_BACKEND_CUDA communicators).
 class Buffers {
  public:
@@ -62,68 +54,68 @@ class Buffers {
 };
 
 // Runs every case for the ranks `local` drives (all of a loopback world, one of a
-// multi-process world): three grouped steps, each with a second (dense) bucket in the same
-// group, and reports every output and the final state per local rank. Rank r's gradients
-// depend only on (seed, case, n, step, r). cudaOnly: the cases of cudaSchemeCases; device: the
-// buffers are device memory.
+// multi-process world): three grouped steps, each with kSides small dense buckets after the
+// case's in the same group (so that SV_CHECK_GLOBAL's second fingerprint allgather carries
+// several), and reports every output and the final state per local rank. Rank r's gradients
+// depend only on (seed, case, n, step, r). device: the buffers are device memory.
 inline std::vector<Report> script(const std::vector<svComm_t>& local, uint64_t seed,
-                                  bool cudaOnly = false, bool device = false) {
-  std::vector<Report> reports(local.size());
-  std::vector<int> ranks(local.size());
-  for (size_t i = 0; i < local.size(); ++i) EXPECT_EQ(svCommUserRank(local[i], &ranks[i]), 0);
+                                  bool device = false) {
+  constexpr size_t kSides = 2;
+  const size_t L = local.size();
+  std::vector<Report> reports(L);
+  std::vector<int> ranks(L);
+  for (size_t i = 0; i < L; ++i) EXPECT_EQ(svCommUserRank(local[i], &ranks[i]), 0);
   for (size_t n : {size_t{0}, size_t{1}, size_t{33}, size_t{1000}}) {
-    const auto cfgs = cudaOnly ? cudaSchemeCases(n) : schemeCases(n);
+    const auto cfgs = schemeCases(n);
     for (size_t c = 0; c < cfgs.size(); ++c) {
       Buffers mem(device);
-      const svBucketConfig_t side = bucketConfig(SV_SCHEME_DENSE, 7);
-      std::vector<svBucket_t> b(local.size()), d(local.size());
-      std::vector<void*> wb(local.size()), wd(local.size());
-      std::vector<size_t> nb(local.size()), nd(local.size());
-      for (size_t i = 0; i < local.size(); ++i) {
-        EXPECT_EQ(svBucketCreate(&b[i], local[i], &cfgs[c]), svSuccess) << svGetLastError(local[i]);
-        EXPECT_EQ(svBucketCreate(&d[i], local[i], &side), svSuccess);
-        svExchange(b[i], nullptr, nullptr, nullptr, &nb[i], nullptr);
-        wb[i] = mem.get(nb[i]);
-        svExchange(d[i], nullptr, nullptr, nullptr, &nd[i], nullptr);
-        wd[i] = mem.get(nd[i]);
-      }
+      // Bucket 0 is the case's, then kSides dense ones of 7, 8, ... elements.
+      std::vector<svBucketConfig_t> cfg{cfgs[c]};
+      for (size_t j = 0; j < kSides; ++j) cfg.push_back(bucketConfig(SV_SCHEME_DENSE, 7 + j));
+      std::vector<std::vector<svBucket_t>> b(L, std::vector<svBucket_t>(cfg.size()));
+      std::vector<std::vector<void*>> ws(L, std::vector<void*>(cfg.size()));
+      std::vector<std::vector<size_t>> wsBytes(L, std::vector<size_t>(cfg.size()));
+      for (size_t i = 0; i < L; ++i)
+        for (size_t j = 0; j < cfg.size(); ++j) {
+          EXPECT_EQ(svBucketCreate(&b[i][j], local[i], &cfg[j]), svSuccess)
+              << svGetLastError(local[i]);
+          svExchange(b[i][j], nullptr, nullptr, nullptr, &wsBytes[i][j], nullptr);
+          ws[i][j] = mem.get(wsBytes[i][j]);
+        }
       for (int step = 0; step < 3; ++step) {
-        std::vector<float*> g(local.size()), out(local.size()), gs(local.size()),
-            outs(local.size());
-        for (size_t i = 0; i < local.size(); ++i) {
+        std::vector<std::vector<float*>> g(L), out(L);
+        for (size_t i = 0; i < L; ++i) {
           std::mt19937_64 rng(seed ^ (c << 40) ^ (n << 20) ^ (uint64_t(step) << 12) ^ ranks[i]);
-          g[i] = mem.floats(grads(1, n, rng)[0]);
-          gs[i] = mem.floats(normal(7, rng));
-          out[i] = mem.floats(std::vector<float>(n, 7.0f));
-          outs[i] = mem.floats(std::vector<float>(7, 7.0f));
+          for (size_t j = 0; j < cfg.size(); ++j) {
+            const size_t m = cfg[j].count;
+            g[i].push_back(mem.floats(j == 0 ? grads(1, m, rng)[0] : normal(m, rng)));
+            out[i].push_back(mem.floats(std::vector<float>(m, 7.0f)));
+          }
         }
         svGroupStart();
-        for (size_t i = 0; i < local.size(); ++i) {
-          size_t bytes = nb[i];
-          svExchange(b[i], g[i], out[i], wb[i], &bytes, mem.stream());
-          bytes = nd[i];
-          svExchange(d[i], gs[i], outs[i], wd[i], &bytes, mem.stream());
-        }
+        for (size_t i = 0; i < L; ++i)
+          for (size_t j = 0; j < cfg.size(); ++j) {
+            size_t bytes = wsBytes[i][j];
+            svExchange(b[i][j], g[i][j], out[i][j], ws[i][j], &bytes, mem.stream());
+          }
         const svResult_t r = svGroupEnd();
-        for (size_t i = 0; i < local.size(); ++i) {
+        for (size_t i = 0; i < L; ++i) {
           reports[i].put(static_cast<int>(r));
           if (r != svSuccess) reports[i].put(std::string(svGetLastError(local[i])));
-          reports[i].put(mem.read(out[i], n));
-          reports[i].put(mem.read(outs[i], 7));
+          for (size_t j = 0; j < cfg.size(); ++j) reports[i].put(mem.read(out[i][j], cfg[j].count));
         }
       }
-      for (size_t i = 0; i < local.size(); ++i) {
+      for (size_t i = 0; i < L; ++i) {
         svBucketInfo_t info{};
-        svBucketGetInfo(b[i], &info);
+        svBucketGetInfo(b[i][0], &info);
         std::vector<float> state(info.stateFloats);
-        if (info.stateFloats) svBucketGetResidual(b[i], state.data());
+        if (info.stateFloats) svBucketGetResidual(b[i][0], state.data());
         svResult_t async = svSuccess;
         svCommGetAsyncError(local[i], &async);
         reports[i].put(static_cast<int>(async));
         reports[i].put(state);
         reports[i].put(info.lastK);
-        svBucketDestroy(b[i]);
-        svBucketDestroy(d[i]);
+        for (svBucket_t bucket : b[i]) svBucketDestroy(bucket);
       }
     }
   }

@@ -102,6 +102,55 @@ TEST(Plan, S3gdAutoFormatFollowsTheModel) {
   }
 }
 
+// Adaptive K sizes the workspace once for every K the rule can pick, from the largest K of
+// each Elias-Fano range; checked here against every K of [kMin, N], on the host layout and on
+// a CUDA layout whose scratch grows with K as the kernels' does (CUB's with its item count).
+// The norm regions of the CUDA layouts sit at the same offsets for every K, since the norm
+// runs before K_t is known.
+TEST(Plan, AdaptiveWorkspaceHoldsTheLayoutOfEveryK) {
+  const ScratchFn growing = [](const Plan& p, CudaScratch* s) {
+    *s = CudaScratch{64 + p.n, 16, 100 + 4 * p.k, 24, 200 + 8 * p.sparse.highWords, 64,
+                     8 + 4 * p.n / 2048};
+    return true;
+  };
+  struct Case {
+    svScheme_t scheme;
+    svFormat_t format;
+    size_t downK;
+  };
+  for (const Case& c : {Case{SV_SCHEME_S3GD_MV, SV_FORMAT_SPARSE, 0},
+                        Case{SV_SCHEME_S3GD_MV, SV_FORMAT_COUNTS, 0},
+                        Case{SV_SCHEME_TOPK_EF, SV_FORMAT_AUTO, 0},
+                        Case{SV_SCHEME_DGS, SV_FORMAT_AUTO, 7}})
+    for (const ScratchFn& scratch : {ScratchFn{}, growing})
+      for (int W : {1, 3})
+        for (size_t n : {size_t{1}, size_t{33}, size_t{1000}, size_t{4097}}) {
+          SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", W = " + std::to_string(W) +
+                       ", n = " + std::to_string(n) + (scratch ? ", CUDA" : ", host"));
+          svBucketConfig_t cfg = config(c.scheme, n);
+          cfg.format = c.format;
+          cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+          cfg.kMin = 1;
+          cfg.downK = std::min(c.downK, n);
+          if (c.scheme == SV_SCHEME_DGS) cfg.momentum = 0.9f;
+          Plan bucket;
+          size_t total = 0;
+          ASSERT_TRUE(planWith(cfg, (n + 9) / 10, W, scratch, &bucket));
+          ASSERT_TRUE(adaptiveWorkspaceBytes(bucket, cfg, scratch, &total));
+          EXPECT_GE(total, bucket.ws.total);
+          EXPECT_EQ(bucket.ws.normOut.bytes, scratch ? 8u : 0u);
+          for (uint64_t kt = cfg.kMin; kt <= n; ++kt) {
+            Plan p;
+            ASSERT_TRUE(stepPlan(bucket, cfg, kt, scratch, &p));
+            ASSERT_EQ(p.format, bucket.format);
+            ASSERT_LE(p.ws.total, total) << "K = " << kt;
+            ASSERT_EQ(p.ws.normOut.offset, bucket.ws.normOut.offset);
+            ASSERT_EQ(p.ws.normTemp.offset, bucket.ws.normTemp.offset);
+            ASSERT_EQ(p.ws.normTemp.bytes, bucket.ws.normTemp.bytes);
+          }
+        }
+}
+
 TEST(Plan, CountWidthGrowsWithWorldSize) {
   auto c = config(SV_SCHEME_S3GD_MV, 1000);
   c.format = SV_FORMAT_COUNTS;
