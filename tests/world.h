@@ -89,6 +89,24 @@ struct World {
   }
 };
 
+// svBucketInfo_t.lastK of a bucket: the K of its last exchange (adaptive K moves it).
+inline size_t lastK(svBucket_t b) {
+  svBucketInfo_t i{};
+  EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
+  return i.lastK;
+}
+
+// W ranks' normal gradients times `scale` (adaptive K follows their norm).
+inline std::vector<std::vector<float>> scaledGrads(int W, size_t n, float scale,
+                                                   std::mt19937_64& rng) {
+  std::vector<std::vector<float>> g(W);
+  for (auto& v : g) {
+    v = normal(n, rng);
+    for (float& x : v) x *= scale;
+  }
+  return g;
+}
+
 inline svBucketConfig_t bucketConfig(svScheme_t scheme, size_t count) {
   svBucketConfig_t c = SV_BUCKET_CONFIG_INITIALIZER;
   c.scheme = scheme;

@@ -23,15 +23,6 @@ svBucketConfig_t adaptiveConfig(svScheme_t scheme, size_t n, size_t k) {
   return c;
 }
 
-std::vector<std::vector<float>> scaledGrads(int W, size_t n, float scale, std::mt19937_64& rng) {
-  std::vector<std::vector<float>> g(W);
-  for (auto& v : g) {
-    v = normal(n, rng);
-    for (float& x : v) x *= scale;
-  }
-  return g;
-}
-
 TEST(AdaptiveK, EachExchangeEqualsAFixedKExchangeFromTheSameState) {
   std::mt19937_64 rng(testSeed() + 60);
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
@@ -46,19 +37,13 @@ TEST(AdaptiveK, EachExchangeEqualsAFixedKExchangeFromTheSameState) {
       std::vector<std::vector<float>> before(W);
       for (int r = 0; r < W; ++r) before[r] = w.residual(r);
       ASSERT_EQ(w.exchange(g), svSuccess) << svGetLastError(w.comms[0]);
-      svBucketInfo_t i0{};
-      ASSERT_EQ(svBucketGetInfo(w.buckets[0], &i0), svSuccess);
-      const size_t kt = i0.lastK;
+      const size_t kt = lastK(w.buckets[0]);
       seen.insert(kt);
-      for (int r = 1; r < W; ++r) {
-        svBucketInfo_t ir{};
-        ASSERT_EQ(svBucketGetInfo(w.buckets[r], &ir), svSuccess);
-        ASSERT_EQ(ir.lastK, kt) << "rank " << r;
-      }
+      for (int r = 1; r < W; ++r) ASSERT_EQ(lastK(w.buckets[r]), kt) << "rank " << r;
       svBucketConfig_t fixed = adaptiveConfig(scheme, n, kt);
       fixed.adaptiveK = SV_ADAPTIVE_K_NONE;
       fixed.kMin = 0;
-      fixed.format = i0.format;
+      fixed.format = w.info().format;
       World f(W, fixed);
       for (int r = 0; r < W; ++r)
         ASSERT_EQ(svBucketSetResidual(f.buckets[r], before[r].data()), svSuccess);
@@ -77,22 +62,17 @@ TEST(AdaptiveK, FollowsTheGradientNorm) {
   const int W = 3;
   const size_t n = 4000, kbar = 100;
   World w(W, adaptiveConfig(SV_SCHEME_S3GD_MV, n, kbar));
-  auto lastK = [&] {
-    svBucketInfo_t i{};
-    EXPECT_EQ(svBucketGetInfo(w.buckets[0], &i), svSuccess);
-    return i.lastK;
-  };
   ASSERT_EQ(w.exchange(scaledGrads(W, n, 1.0f, rng)), svSuccess);
-  EXPECT_EQ(lastK(), kbar);  // the first exchange has nothing to compare with
+  EXPECT_EQ(lastK(w.buckets[0]), kbar);  // the first exchange has nothing to compare with
   for (int s = 0; s < 5; ++s) ASSERT_EQ(w.exchange(scaledGrads(W, n, 1.0f, rng)), svSuccess);
-  const size_t steady = lastK();
+  const size_t steady = lastK(w.buckets[0]);
   EXPECT_NEAR(static_cast<double>(steady), static_cast<double>(kbar), 0.2 * kbar);
   ASSERT_EQ(w.exchange(scaledGrads(W, n, 2.0f, rng)), svSuccess);  // G about 4 times E
-  EXPECT_GT(lastK(), 3 * kbar);
+  EXPECT_GT(lastK(w.buckets[0]), 3 * kbar);
   for (int s = 0; s < 30; ++s) ASSERT_EQ(w.exchange(scaledGrads(W, n, 1.0f, rng)), svSuccess);
   ASSERT_EQ(w.exchange(scaledGrads(W, n, 0.5f, rng)), svSuccess);  // G about E / 4
-  EXPECT_LT(lastK(), kbar / 2);
-  EXPECT_GE(lastK(), 2u);  // kMin
+  EXPECT_LT(lastK(w.buckets[0]), kbar / 2);
+  EXPECT_GE(lastK(w.buckets[0]), 2u);  // kMin
 }
 
 TEST(AdaptiveK, TheBudgetLedgerNeverOverspends) {
@@ -108,10 +88,9 @@ TEST(AdaptiveK, TheBudgetLedgerNeverOverspends) {
   size_t spent = 0, capped = 0;
   for (int step = 0; step < 70; ++step) {
     ASSERT_EQ(w.exchange(scaledGrads(W, n, scale(rng), rng)), svSuccess);
-    svBucketInfo_t i{};
-    ASSERT_EQ(svBucketGetInfo(w.buckets[1], &i), svSuccess);
-    ASSERT_GE(i.lastK, cfg.kMin);
-    spent += i.lastK;
+    const size_t kt = lastK(w.buckets[1]);
+    ASSERT_GE(kt, cfg.kMin);
+    spent += kt;
     ASSERT_LE(spent, cfg.kBudget) << "step " << step;
     if (spent + (cfg.kWindow - 1 - step % cfg.kWindow) * cfg.kMin == cfg.kBudget) ++capped;
     if (step % cfg.kWindow == cfg.kWindow - 1) spent = 0;
@@ -130,11 +109,6 @@ TEST(AdaptiveK, APropagatedNaNStillSpendsTheBudget) {
   cfg.kMin = 1;
   cfg.kWindow = 3;
   cfg.kBudget = 3 * kbar;
-  auto lastK = [](svBucket_t b) {
-    svBucketInfo_t i{};
-    EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
-    return i.lastK;
-  };
   for (svNonFinitePolicy_t policy : {SV_NONFINITE_PROPAGATE, SV_NONFINITE_ERROR}) {
     svConfig_t hc = SV_CONFIG_INITIALIZER;
     hc.nonFinite = policy;

@@ -200,19 +200,6 @@ svBucketConfig_t adaptiveConfig(const Case& c, size_t n, bool budget) {
   }
   return cfg;
 }
-size_t lastK(svBucket_t b) {
-  svBucketInfo_t i{};
-  EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
-  return i.lastK;
-}
-std::vector<std::vector<float>> scaled(int W, size_t n, float scale, std::mt19937_64& rng) {
-  std::vector<std::vector<float>> g(W);
-  for (auto& v : g) {
-    v = normal(n, rng);
-    for (float& x : v) x *= scale;
-  }
-  return g;
-}
 
 // The device's norm (read back on the host) gives the host backend's K_t, and every exchange
 // its bits, as the gradient scale moves K_t up and down.
@@ -232,7 +219,7 @@ TEST(CudaBackend, AdaptiveKMatchesTheHostBackend) {
           World host(W, cfg);
           CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
           for (float scale : {1.0f, 1.0f, 3.0f, 0.3f, 1.0f, 10.0f, 0.1f}) {
-            const auto grads = scaled(W, n, scale, rng);
+            const auto grads = scaledGrads(W, n, scale, rng);
             ASSERT_EQ(host.exchange(grads), svSuccess) << svGetLastError(host.comms[0]);
             dev.upload(grads);
             ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
@@ -264,10 +251,10 @@ TEST(CudaBackend, AdaptiveKRefusesNaNBeforeEnqueuing) {
     hc.nonFinite = policy;
     World host(W, cfg, &hc);
     CudaWorld dev(W, cfg, policy, false);
-    auto bad = scaled(W, n, 1.0f, rng);
+    auto bad = scaledGrads(W, n, 1.0f, rng);
     bad[1][77] = std::numeric_limits<float>::quiet_NaN();
     for (int step = 0; step < 5; ++step) {
-      const auto grads = step == 2 ? bad : scaled(W, n, step == 3 ? 4.0f : 1.0f, rng);
+      const auto grads = step == 2 ? bad : scaledGrads(W, n, step == 3 ? 4.0f : 1.0f, rng);
       const svResult_t want = host.exchange(grads);
       ASSERT_EQ(want, step == 2 && policy == SV_NONFINITE_ERROR ? svNonFiniteInput : svSuccess);
       dev.upload(grads);
