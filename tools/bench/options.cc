@@ -117,6 +117,12 @@ svBucketConfig_t bucketConfig(const Options& o, uint64_t count) {
   cfg.momentum = momentum ? o.momentum : 0.0f;
   if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
   if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
+  if (o.adaptive) {
+    cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+    cfg.kMin = o.kMin;
+    cfg.kBudget = o.kBudget;
+    cfg.kWindow = o.kWindow;
+  }
   return cfg;
 }
 
@@ -156,6 +162,10 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("k", po::value(&o.k), "s3gd_mv, topk_ef, dgs: kept coordinates per rank (instead of --density)")
       ("density", po::value(&o.density)->default_value(o.density), "s3gd_mv, topk_ef, dgs: K = ceil(density * count)")
       ("rho", po::value(&o.rho)->default_value(o.rho), "s3gd_mv: residual decay")
+      ("adaptive-k", po::bool_switch(&o.adaptive), "s3gd_mv, topk_ef, dgs: adaptive per-step K (SV_ADAPTIVE_K_NORM_RATIO; --k / --density give Kbar; collective mode; the check uses each exchange's K_t)")
+      ("kmin", po::value(&o.kMin)->default_value(o.kMin), "adaptive K: the smallest K")
+      ("kbudget", po::value(&o.kBudget)->default_value(o.kBudget), "adaptive K: most K summed over a window of --kwindow exchanges (0: no budget)")
+      ("kwindow", po::value(&o.kWindow)->default_value(o.kWindow), "adaptive K: exchanges per budget window")
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed of the gradients")
       ("json,J", po::value(&o.json), "also write the results as JSON to this file");
   try {
@@ -232,6 +242,18 @@ int parseOptions(int argc, char** argv, Options* out) {
     if (o.graphLaunches > 0 && o.backend != SV_BACKEND_CUDA)
       throw std::invalid_argument("--cudagraph captures CUDA streams (--backend cuda or "
                                   "--transport nccl)");
+    if (o.adaptive) {
+      if (o.scheme != SV_SCHEME_S3GD_MV && o.scheme != SV_SCHEME_TOPK_EF &&
+          o.scheme != SV_SCHEME_DGS)
+        throw std::invalid_argument("--adaptive-k is for the top-K schemes (s3gd_mv, topk_ef, "
+                                    "dgs)");
+      if (o.mode == Mode::kKernels || o.mode == Mode::kWire)
+        throw std::invalid_argument("--adaptive-k runs the collective (--mode collective)");
+      o.mode = Mode::kCollective;
+      if (o.graphLaunches > 0)
+        throw std::invalid_argument("--adaptive-k waits on the host for each exchange's norm, "
+                                    "which a CUDA graph cannot (--cudagraph 0)");
+    }
     if (o.iters < 1 || o.warmup < 0 || o.checkIters < 0)
       throw std::invalid_argument("need --iters >= 1, --warmup_iters >= 0, --check >= 0");
   } catch (const std::exception& e) {

@@ -43,6 +43,9 @@ struct Options {
   float momentum = 0.0f;  // dgs: 0.9 unless given
   double downDensity = 0.0;  // dgs: downlink secondary compression
   unsigned period = 0;       // liec: averaging period
+  bool adaptive = false;     // s3gd_mv, topk_ef, dgs: adaptive K (Kbar from k / density)
+  uint64_t kMin = 1, kBudget = 0;
+  unsigned kWindow = 0;
   uint64_t seed = 1;
   std::string json;
 };

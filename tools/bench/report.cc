@@ -22,6 +22,10 @@ void printHeader(const Options& o, const std::string& backendLine) {
   }
   if (o.momentum != 0.0f)
     std::printf("momentum %g, ", static_cast<double>(o.momentum));
+  if (o.adaptive)
+    std::printf("adaptive K (K column: Kbar; kmin %llu, budget %llu per %u exchanges), ",
+                static_cast<unsigned long long>(o.kMin),
+                static_cast<unsigned long long>(o.kBudget), o.kWindow);
   if (o.graphLaunches > 0)
     std::printf("cuda graph of the iters launched %d times, ", o.graphLaunches);
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
@@ -81,6 +85,8 @@ int finishRun(const Options& o, const char* mode, const std::string& backend,
     j["k"] = o.k;
     j["rho"] = o.rho;
     j["momentum"] = o.momentum;
+    if (o.adaptive)
+      j["adaptive_k"] = {{"kmin", o.kMin}, {"kbudget", o.kBudget}, {"kwindow", o.kWindow}};
     j["iters"] = o.iters;
     j["cudagraph"] = o.graphLaunches;
     j["warmup"] = o.warmup;
