@@ -236,8 +236,8 @@ svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p,
     const auto s = reinterpret_cast<cudaStream_t>(op.stream);
     auto* out = at<unsigned long long>(op, p.ws.normOut);
     size_t bytes = p.ws.normTemp.bytes;
-    SV_LAUNCH(k::squareNorm(at<void>(op, p.ws.normTemp), &bytes, static_cast<const float*>(op.send),
-                            p.n, policy, out, s));
+    SV_LAUNCH(k::squareNorm(at<void>(op, p.ws.normTemp), &bytes,
+                            static_cast<const float*>(op.send), p.n, policy, out, s));
     SV_LAUNCH(cudaMemcpyAsync(&slots[i], out, 8, cudaMemcpyDeviceToHost, s));
   }
   norms->resize(ops.size());

@@ -614,8 +614,8 @@ svResult_t planAdaptiveCuda(Matched& m, const std::vector<CudaOp>& cops, std::st
   Transport::Sends in(W);
   for (int r = 0; r < W; ++r) in[r] = &norms[r];
   sumInRankOrder(Elem::kFloat32, in, 0, 1, &m.sumSquares);
-  for (int r = 0; r < W; ++r)
-    if (std::isnan(norms[r]) && b0.comm->config.nonFinite == SV_NONFINITE_ERROR)
+  for (int r = 0; r < W && b0.comm->config.nonFinite == SV_NONFINITE_ERROR; ++r)
+    if (std::isnan(norms[r]))
       return *why = "rank " + std::to_string(r) + " had NaN input (nonFinite policy = "
                     "SV_NONFINITE_ERROR; nothing was changed)",
              svNonFiniteInput;
