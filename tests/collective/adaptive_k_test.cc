@@ -23,6 +23,15 @@ svBucketConfig_t adaptiveConfig(svScheme_t scheme, size_t n, size_t k) {
   return c;
 }
 
+// s3gd_mv over 2000 elements, Kbar = 50, with a budget of Kbar per exchange over `window`.
+svBucketConfig_t budgetConfig(size_t kMin, unsigned window) {
+  svBucketConfig_t c = adaptiveConfig(SV_SCHEME_S3GD_MV, 2000, 50);
+  c.kMin = kMin;
+  c.kWindow = window;
+  c.kBudget = window * c.k;
+  return c;
+}
+
 TEST(AdaptiveK, EachExchangeEqualsAFixedKExchangeFromTheSameState) {
   std::mt19937_64 rng(testSeed() + 60);
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
@@ -78,11 +87,8 @@ TEST(AdaptiveK, FollowsTheGradientNorm) {
 TEST(AdaptiveK, TheBudgetLedgerNeverOverspends) {
   std::mt19937_64 rng(testSeed() + 62);
   const int W = 2;
-  const size_t n = 2000, kbar = 50;
-  svBucketConfig_t cfg = adaptiveConfig(SV_SCHEME_S3GD_MV, n, kbar);
-  cfg.kMin = 5;
-  cfg.kWindow = 7;
-  cfg.kBudget = 7 * kbar;
+  const svBucketConfig_t cfg = budgetConfig(5, 7);
+  const size_t n = cfg.count;
   World w(W, cfg);
   std::uniform_real_distribution<float> scale(0.2f, 4.0f);
   size_t spent = 0, capped = 0;
@@ -104,11 +110,8 @@ TEST(AdaptiveK, TheBudgetLedgerNeverOverspends) {
 TEST(AdaptiveK, APropagatedNaNStillSpendsTheBudget) {
   std::mt19937_64 rng(testSeed() + 63);
   const int W = 2;
-  const size_t n = 2000, kbar = 50;
-  svBucketConfig_t cfg = adaptiveConfig(SV_SCHEME_S3GD_MV, n, kbar);
-  cfg.kMin = 1;
-  cfg.kWindow = 3;
-  cfg.kBudget = 3 * kbar;
+  const svBucketConfig_t cfg = budgetConfig(1, 3);
+  const size_t n = cfg.count, kbar = cfg.k;
   for (svNonFinitePolicy_t policy : {SV_NONFINITE_PROPAGATE, SV_NONFINITE_ERROR}) {
     svConfig_t hc = SV_CONFIG_INITIALIZER;
     hc.nonFinite = policy;
