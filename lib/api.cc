@@ -14,6 +14,7 @@
 #include "error.h"
 #include "handles.h"
 #include "match.h"
+#include "transport/timed.h"
 #include "transport/transport.h"
 
 using namespace signvote::detail;
@@ -90,10 +91,14 @@ svResult_t validateConfig(const svConfig_t& c, const char* call) {
   if (raw(c.check) < 0 || raw(c.check) >= SV_NUM_CHECKS)
     return fail(nullptr, svInvalidArgument, "%s: config->check = %d (supported: 0 default, 1 "
                 "none, 2 global)", call, raw(c.check));
+  if (raw(c.timing) < 0 || raw(c.timing) >= SV_NUM_TIMINGS)
+    return fail(nullptr, svInvalidArgument, "%s: config->timing = %d (supported: 0 default, 1 "
+                "off, 2 on)", call, raw(c.timing));
   return svSuccess;
 }
 
-// The defaults a config leaves to the environment: SIGNVOTE_TIMEOUT_MS, SIGNVOTE_CHECK.
+// The defaults a config leaves to the environment: SIGNVOTE_TIMEOUT_MS, SIGNVOTE_CHECK,
+// SIGNVOTE_TIMING.
 svResult_t resolveEnvironment(svConfig_t* c, const char* call) {
   if (c->timeoutMs == 0) {
     const char* v = std::getenv("SIGNVOTE_TIMEOUT_MS");
@@ -114,6 +119,32 @@ svResult_t resolveEnvironment(svConfig_t* c, const char* call) {
     else if (v != nullptr && strcasecmp(v, "global") != 0)
       return fail(nullptr, svInvalidArgument, "%s: SIGNVOTE_CHECK = \"%s\" (supported: global, "
                   "none)", call, v);
+  }
+  if (c->timing == SV_TIMING_DEFAULT) {
+    const char* v = std::getenv("SIGNVOTE_TIMING");
+    c->timing = SV_TIMING_OFF;
+    if (v != nullptr && std::strcmp(v, "1") == 0) c->timing = SV_TIMING_ON;
+    else if (v != nullptr && std::strcmp(v, "0") != 0)
+      return fail(nullptr, svInvalidArgument, "%s: SIGNVOTE_TIMING = \"%s\" (supported: 1, 0)",
+                  call, v);
+  }
+  return svSuccess;
+}
+
+// svConfig_t.timing on: puts the world's transport (the device one on SV_BACKEND_CUDA) behind
+// the timing decorator. Before the ranks' CUDA state exists, so a failure only has to return.
+svResult_t timeWorld(World& w, const svConfig_t& c, const char* call) {
+  if (c.timing != SV_TIMING_ON) return svSuccess;
+  w.times = std::make_shared<TransportTimes>();
+  if (c.backend == SV_BACKEND_CUDA) {
+    std::string why;
+    w.device = timedDeviceTransport(std::move(w.device), w.times, c.timeoutMs, &why);
+    if (w.device == nullptr)
+      return fail(nullptr, svUnhandledCudaError, "%s: creating the CUDA events of "
+                  "config->timing = SV_TIMING_ON failed (%s); nothing was created", call,
+                  why.c_str());
+  } else {
+    w.transport = timedTransport(std::move(w.transport), w.times);
   }
   return svSuccess;
 }
@@ -311,8 +342,9 @@ extern "C" svResult_t svCommInitLoopback(svComm_t* comms, int nranks, const svCo
     world->transport = std::make_unique<LoopbackHostTransport>(nranks);
     std::vector<std::unique_ptr<svComm>> made;
     for (int r = 0; r < nranks; ++r) made.push_back(newRank(world, r, cfg));
+    if (cfg.backend == SV_BACKEND_CUDA) world->device = makeLoopbackCudaTransport();
+    SVCHECK(timeWorld(*world, cfg, "svCommInitLoopback"));
     if (cfg.backend == SV_BACKEND_CUDA) {
-      world->device = makeLoopbackCudaTransport();
       for (int r = 0; r < nranks; ++r) {
         const svResult_t e = cudaInitComm(made[r].get());
         if (e != svSuccess) {
@@ -378,6 +410,7 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
     }, cfg, rank, nranks));
     std::unique_ptr<svComm> c = newRank(newWorld(nranks, {rank}, cfg), rank, cfg);
     c->world->transport = std::move(transport);
+    SVCHECK(timeWorld(*c->world, cfg, call));
     registerComms(c->world->ranks);
     *comm = c.release();
   } catch (const std::bad_alloc&) {
@@ -431,6 +464,7 @@ extern "C" svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl,
     }, cfg, rank, nranks));
     std::unique_ptr<svComm> c = newRank(newWorld(nranks, {rank}, cfg), rank, cfg);
     c->world->device = std::move(transport);
+    SVCHECK(timeWorld(*c->world, cfg, call));
     const svResult_t e = cudaInitComm(c.get());
     if (e != svSuccess)
       return fail(nullptr, e, "%s: creating the CUDA event and status word of rank %d failed; "
@@ -509,6 +543,35 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
                   svGetErrorString(code));
     setLastError(comm, text);
   }
+  return svSuccess;
+}
+
+extern "C" svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times) {
+  const char* call = "svCommGetTimes";
+  if (!isLiveComm(comm))
+    return fail(nullptr, svInvalidArgument, "%s: comm = %p is not a live communicator", call,
+                static_cast<void*>(comm));
+  if (times == nullptr) return fail(comm, svInvalidArgument, "%s: times = NULL", call);
+  World& w = *comm->world;
+  if (w.times == nullptr)
+    return fail(comm, svInvalidUsage, "%s: comm (rank %d) was created with timing off "
+                "(config->timing = SV_TIMING_ON or SIGNVOTE_TIMING=1 turns it on)", call,
+                comm->rank);
+  CommClaim claim;
+  SVCHECK(claimComm(comm, call, &claim));
+  if (w.device != nullptr) {
+    const svResult_t r = w.device->settleTimes();
+    if (r != svSuccess) {
+      char text[1024];
+      std::snprintf(text, sizeof(text), "%s: waiting for the timed transport calls failed: "
+                    "%.900s", call, w.device->error().c_str());
+      comm->stickyError = r;
+      comm->brokenBy.set(text);
+      return fail(comm, r, "%s", text);
+    }
+  }
+  times->calls = w.times->calls;
+  times->transportUs = w.times->us;
   return svSuccess;
 }
 

@@ -842,18 +842,22 @@ struct ReleaseComms {
 
 }  // namespace
 
-svResult_t claimBucket(svBucket_t bucket, const char* call, bool refuseQueued,
-                       CommClaim* claim) {
-  svComm_t comm = bucket->comm;
+svResult_t claimComm(svComm_t comm, const char* call, CommClaim* claim) {
   const void* user = nullptr;
   if (comm->user.compare_exchange_strong(user, &tg)) {
     claim->comm = comm;
     return svSuccess;
   }
   if (user != &tg)
-    return fail(nullptr, svInvalidUsage, "%s: comm (rank %d) of bucket = %p is in use by another "
-                "thread's exchange or open group; use one thread per communicator", call,
-                comm->rank, static_cast<void*>(bucket));
+    return fail(nullptr, svInvalidUsage, "%s: comm (rank %d) is in use by another thread's "
+                "exchange or open group; use one thread per communicator", call, comm->rank);
+  return svSuccess;
+}
+
+svResult_t claimBucket(svBucket_t bucket, const char* call, bool refuseQueued,
+                       CommClaim* claim) {
+  svComm_t comm = bucket->comm;
+  SVCHECK(claimComm(comm, call, claim));
   if (refuseQueued)
     for (const Op& op : tg.ops)
       if (op.bucket == bucket)

@@ -19,6 +19,7 @@ namespace signvote::detail {
 
 class Transport;
 class DeviceTransport;
+struct TransportTimes;
 
 // One communicator world: all its ranks in this process (loopback), or one (gloo, NCCL).
 struct World {
@@ -31,6 +32,8 @@ struct World {
   // SV_BACKEND_CUDA: kept until the world goes (a borrowed NCCL communicator is the caller's
   // to abort), so that svCommGetAsyncError may ask it at any time.
   std::unique_ptr<DeviceTransport> device;
+  // svConfig_t.timing on: what the timing decorator around the transport counted.
+  std::shared_ptr<TransportTimes> times;
   ~World();
 };
 
@@ -91,8 +94,10 @@ struct CommClaim {
   }
 };
 // svInvalidUsage, naming `call`, when another thread's exchange or open group holds the
-// communicator, or (refuseQueued) when this thread's open group has an exchange of `bucket`
-// queued. Defined in exchange.cc, beside the thread's group state.
+// communicator. Defined in exchange.cc, beside the thread's group state.
+svResult_t claimComm(svComm_t comm, const char* call, CommClaim* claim);
+// claimComm for the bucket's communicator; also svInvalidUsage when (refuseQueued) this
+// thread's open group has an exchange of `bucket` queued.
 svResult_t claimBucket(svBucket_t bucket, const char* call, bool refuseQueued, CommClaim* claim);
 
 }  // namespace signvote::detail

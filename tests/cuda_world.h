@@ -23,12 +23,13 @@ struct CudaWorld {
   std::vector<cudaStream_t> streams;
 
   CudaWorld(int nranks, const svBucketConfig_t& cfg, svNonFinitePolicy_t policy,
-            bool sharedStream)
+            bool sharedStream, svTiming_t timing = SV_TIMING_DEFAULT)
       : W(nranks), n(cfg.count), comms(nranks), buckets(nranks), ws(nranks), g(nranks),
         out(nranks), wsBytes(nranks), streams(nranks) {
     svConfig_t c = SV_CONFIG_INITIALIZER;
     c.backend = SV_BACKEND_CUDA;
     c.nonFinite = policy;
+    c.timing = timing;
     EXPECT_EQ(svCommInitLoopback(comms.data(), W, &c), svSuccess) << svGetLastError(nullptr);
     for (int r = 0; r < W; ++r) {
       EXPECT_EQ(svBucketCreate(&buckets[r], comms[r], &cfg), svSuccess) << svGetLastError(comms[r]);
@@ -79,6 +80,11 @@ struct CudaWorld {
     std::vector<float> v(i.stateFloats);
     EXPECT_EQ(svBucketGetResidual(buckets[r], v.data()), svSuccess);
     return v;
+  }
+  svCommTimes_t times(int r) {
+    svCommTimes_t t{};
+    EXPECT_EQ(svCommGetTimes(comms[r], &t), svSuccess) << svGetLastError(comms[r]);
+    return t;
   }
   svResult_t asyncError(int r) {
     cudaDeviceSynchronize();

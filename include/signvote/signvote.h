@@ -280,6 +280,15 @@ typedef enum {
   SV_NUM_CHECKS = 3
 } svCheck_t;
 
+/* Whether the communicator times its transport calls, for svCommGetTimes. Off by default: on
+ * SV_BACKEND_CUDA it records two CUDA events around every transport call. */
+typedef enum {
+  SV_TIMING_DEFAULT = 0, /* SIGNVOTE_TIMING from the environment ("1" or "0"), else off */
+  SV_TIMING_OFF = 1,
+  SV_TIMING_ON = 2,
+  SV_NUM_TIMINGS = 3
+} svTiming_t;
+
 /* ------------------------------------------------------------------------------------------ */
 /* Communicators                                                                              */
 /* ------------------------------------------------------------------------------------------ */
@@ -301,11 +310,12 @@ typedef struct {
    * (5 minutes). Ignored by the loopback transport, which never waits. */
   unsigned int timeoutMs;
   svCheck_t check;
+  svTiming_t timing; /* per rank; need not match across ranks */
 } svConfig_t;
 
 #define SV_CONFIG_INITIALIZER                                                          \
   { sizeof(svConfig_t), SV_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_BACKEND_HOST,        \
-    SV_NONFINITE_ERROR, 0, SV_CHECK_DEFAULT }
+    SV_NONFINITE_ERROR, 0, SV_CHECK_DEFAULT, SV_TIMING_DEFAULT }
 
 /* Creates nranks communicators of one loopback world; comms[r] is rank r. config may be NULL
  * (defaults). Limits: 1 <= nranks <= SV_MAX_RANKS. On error nothing is created. */
@@ -378,6 +388,31 @@ svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
  * a failure, svGetLastError(comm) names it: what broke the communicator, the device's
  * verdict, or NCCL's own text. */
 svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError);
+
+/* The time this rank spent in its transport's calls (the communication half of an exchange;
+ * the rest is the scheme's own work), counted since creation when the communicator was created
+ * with timing on (svConfig_t.timing); svInvalidUsage, no effect, when it was not. A call is
+ * one collective of the wire format (allgather, all-to-all, reduce-scatter, allreduce), a
+ * barrier of a loopback world's streams, or one of SV_CHECK_GLOBAL's or adaptive K's small
+ * host allgathers; its time includes waiting for peers that arrive later.
+ *   SV_BACKEND_HOST  wall time of each call (the loopback transport: memory copies and sums).
+ *   SV_BACKEND_CUDA  device time between CUDA events recorded before and after each call on
+ *                    the stream of the first rank the process drives (for loopback worlds,
+ *                    rank 0's view; waits for the other ranks' streams are part of it). This
+ *                    call waits on the host until the timed calls completed. Calls enqueued
+ *                    while their stream is being captured are not timed (neither are graph
+ *                    replays). The exchange itself never waits for the events, except that
+ *                    once 256 timed calls are still incomplete the next one waits for the oldest.
+ * The ranks of a loopback world share one transport, so each reports the whole world's calls.
+ * Holds the communicator like svBucketGetResidual (svInvalidUsage while another thread's
+ * exchange uses it). On a broken communicator it still reports what was timed. When waiting
+ * for the events fails (svUnhandledCudaError), or a timed call has not completed within
+ * config->timeoutMs (svTimeout: a peer that never arrives), the communicator is broken. */
+typedef struct {
+  uint64_t calls;     /* transport calls timed */
+  double transportUs; /* their summed duration in microseconds */
+} svCommTimes_t;
+svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times);
 
 /* Stops the communicator for good, as ncclCommAbort does for a fault the trainer cannot
  * recover from: this rank and every other live rank of its world become sticky-broken with

@@ -74,6 +74,8 @@ class Comm {
   int rank() const { int r = 0; check(svCommUserRank(c_, &r), c_); return r; }
   int size() const { int n = 0; check(svCommCount(c_, &n), c_); return n; }
   uint64_t sequence() const { uint64_t s = 0; check(svCommGetSequence(c_, &s), c_); return s; }
+  // Requires timing on at creation (svConfig_t.timing); see svCommGetTimes.
+  svCommTimes_t times() const { svCommTimes_t t{}; check(svCommGetTimes(c_, &t), c_); return t; }
   svComm_t get() const noexcept { return c_; }
   void reset() noexcept {
     if (c_ != nullptr) svCommDestroy(c_);

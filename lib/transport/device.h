@@ -52,7 +52,10 @@ class DeviceTransport {
   // A failure the transport learnt of outside a call (NCCL's asynchronous errors), with its
   // text in *why; svSuccess when none. Safe to call from any thread.
   virtual svResult_t asyncError(std::string* why) = 0;
-  const std::string& error() const { return error_; }
+  // The timing decorator (timed.h) waits here, up to its timeout, for the timed calls still in
+  // flight and counts them; the others have nothing to settle.
+  virtual svResult_t settleTimes() { return svSuccess; }
+  virtual const std::string& error() const { return error_; }
 
  protected:
   std::string error_;

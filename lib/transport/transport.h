@@ -33,7 +33,7 @@ class Transport {
   // recv[r] = sum over s of send[s] (count elements), float sums in rank order 0..W-1.
   virtual svResult_t allReduceSum(const Sends& send, const Recvs& recv, size_t count,
                                   Elem type) = 0;
-  const std::string& error() const { return error_; }
+  virtual const std::string& error() const { return error_; }
 
  protected:
   std::string error_;

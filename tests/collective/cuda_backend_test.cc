@@ -4,6 +4,7 @@
 // buffers, one stream per rank or one for all, CUDA graph replay, and adaptive K. GPU only.
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <limits>
 
 #include "cuda_world.h"
@@ -183,6 +184,60 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
   }
+}
+
+// Timing changes no bit; each exchange adds the same number of timed transport calls to
+// every rank (an averaging liec exchange its own), their time lies within the exchange's wall
+// time, and an exchange enqueued under capture is not timed, nor are its replays.
+TEST(CudaBackend, TimingCountsTheTransportCalls) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 47);
+  const int W = 3;
+  const size_t n = 20011;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE("scheme " + std::to_string(c.scheme) + " format " + std::to_string(c.format));
+    const svBucketConfig_t cfg = caseConfig(c, n, 200);
+    World host(W, cfg);
+    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false, SV_TIMING_ON);
+    uint64_t perExchange = 0;
+    for (int step = 0; step < 3; ++step) {
+      std::vector<std::vector<float>> grads(W);
+      for (auto& v : grads) v = normal(n, rng);
+      ASSERT_EQ(host.exchange(grads), svSuccess);
+      dev.upload(grads);
+      const svCommTimes_t before = dev.times(0);
+      const auto t0 = std::chrono::steady_clock::now();
+      ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+      CUDA_OK(cudaDeviceSynchronize());
+      const double wallUs = std::chrono::duration<double, std::micro>(
+                                std::chrono::steady_clock::now() - t0).count();
+      const svCommTimes_t after = dev.times(0);
+      for (int r = 1; r < W; ++r) EXPECT_EQ(dev.times(r).calls, after.calls);
+      const uint64_t calls = after.calls - before.calls;
+      EXPECT_GT(calls, 0u);
+      if (c.period == 0) {
+        if (step == 0) perExchange = calls;
+        EXPECT_EQ(calls, perExchange);
+      }
+      EXPECT_GT(after.transportUs, before.transportUs);
+      EXPECT_LE(after.transportUs - before.transportUs, wallUs);
+      for (int r = 0; r < W; ++r) expectSameBits(dev.output(r), host.out[r], "timed output");
+    }
+  }
+  const svBucketConfig_t cfg = caseConfig(kCases[0], n, 200);
+  CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, true, SV_TIMING_ON);
+  cudaGraph_t graph;
+  CUDA_OK(cudaStreamBeginCapture(dev.streams[0], cudaStreamCaptureModeThreadLocal));
+  ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+  CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
+  CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
+  EXPECT_EQ(dev.times(0).calls, 0u);
+  EXPECT_EQ(dev.times(0).transportUs, 0.0);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
 }
 
 // Adaptive K: the top-K cases with K_t chosen per exchange (optionally under a budget).

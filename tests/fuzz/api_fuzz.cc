@@ -90,6 +90,7 @@ svConfig_t commConfig(FuzzedDataProvider& in) {
   setRaw(c.nonFinite, in.ConsumeIntegralInRange(0, 3));
   if (in.ConsumeProbability<float>() < 0.05f) setRaw(c.check, in.ConsumeIntegralInRange(-1, 3));
   c.timeoutMs = in.ConsumeIntegral<unsigned>();
+  if (in.ConsumeProbability<float>() < 0.2f) setRaw(c.timing, in.ConsumeIntegralInRange(-1, 3));
   return c;
 }
 

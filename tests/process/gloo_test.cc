@@ -356,6 +356,60 @@ TEST(Gloo, RanksConfiguredDifferentlyFailAtCreation) {
   }
 }
 
+// Timing is per rank (it need not match): the timed ranks count the same calls, those of
+// SV_CHECK_GLOBAL's fingerprints included, and their time is within the exchanges' wall time.
+TEST(Gloo, TimingIsPerRankAndCountsEveryCall) {
+  const uint64_t seed = testSeed();
+  const int W = 3, steps = 5;
+  Ranks ranks(W, glooConfig(20000), [&](const Ranks::Child& ch) {
+    std::mt19937_64 rng(seed + ch.rank);
+    const size_t n = 1000;
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+    cfg.k = 10;
+    cfg.format = SV_FORMAT_SPARSE;
+    svBucket_t b = nullptr;
+    svBucketCreate(&b, ch.comm, &cfg);
+    size_t bytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    std::vector<unsigned char> ws(bytes);
+    std::vector<float> out(n);
+    Report rep;
+    const int64_t t0 = monotonicNs();
+    for (int step = 0; step < steps; ++step) {
+      const std::vector<float> g = normal(n, rng);
+      size_t wsb = bytes;
+      rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr)));
+    }
+    const double wallUs = (monotonicNs() - t0) / 1e3;
+    svCommTimes_t t{};
+    rep.put(static_cast<int>(svCommGetTimes(ch.comm, &t)));
+    rep.put(t.calls);
+    rep.put(t.transportUs);
+    rep.put(wallUs);
+    svBucketDestroy(b);
+    return rep.bytes;
+  }, [](int r, svConfig_t& c) { c.timing = r == 1 ? SV_TIMING_OFF : SV_TIMING_ON; });
+  const auto results = ranks.join(120);
+  for (int r = 0; r < W; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    ASSERT_TRUE(results[r].exited);
+    ASSERT_EQ(results[r].status, 0) << results[r].report;
+    Reader in{results[r].report};
+    for (int step = 0; step < steps; ++step) EXPECT_EQ(in.get<int>(), svSuccess);
+    const int code = in.get<int>();
+    const auto calls = in.get<uint64_t>();
+    const double us = in.get<double>(), wallUs = in.get<double>();
+    if (r == 1) {
+      EXPECT_EQ(code, svInvalidUsage);
+      continue;
+    }
+    EXPECT_EQ(code, svSuccess);
+    EXPECT_EQ(calls, 2u * steps);  // the fingerprints' allgather, the records' allgather
+    EXPECT_GT(us, 0.0);
+    EXPECT_LE(us, wallUs);
+  }
+}
+
 TEST(Gloo, BadArgumentsCreateNothing) {
   svComm_t c = nullptr;
   svConfig_t cfg = glooConfig(1000);

@@ -31,6 +31,26 @@ TEST(CxxWrapper, ExchangeInAGroup) {
   EXPECT_EQ(b[0].residual()[20], 0.5f);
 }
 
+TEST(CxxWrapper, TimesNeedTimingOn) {
+  auto plain = signvote::Comm::loopback(1);
+  EXPECT_THROW(plain[0].times(), signvote::Error);
+  svConfig_t config = SV_CONFIG_INITIALIZER;
+  config.timing = SV_TIMING_ON;
+  auto timed = signvote::Comm::loopback(2, &config);
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.count = 64;
+  cfg.k = 4;
+  cfg.format = SV_FORMAT_SPARSE;
+  std::vector<signvote::Bucket> b;
+  for (auto& c : timed) b.emplace_back(c, cfg);
+  std::vector<float> g(64, 0.5f);
+  std::vector<std::vector<float>> out(2, std::vector<float>(64));
+  signvote::group([&] {
+    for (int r = 0; r < 2; ++r) b[r].exchange(g.data(), out[r].data());
+  });
+  EXPECT_EQ(timed[1].times().calls, 1u);  // the records' allgather
+}
+
 TEST(CxxWrapper, ErrorsThrowWithCodeAndText) {
   auto comms = signvote::Comm::loopback(1);
   svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;

@@ -52,6 +52,15 @@ uint64_t countDifferent(const std::vector<float>& a, const std::vector<float>& b
 }
 
 
+// The microseconds comm spent in its transport's calls so far; -1 when its timing is off.
+double transportUs(svComm_t comm) {
+  svCommTimes_t t{};
+  const svResult_t r = svCommGetTimes(comm, &t);
+  if (r == svInvalidUsage) return -1;
+  signvote::check(r, comm);
+  return t.transportUs;
+}
+
 // One bucket size on one backend: W ranks' buckets, input sets 0..3 (3 rotate, 3 is for the
 // check), outputs and workspaces.
 class Runner {
@@ -59,7 +68,9 @@ class Runner {
   virtual ~Runner() = default;
   virtual void load(int set, const Grads& g) = 0;
   virtual void step(int set) = 0;  // one grouped exchange of all ranks, complete on return
-  virtual double timedUs(int warmup, int iters) = 0;
+  // Time of one of `iters` exchanges after `warmup` ones, and in *commUs the part of it inside
+  // the transport's calls (-1 when not timed).
+  virtual double timedUs(int warmup, int iters, double* commUs) = 0;
   virtual std::vector<float> output(int r) = 0;
   virtual std::vector<float> residual(int r) = 0;
   virtual svBucketInfo_t info() = 0;
@@ -72,7 +83,8 @@ class HostRunner final : public Runner {
  public:
   HostRunner(std::vector<signvote::Comm>& comms, const std::vector<int>& ranks,
              const svBucketConfig_t& cfg)
-      : ranks_(ranks), sets_(4), outs_(comms.size(), std::vector<float>(cfg.count)) {
+      : ranks_(ranks), comm0_(comms[0].get()), sets_(4),
+        outs_(comms.size(), std::vector<float>(cfg.count)) {
     for (auto& c : comms) buckets_.emplace_back(c, cfg);
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
@@ -82,12 +94,15 @@ class HostRunner final : public Runner {
         buckets_[i].exchange(sets_[set][ranks_[i]].data(), outs_[i].data());
     });
   }
-  double timedUs(int warmup, int iters) override {
+  double timedUs(int warmup, int iters, double* commUs) override {
     for (int i = 0; i < warmup; ++i) step(i % 3);
+    const double before = transportUs(comm0_);
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < iters; ++i) step(i % 3);
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-               .count() / iters;
+    const double us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    *commUs = before < 0 ? -1 : (transportUs(comm0_) - before) / iters;
+    return us / iters;
   }
   std::vector<float> output(int r) override { return outs_[local(r)]; }
   std::vector<float> residual(int r) override { return buckets_[local(r)].residual(); }
@@ -99,6 +114,7 @@ class HostRunner final : public Runner {
     return static_cast<size_t>(std::find(ranks_.begin(), ranks_.end(), r) - ranks_.begin());
   }
   std::vector<int> ranks_;
+  svComm_t comm0_;
   std::vector<signvote::Bucket> buckets_;
   std::vector<Grads> sets_;
   std::vector<std::vector<float>> outs_;
@@ -220,9 +236,14 @@ class CudaRunner final : public Runner {
     signvote::check(svCommGetAsyncError(comm0_, &e), comm0_);
     if (e != svSuccess) throw signvote::Error(e, "the device reported a failed exchange");
   }
-  double timedUs(int warmup, int iters) override {
+  double timedUs(int warmup, int iters, double* commUs) override {
     for (int i = 0; i < warmup; ++i) enqueue(i % 3);
-    return timeStreams(streams_, iters, graphLaunches_, [this](int i) { enqueue(i % 3); });
+    // Waits for the warm-up's timed calls, so that `before` counts all of them.
+    const double before = graphLaunches_ > 0 ? -1 : transportUs(comm0_);
+    const double us =
+        timeStreams(streams_, iters, graphLaunches_, [this](int i) { enqueue(i % 3); });
+    *commUs = before < 0 ? -1 : (transportUs(comm0_) - before) / iters;
+    return us;
   }
   std::vector<float> output(int r) override {
     std::vector<float> v(n_);
@@ -288,18 +309,19 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
   // Three input sets in rotation, so that repeated iterations do not see identical data.
   std::vector<Grads> sets;
   for (int s = 0; s < 3; ++s) sets.push_back(randomGrads(W, count, rng));
-  auto timed = [&](const svBucketConfig_t& c, svBucketInfo_t* info) {
+  auto timed = [&](const svBucketConfig_t& c, svBucketInfo_t* info, double* commUs) {
     const std::unique_ptr<Runner> run = make(c);
     for (int s = 0; s < 3; ++s) run->load(s, sets[s]);
     if (info != nullptr) *info = run->info();
-    return run->timedUs(o.warmup, o.iters);
+    return run->timedUs(o.warmup, o.iters, commUs);
   };
   svBucketInfo_t info{};
-  const double us = timed(cfg, &info);
+  double commUs = -1, denseCommUs = -1;
+  const double us = timed(cfg, &info, &commUs);
   svBucketConfig_t denseCfg = SV_BUCKET_CONFIG_INITIALIZER;
   denseCfg.scheme = SV_SCHEME_DENSE;
   denseCfg.count = cfg.count;
-  const double denseUs = dense ? dense(cfg.count) : timed(denseCfg, nullptr);
+  const double denseUs = dense ? dense(cfg.count) : timed(denseCfg, nullptr, &denseCommUs);
   sets.clear();
   const std::unique_ptr<Runner> fresh = make(cfg);
   uint64_t wrong = 0;
@@ -323,41 +345,46 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
     }
   }
   return {bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
-          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs, W};
+          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs,
+          commUs, W};
 }
 
 // A multi-process world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests
-// does), through a sum of three floats over the ranks, exact for fewer than 2^22 wrong elements.
+// does), through a sum of kFields floats over the ranks, exact for fewer than 2^22 wrong
+// elements.
 class AcrossRanks {
  public:
-  using Sum3 = std::function<void(const float* mine, float* sum)>;
-  AcrossRanks(int nranks, Sum3 sum) : nranks_(nranks), sum_(std::move(sum)) {}
+  static constexpr int kFields = 4;
+  using Sum = std::function<void(const float* mine, float* sum)>;
+  AcrossRanks(int nranks, Sum sum) : nranks_(nranks), sum_(std::move(sum)) {}
   void combine(bench::Row* row) {
-    const float mine[3] = {static_cast<float>(row->wrong), static_cast<float>(row->timeUs),
-                           static_cast<float>(row->denseUs)};
-    float sum[3];
+    const float mine[kFields] = {static_cast<float>(row->wrong), static_cast<float>(row->timeUs),
+                                 static_cast<float>(row->denseUs),
+                                 static_cast<float>(row->commUs)};
+    float sum[kFields];
     sum_(mine, sum);
     row->wrong = static_cast<uint64_t>(std::llround(static_cast<double>(sum[0])));
     row->timeUs = sum[1] / nranks_;
     row->denseUs = sum[2] / nranks_;
+    if (row->commUs >= 0) row->commUs = sum[3] / nranks_;  // every rank times, or none
     row->algbwGBs = static_cast<double>(row->bytes) / (row->timeUs * 1e3);
   }
 
  private:
   int nranks_;
-  Sum3 sum_;
+  Sum sum_;
 };
 
 // Gloo: the sum through a dense bucket (its mean, times W).
-AcrossRanks::Sum3 glooSum3(signvote::Comm& comm) {
+AcrossRanks::Sum glooSum(signvote::Comm& comm) {
   svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
   cfg.scheme = SV_SCHEME_DENSE;
-  cfg.count = 3;
+  cfg.count = AcrossRanks::kFields;
   auto bucket = std::make_shared<signvote::Bucket>(comm, cfg);
   const int W = comm.size();
   return [bucket, W](const float* mine, float* sum) {
     signvote::group([&] { bucket->exchange(mine, sum); });
-    for (int i = 0; i < 3; ++i) sum[i] *= static_cast<float>(W);
+    for (int i = 0; i < AcrossRanks::kFields; ++i) sum[i] *= static_cast<float>(W);
   };
 }
 
@@ -376,7 +403,8 @@ struct NcclWorld {
   svComm_t comm = nullptr;
   int rank = 0, nranks = 1, device = 0;
   bool checked = false;  // SV_CHECK_GLOBAL: each exchange waits for the fingerprints
-  NcclWorld(int r, int n, const std::string& store) : rank(r), nranks(n) {
+  NcclWorld(int r, int n, const std::string& store, svTiming_t timing)
+      : rank(r), nranks(n) {
     int devices = 1;
     BENCH_CHECK_CUDA(cudaGetDeviceCount(&devices));
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
@@ -403,6 +431,7 @@ struct NcclWorld {
     BENCH_CHECK_NCCL(ncclCommInitRank(&nccl, n, id, r));
     svConfig_t cfg = SV_CONFIG_INITIALIZER;
     cfg.backend = SV_BACKEND_CUDA;
+    cfg.timing = timing;
     // Timed without the per-exchange host check unless SIGNVOTE_CHECK asks for it (the
     // library resolves and validates the variable).
     const char* env = std::getenv("SIGNVOTE_CHECK");
@@ -433,13 +462,15 @@ struct NcclWorld {
     return us;
   }
 
-  AcrossRanks::Sum3 sum3() const {
+  AcrossRanks::Sum sum() const {
     return [this](const float* mine, float* sum) {
+      const size_t bytes = AcrossRanks::kFields * sizeof(float);
       float* d = nullptr;
-      BENCH_CHECK_CUDA(cudaMalloc(&d, 3 * sizeof(float)));
-      BENCH_CHECK_CUDA(cudaMemcpy(d, mine, 3 * sizeof(float), cudaMemcpyHostToDevice));
-      BENCH_CHECK_NCCL(ncclAllReduce(d, d, 3, ncclFloat32, ncclSum, nccl, cudaStreamLegacy));
-      BENCH_CHECK_CUDA(cudaMemcpy(sum, d, 3 * sizeof(float), cudaMemcpyDeviceToHost));
+      BENCH_CHECK_CUDA(cudaMalloc(&d, bytes));
+      BENCH_CHECK_CUDA(cudaMemcpy(d, mine, bytes, cudaMemcpyHostToDevice));
+      BENCH_CHECK_NCCL(ncclAllReduce(d, d, AcrossRanks::kFields, ncclFloat32, ncclSum, nccl,
+                                     cudaStreamLegacy));
+      BENCH_CHECK_CUDA(cudaMemcpy(sum, d, bytes, cudaMemcpyDeviceToHost));
       cudaFree(d);
     };
   }
@@ -537,6 +568,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<NcclWorld> nccl;
     std::unique_ptr<AcrossRanks> across;
     DenseTimer dense;
+    svConfig_t config = SV_CONFIG_INITIALIZER;  // the communicators' (backend set below)
+    config.timing = o.split ? SV_TIMING_ON : SV_TIMING_OFF;
     if (o.transport != bench::Transport::kLoopback) {
       const Placement at = placement();
       if (o.ranksGiven && o.ranks != at.nranks)
@@ -547,15 +580,15 @@ int main(int argc, char** argv) {
       printer = at.rank == 0;
       ranks.push_back(at.rank);
       if (o.transport == bench::Transport::kGloo) {
-        hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store));
-        across = std::make_unique<AcrossRanks>(at.nranks, glooSum3(hostComms[0]));
+        hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store, &config));
+        across = std::make_unique<AcrossRanks>(at.nranks, glooSum(hostComms[0]));
         line = "backend host, transport gloo (" + std::to_string(at.nranks) +
                " processes over TCP, placed by " + at.from +
                "; time: one exchange, averaged over the ranks)";
       } else {
-        nccl = std::make_unique<NcclWorld>(at.rank, at.nranks, o.store);
+        nccl = std::make_unique<NcclWorld>(at.rank, at.nranks, o.store, config.timing);
         cudaComms.push_back(nccl->comm);
-        across = std::make_unique<AcrossRanks>(at.nranks, nccl->sum3());
+        across = std::make_unique<AcrossRanks>(at.nranks, nccl->sum());
         const NcclWorld* w = nccl.get();
         dense = [w, &o](uint64_t count) {
           return w->allReduceUs(count, o.warmup, o.iters, o.graphLaunches);
@@ -569,7 +602,7 @@ int main(int argc, char** argv) {
                "averaged over the ranks)";
       }
     } else if (o.backend == SV_BACKEND_CUDA) {
-      svConfig_t cc = SV_CONFIG_INITIALIZER;
+      svConfig_t cc = config;
       cc.backend = SV_BACKEND_CUDA;
       cudaComms.assign(o.ranks, nullptr);
       signvote::check(svCommInitLoopback(cudaComms.data(), o.ranks, &cc));
@@ -577,7 +610,7 @@ int main(int argc, char** argv) {
       line = "backend CUDA (loopback world of " + std::to_string(o.ranks) + " ranks on " +
              device + ", one stream per rank; time: device time of one exchange of all ranks)";
     } else {
-      hostComms = signvote::Comm::loopback(o.ranks);
+      hostComms = signvote::Comm::loopback(o.ranks, &config);
       for (int r = 0; r < o.ranks; ++r) ranks.push_back(r);
       line = "backend host" + std::string(gpu ? " (--backend cuda runs the collective on " +
                                                     device + ")"

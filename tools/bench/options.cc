@@ -151,6 +151,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("iters,n", po::value(&o.iters)->default_value(o.iters), "timed iterations per size")
       ("warmup_iters,w", po::value(&o.warmup)->default_value(o.warmup), "untimed warm-up iterations")
       ("cudagraph,G", po::value(&o.graphLaunches)->default_value(o.graphLaunches), "CUDA backend: capture the timed iterations in a CUDA graph and launch it this many times, as nccl-tests' -G (0: launch directly; over NCCL the per-exchange host check must be off, SIGNVOTE_CHECK unset)")
+      ("split", po::value(&o.split)->default_value(o.split), "collective mode: create the communicators with timing on (svConfig_t.timing) and split each exchange's time into comm (inside the transport's calls, svCommGetTimes) and kernel (the rest); 0: time without it (CUDA: no events around the transport calls). Not under --cudagraph, whose replays are not timed")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; kernel and wire modes: default 8)")
       ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
@@ -242,6 +243,7 @@ int parseOptions(int argc, char** argv, Options* out) {
     if (o.graphLaunches > 0 && o.backend != SV_BACKEND_CUDA)
       throw std::invalid_argument("--cudagraph captures CUDA streams (--backend cuda or "
                                   "--transport nccl)");
+    if (o.graphLaunches > 0) o.split = false;
     if (o.adaptive) {
       if (o.scheme != SV_SCHEME_S3GD_MV && o.scheme != SV_SCHEME_TOPK_EF &&
           o.scheme != SV_SCHEME_DGS)

@@ -32,6 +32,7 @@ struct Options {
   int warmup = 2;
   int checkIters = 1;
   int graphLaunches = 0;  // CUDA backend: launches of a graph of the timed iterations (0: none)
+  bool split = true;      // collective mode: time the transport calls (svCommGetTimes)
   int ranks = 4;          // collective default; kernel mode uses 8 unless -r was given
   bool ranksGiven = false;
   svScheme_t scheme = SV_SCHEME_S3GD_MV;

@@ -36,12 +36,15 @@ void printHeader(const Options& o, const std::string& backendLine) {
               "# algbw: bucket bytes / time; busbw: algbw * 2(W-1)/W (nccl-tests' allreduce bus\n"
               "# bandwidth, on the uncompressed bytes); dense: an fp32 allreduce of the same\n"
               "# bucket on the same world in this run (the line above says which); speedup:\n"
-              "# dense / time;\n"
+              "# dense / time; comm: of time, inside the transport's calls (svCommGetTimes:\n"
+              "# collectives, barriers, waits for peers; --split 0 or a graph: '-'); kernel: the\n"
+              "# rest (the scheme's kernels, or host code on the host backend);\n"
               "# #wrong: output and residual elements that differ from a straightforward\n"
               "# reference (bit for bit).\n");
-  std::printf("#%12s %12s %10s %7s %13s %8s %9s %12s %11s %11s %12s %8s %7s\n", "size(B)",
-              "count", "K", "format", "wire B/rank", "ratio", "bits/K", "time(us)",
-              "algbw(GB/s)", "busbw(GB/s)", "dense(us)", "speedup", "#wrong");
+  std::printf("#%12s %12s %10s %7s %13s %8s %9s %12s %11s %11s %11s %11s %12s %8s %7s\n",
+              "size(B)", "count", "K", "format", "wire B/rank", "ratio", "bits/K", "time(us)",
+              "kernel(us)", "comm(us)", "algbw(GB/s)", "busbw(GB/s)", "dense(us)", "speedup",
+              "#wrong");
 }
 
 void printRow(const Row& r) {
@@ -49,18 +52,24 @@ void printRow(const Row& r) {
   if (r.wireBytes != 0) std::snprintf(ratioText, sizeof(ratioText), "%.1f", ratio(r));
   char bits[32] = "-";
   if (r.bitsPerKept > 0) std::snprintf(bits, sizeof(bits), "%.2f", r.bitsPerKept);
-  std::printf(" %12llu %12llu %10llu %7s %13llu %8s %9s %12.1f %11.3f %11.3f %12.1f %8.2f %7llu\n",
+  char kernel[32] = "-", comm[32] = "-";
+  if (r.commUs >= 0) {
+    std::snprintf(kernel, sizeof(kernel), "%.1f", r.kernelUs());
+    std::snprintf(comm, sizeof(comm), "%.1f", r.commUs);
+  }
+  std::printf(" %12llu %12llu %10llu %7s %13llu %8s %9s %12.1f %11s %11s %11.3f %11.3f %12.1f "
+              "%8.2f %7llu\n",
               static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.count),
               static_cast<unsigned long long>(r.k), formatName(r.format),
-              static_cast<unsigned long long>(r.wireBytes), ratioText, bits, r.timeUs,
-              r.algbwGBs, r.busbwGBs(), r.denseUs, r.denseUs / r.timeUs,
+              static_cast<unsigned long long>(r.wireBytes), ratioText, bits, r.timeUs, kernel,
+              comm, r.algbwGBs, r.busbwGBs(), r.denseUs, r.denseUs / r.timeUs,
               static_cast<unsigned long long>(r.wrong));
   std::fflush(stdout);
 }
 
 nlohmann::json jsonRecords(const std::vector<Row>& rows) {
   nlohmann::json records = nlohmann::json::array();
-  for (const Row& r : rows)
+  for (const Row& r : rows) {
     records.push_back({{"bytes", r.bytes}, {"count", r.count}, {"k", r.k},
                        {"format", formatName(r.format)}, {"wire_bytes", r.wireBytes},
                        {"dense_wire_bytes", r.denseWireBytes}, {"ratio", ratio(r)},
@@ -68,6 +77,11 @@ nlohmann::json jsonRecords(const std::vector<Row>& rows) {
                        {"algbw_gbps", r.algbwGBs}, {"busbw_gbps", r.busbwGBs()},
                        {"dense_time_us", r.denseUs},
                        {"speedup", r.denseUs / r.timeUs}, {"wrong", r.wrong}});
+    if (r.commUs >= 0) {
+      records.back()["comm_us"] = r.commUs;
+      records.back()["kernel_us"] = r.kernelUs();
+    }
+  }
   return records;
 }
 
@@ -89,6 +103,7 @@ int finishRun(const Options& o, const char* mode, const std::string& backend,
       j["adaptive_k"] = {{"kmin", o.kMin}, {"kbudget", o.kBudget}, {"kwindow", o.kWindow}};
     j["iters"] = o.iters;
     j["cudagraph"] = o.graphLaunches;
+    j["split"] = o.split;
     j["warmup"] = o.warmup;
     j["check"] = o.checkIters;
     j["seed"] = o.seed;

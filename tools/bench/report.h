@@ -18,9 +18,11 @@ struct Row {
   double timeUs, algbwGBs;
   uint64_t wrong;
   double denseUs = 0;  // the dense scheme (fp32 allreduce) on the same world and data
+  double commUs = -1;  // of timeUs, inside the transport's calls (svCommGetTimes); < 0: unknown
   int nranks = 1;
   // nccl-tests' bus bandwidth of an allreduce of the bucket's uncompressed bytes.
   double busbwGBs() const { return algbwGBs * 2.0 * (nranks - 1) / nranks; }
+  double kernelUs() const { return timeUs - commUs; }
 };
 
 void printHeader(const Options& o, const std::string& backendLine);
