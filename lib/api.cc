@@ -229,6 +229,15 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
   if (c.period != 0 && c.scheme != SV_SCHEME_LIEC)
     return fail(comm, svInvalidArgument, "%s: config->period = %u with scheme %s (the averaging "
                 "period is for liec)", call, c.period, schemeName(c.scheme));
+  if (!(std::isfinite(c.linkBusBW) && c.linkBusBW >= 0.0))
+    return fail(comm, svInvalidArgument, "%s: config->linkBusBW = %g is not a finite bandwidth "
+                ">= 0 (GB/s; 0: no dense fallback)", call, c.linkBusBW);
+  if (!(std::isfinite(c.kernelUs) && c.kernelUs >= 0.0))
+    return fail(comm, svInvalidArgument, "%s: config->kernelUs = %g is not a finite time >= 0 "
+                "(microseconds)", call, c.kernelUs);
+  if (c.kernelUs != 0.0 && c.linkBusBW == 0.0)
+    return fail(comm, svInvalidArgument, "%s: config->kernelUs = %g is set without "
+                "config->linkBusBW (the dense fallback's link)", call, c.kernelUs);
   if (raw(c.adaptiveK) < 0 || raw(c.adaptiveK) >= SV_NUM_ADAPTIVE_K)
     return fail(comm, svInvalidArgument, "%s: config->adaptiveK = %d (supported: 0 none, 1 "
                 "norm ratio)", call, raw(c.adaptiveK));
@@ -613,13 +622,22 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
     b = std::make_unique<svBucket>();
     b->comm = comm;
     b->config = *config;
+    if (config->linkBusBW > 0.0) {  // wire bytes need no CUDA scratch
+      b->link = modelLink(makePlan(*config, k, comm->nranks), *config);
+      b->denseFallback = config->scheme != SV_SCHEME_DENSE && b->link.denseWins();
+      if (b->denseFallback) {
+        b->config = denseFallbackOf(*config);
+        k = b->config.count;
+      }
+    }
+    const svBucketConfig_t& c = b->config;
     const ScratchFn scratchFor = scratchFnOf(comm);
-    if (!planWith(*config, k, comm->nranks, scratchFor, &b->plan) ||
-        (config->adaptiveK != SV_ADAPTIVE_K_NONE &&
-         !adaptiveWorkspaceBytes(b->plan, *config, scratchFor, &b->plan.ws.total)))
+    if (!planWith(c, k, comm->nranks, scratchFor, &b->plan) ||
+        (c.adaptiveK != SV_ADAPTIVE_K_NONE &&
+         !adaptiveWorkspaceBytes(b->plan, c, scratchFor, &b->plan.ws.total)))
       return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
                   "workspace failed (config->count = %zu)", config->count);
-    b->lastK = b->plan.selects ? k : config->count;
+    b->lastK = b->plan.selects ? k : c.count;
     b->lastRecordBytes = b->plan.recordBytes;
     b->lastWireBytes = b->plan.wireBytes;
     if (cuda) {
@@ -678,6 +696,10 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   i.downK = p.downK;
   i.chunk = p.chunk;
   i.averageNext = averagesNext(p, bucket->config, bucket->exchanges);
+  i.scheme = bucket->config.scheme;
+  i.denseFallback = bucket->denseFallback;
+  i.modeledUs = bucket->link.us;
+  i.modeledDenseUs = bucket->link.denseUs;
   *info = i;
   return svSuccess;
 }
@@ -691,7 +713,8 @@ svResult_t residualAccess(svBucket_t bucket, const void* ptr, const char* call,
   if (!bucket->plan.stateful)
     return fail(bucket->comm, svInvalidUsage, "%s: scheme %s%s keeps no state", call,
                 schemeName(bucket->config.scheme),
-                bucket->config.scheme == SV_SCHEME_SIGNSGD_MV ? " without momentum" : "");
+                bucket->denseFallback ? " (the link model's dense fallback)"
+                : bucket->config.scheme == SV_SCHEME_SIGNSGD_MV ? " without momentum" : "");
   if (ptr == nullptr && bucket->config.count > 0)
     return fail(bucket->comm, svInvalidArgument, "%s: %s = NULL with count = %zu", call, field,
                 bucket->config.count);

@@ -68,6 +68,9 @@ struct svBucket {
   uint64_t exchanges = 0;  // successful exchanges of this bucket (liec's averaging period)
   uint64_t lastK = 0;
   uint64_t lastRecordBytes = 0, lastWireBytes = 0;  // of the last successful exchange
+  // config is what the bucket runs; after a dense fallback, denseFallbackOf(the user's).
+  bool denseFallback = false;
+  signvote::detail::LinkModel link;  // zeros without config.linkBusBW
 };
 
 namespace signvote::detail {

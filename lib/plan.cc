@@ -88,6 +88,30 @@ uint64_t modelWireBytes(svFormat_t format, const svBucketConfig_t& config, uint6
   }
 }
 
+LinkModel modelLink(const Plan& p, const svBucketConfig_t& config) {
+  // bytes / (GB/s) = ns; / 1e3 = us. liec's period: (tau - 1) compressed exchanges and one
+  // averaging exchange.
+  const double perUs = config.linkBusBW * 1e3;
+  double wire = static_cast<double>(p.wireBytes);
+  if (p.format == SV_FORMAT_CHUNK_SIGNS && config.period != 0)
+    wire = ((config.period - 1.0) * wire + static_cast<double>(p.averageWireBytes)) /
+           config.period;
+  LinkModel m;
+  m.us = config.kernelUs + wire / perUs;
+  m.denseUs = static_cast<double>(p.denseWireBytes) / perUs;
+  return m;
+}
+
+svBucketConfig_t denseFallbackOf(const svBucketConfig_t& config) {
+  svBucketConfig_t d = SV_BUCKET_CONFIG_INITIALIZER;
+  d.scheme = SV_SCHEME_DENSE;
+  d.datatype = config.datatype;
+  d.count = config.count;
+  d.linkBusBW = config.linkBusBW;
+  d.kernelUs = config.kernelUs;
+  return d;
+}
+
 Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const CudaScratch* cuda) {
   Plan p;
   p.scheme = config.scheme;

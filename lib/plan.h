@@ -121,6 +121,17 @@ bool stepPlan(const Plan& bucketPlan, const svBucketConfig_t& config, uint64_t k
 bool adaptiveWorkspaceBytes(const Plan& bucketPlan, const svBucketConfig_t& config,
                             const ScratchFn& scratchFor, size_t* bytes);
 
+// The link model of a config with linkBusBW > 0 (see svBucketConfig_t.linkBusBW): modeled
+// microseconds of one exchange of plan p and of a dense one; the bucket falls back to dense
+// when denseUs <= us.
+struct LinkModel {
+  double us = 0, denseUs = 0;
+  bool denseWins() const { return denseUs <= us; }
+};
+LinkModel modelLink(const Plan& p, const svBucketConfig_t& config);
+// The dense bucket that replaces `config` after a fallback: same count and link settings.
+svBucketConfig_t denseFallbackOf(const svBucketConfig_t& config);
+
 // liec: whether the exchange after `done` successful ones is an averaging exchange.
 inline bool averagesNext(const Plan& p, const svBucketConfig_t& config, uint64_t done) {
   return p.format == SV_FORMAT_CHUNK_SIGNS && config.period != 0 &&

@@ -468,12 +468,31 @@ typedef struct {
   double downDensity;
   /* liec: tau, every period-th exchange of the bucket averages (see SV_SCHEME_LIEC); 0: never. */
   unsigned int period;
+  /* Opt-in fallback to dense, decided once at creation by the link model of signvote-bench.
+   * With linkBusBW > 0 the planner models one exchange of this rank as
+   *   compressed = kernelUs + wireBytes / linkBusBW,   dense = denseWireBytes / linkBusBW
+   * (wireBytes, denseWireBytes: svBucketInfo_t's, for this scheme and world size; liec with a
+   * period: the mean over a period, its averaging exchange included; adaptive K: at the
+   * configured K). When dense <= compressed the bucket is created as a dense bucket of the
+   * same count instead: SV_SCHEME_DENSE, the output is the mean gradient, it keeps no state.
+   * svBucketInfo_t.scheme and denseFallback say so, and the trainer must then step with a
+   * gradient, not a sign: the fallback changes the update's meaning, which is why it is never
+   * taken unasked. The choice depends only on this config and the world size, so ranks with
+   * equal configs choose alike (ranks that choose differently get svMismatch on the scheme).
+   * Latency, overlap and the transport's own kernels are not modeled (docs/formats.md).
+   * linkBusBW: the bus bandwidth one rank's traffic gets, GB/s (1e9 bytes/s, nccl-tests'
+   * busbw); finite and >= 0; 0: off. kernelUs: microseconds by which this bucket's compressed
+   * exchange computes longer per rank than a dense one (measure it on the target GPU: an
+   * exchange's time less its transport time, svCommGetTimes, for both schemes); finite,
+   * >= 0, and 0 when linkBusBW is 0. */
+  double linkBusBW;
+  double kernelUs;
 } svBucketConfig_t;
 
 #define SV_BUCKET_CONFIG_INITIALIZER                                                     \
   { sizeof(svBucketConfig_t), SV_BUCKET_CONFIG_MAGIC, SIGNVOTE_VERSION_CODE, SV_SCHEME_S3GD_MV, \
     svFloat32, 0, 0, 0.0, 1.0f, SV_VOTE_TERNARY, SV_FORMAT_AUTO, 0.0f, SV_ADAPTIVE_K_NONE, 0, \
-    0, 0, 0, 0.0, 0 }
+    0, 0, 0, 0.0, 0, 0.0, 0.0 }
 
 /* Creates this rank's state for one bucket: validates the config, resolves K, plans the wire
  * format and allocates the state vector ("residual", zero-filled, count floats: s3gd_mv's
@@ -508,6 +527,12 @@ typedef struct {
   size_t downK;              /* dgs: resolved downlink K (0: no secondary compression) */
   size_t chunk;              /* elements per owner chunk (counts, signs, chunk signs formats) */
   int averageNext;           /* liec: 1 when the next exchange is an averaging exchange */
+  svScheme_t scheme;         /* the scheme the bucket runs: config->scheme, or SV_SCHEME_DENSE
+                                after a dense fallback (the fields above then describe it) */
+  int denseFallback;         /* 1 when the link model made the bucket dense (see linkBusBW) */
+  double modeledUs;          /* with config->linkBusBW: the modeled exchange of config->scheme
+                                (the compressed side of the choice), else 0 */
+  double modeledDenseUs;     /* with config->linkBusBW: the modeled dense exchange, else 0 */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 

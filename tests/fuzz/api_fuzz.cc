@@ -127,6 +127,10 @@ svBucketConfig_t bucketConfig(FuzzedDataProvider& in) {
   if (rarely()) c.downK = anySmall(in, n);
   else if (rarely()) c.downDensity = anyDensity(in);
   if (often()) c.period = in.ConsumeIntegralInRange<unsigned>(0, 5);
+  if (rarely()) {  // the dense fallback's link model, valid or not
+    c.linkBusBW = often() ? in.ConsumeFloatingPointInRange<double>(0.0, 400.0) : anyFloat(in);
+    c.kernelUs = often() ? in.ConsumeFloatingPointInRange<double>(0.0, 100.0) : anyFloat(in);
+  }
   return c;
 }
 
@@ -224,10 +228,11 @@ void run(FuzzedDataProvider& in) {
   std::vector<svBucketConfig_t> cfg(W, bucketConfig(in));
   if (W > 1 && in.ConsumeProbability<float>() < 0.1f) {  // one rank configured differently
     svBucketConfig_t& c = cfg[W - 1];
-    switch (in.ConsumeIntegralInRange(0, 3)) {
+    switch (in.ConsumeIntegralInRange(0, 4)) {
       case 0: c.k += 1; break;
       case 1: c.rho = c.rho == 0.5f ? 0.25f : 0.5f; break;
       case 2: c.density = c.density == 0.5 ? 0.25 : 0.5; break;
+      case 3: c.linkBusBW = 12.0; c.kernelUs = c.kernelUs == 1e6 ? 0.0 : 1e6; break;
       default: c.period += 1; break;
     }
   }
@@ -247,7 +252,11 @@ void run(FuzzedDataProvider& in) {
                                            (1 << 24) - 0.5f;
     // A state loaded on every rank of both worlds, as from a checkpoint. The same on all
     // ranks, because part of it may be shared (dgs's downlink residual is the same everywhere).
-    if (in.ConsumeProbability<float>() < 0.1f && !w.res[0].empty()) {
+    // (Ranks whose dense fallback differs hold different states; their group is refused.)
+    const bool sameStates = std::all_of(w.res.begin(), w.res.end(), [&](const auto& v) {
+      return v.size() == w.res[0].size();
+    });
+    if (in.ConsumeProbability<float>() < 0.1f && !w.res[0].empty() && sameStates) {
       std::vector<float> s(w.res[0].size());
       for (float& x : s) x = anyFloat(in);
       for (int r = 0; r < W; ++r) {
