@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -296,7 +297,10 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
-  a.dataDir = "/usr/share/datasets/fashion-mnist";
+  // The Debian package's folder, or SIGNVOTE_FASHION_MNIST (the GPU lane unpacks the package
+  // beside the checkout: tools/gpu-deps.sh).
+  const char* dataEnv = std::getenv("SIGNVOTE_FASHION_MNIST");
+  a.dataDir = dataEnv != nullptr && *dataEnv != '\0' ? dataEnv : "/usr/share/datasets/fashion-mnist";
   po::options_description desc("signvote-train: data-parallel MLP on Fashion-MNIST through "
                                "signvote\nOptions");
   desc.add_options()
@@ -324,7 +328,7 @@ int main(int argc, char** argv) {
       ("kbudget", po::value(&a.kBudget)->default_value(a.kBudget), "adaptive K: sum of K per window (0: none)")
       ("kwindow", po::value(&a.kWindow)->default_value(a.kWindow), "adaptive K: exchanges per budget window")
       ("seed", po::value(&a.seed)->default_value(a.seed), "seed of the split, the batches and the weights")
-      ("data-dir", po::value(&a.dataDir)->default_value(a.dataDir), "folder of the gzipped IDX files")
+      ("data-dir", po::value(&a.dataDir)->default_value(a.dataDir), "folder of the gzipped IDX files (default: SIGNVOTE_FASHION_MNIST, else the Debian package's)")
       ("no-header", "omit the CSV header line");
   try {
     po::variables_map vm;
