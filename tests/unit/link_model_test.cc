@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "link_model.h"
+#include "options.h"
 
 namespace {
 
@@ -47,6 +48,35 @@ TEST(LinkModel, StepTimesAndBreakEven) {
             modelStep(0.5, wire, dense, b / 2).denseMs);
   // Compression that sends no fewer bytes never wins.
   EXPECT_EQ(modelStep(0.5, dense, dense, 1e9).breakEvenGBs, 0.0);
+}
+
+// --fallback-link / --fallback-kernel-us set the buckets' link model (collective mode only).
+TEST(LinkModel, FallbackOptions) {
+  auto parse = [](std::vector<std::string> args, bench::Options* o) {
+    args.insert(args.begin(), "signvote-bench");
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    return bench::parseOptions(static_cast<int>(argv.size()), argv.data(), o);
+  };
+  bench::Options o;
+  ASSERT_EQ(parse({"--fallback-link", "100gbe", "--fallback-kernel-us", "7.5"}, &o), 0);
+  EXPECT_EQ(o.mode, bench::Mode::kCollective);
+  EXPECT_DOUBLE_EQ(o.fallbackBusBW, 12.0);
+  EXPECT_DOUBLE_EQ(o.fallbackKernelUs, 7.5);
+  const svBucketConfig_t c = bench::bucketConfig(o, 1000);
+  EXPECT_DOUBLE_EQ(c.linkBusBW, 12.0);
+  EXPECT_DOUBLE_EQ(c.kernelUs, 7.5);
+  ASSERT_EQ(parse({}, &o), 0);
+  EXPECT_EQ(bench::bucketConfig(o, 1000).linkBusBW, 0.0);
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"--fallback-kernel-us", "3"},
+           {"--fallback-link", "ndr,100gbe"},
+           {"--fallback-link", "10gb"},
+           {"--fallback-link", "ndr", "--mode", "wire"},
+           {"--fallback-link", "ndr", "--mode", "kernels"}}) {
+    bench::Options b;
+    EXPECT_EQ(parse(bad, &b), 2) << bad[0] << " " << bad[1];
+  }
 }
 
 }  // namespace

@@ -336,17 +336,22 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
     fresh->step(3);
     // Adaptive K: the reference keeps the K_t the library chose (its rule is tested apart).
     const uint64_t k = o.adaptive ? fresh->info().lastK : info.k;
+    // info.scheme: dense after the library's fallback (--fallback-link).
     const std::vector<std::vector<float>> expect = bench::straightExchange(
-        {o.scheme, o.vote, o.rho, o.momentum, k, now.downK, now.chunk, now.averageNext != 0,
+        {info.scheme, o.vote, o.rho, o.momentum, k, now.downK, now.chunk, now.averageNext != 0,
          info.format == SV_FORMAT_FP32, &g, &residuals});
     for (int r : mine) {
       wrong += countDifferent(fresh->output(r), expect[r]);
       if (stateful) wrong += countDifferent(fresh->residual(r), residuals[r]);
     }
   }
-  return {bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
-          info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs,
-          commUs, W};
+  bench::Row row{bytes, count, info.k, info.format, info.wireBytes, info.denseWireBytes,
+                 info.bitsPerKept, us, static_cast<double>(bytes) / (us * 1e3), wrong, denseUs,
+                 commUs, W};
+  row.denseFallback = info.denseFallback != 0;
+  row.modeledUs = info.modeledUs;
+  row.modeledDenseUs = info.modeledDenseUs;
+  return row;
 }
 
 // A multi-process world's ranks agree on a row: #wrong summed, times averaged (as nccl-tests

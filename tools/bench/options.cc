@@ -117,6 +117,8 @@ svBucketConfig_t bucketConfig(const Options& o, uint64_t count) {
   cfg.momentum = momentum ? o.momentum : 0.0f;
   if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
   if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
+  cfg.linkBusBW = o.fallbackBusBW;
+  cfg.kernelUs = o.fallbackKernelUs;
   if (o.adaptive) {
     cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
     cfg.kMin = o.kMin;
@@ -132,7 +134,7 @@ int parseOptions(int argc, char** argv, Options* out) {
   Options o;
   std::string minB = "4K", maxB = "4M", scheme = "s3gd_mv", vote = "ternary", format = "auto";
   std::string mode = "auto", counts = "1M,16M", densities = "0.001,0.01,0.1", backend = "host";
-  std::string transport = "loopback", links = "nvlink8,ndr,100gbe";
+  std::string transport = "loopback", links = "nvlink8,ndr,100gbe", fallbackLink;
   po::options_description desc(
       "signvote-bench: time and check signvote exchanges over a range of bucket sizes\n"
       "Options");
@@ -167,6 +169,8 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("kmin", po::value(&o.kMin)->default_value(o.kMin), "adaptive K: the smallest K")
       ("kbudget", po::value(&o.kBudget)->default_value(o.kBudget), "adaptive K: most K summed over a window of --kwindow exchanges (0: no budget)")
       ("kwindow", po::value(&o.kWindow)->default_value(o.kWindow), "adaptive K: exchanges per budget window")
+      ("fallback-link", po::value(&fallbackLink), "collective mode: the library's opt-in dense fallback on this link (one --links entry): each bucket whose modeled exchange, --fallback-kernel-us plus its wire bytes at the link's busbw, is not faster than an fp32 ring allreduce's becomes a dense bucket (the row says so; checked against the dense reference)")
+      ("fallback-kernel-us", po::value(&o.fallbackKernelUs)->default_value(o.fallbackKernelUs), "with --fallback-link: the per-rank kernel time the compressed exchange spends beyond a dense one (svBucketConfig_t.kernelUs)")
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed of the gradients")
       ("json,J", po::value(&o.json), "also write the results as JSON to this file");
   try {
@@ -219,6 +223,23 @@ int parseOptions(int argc, char** argv, Options* out) {
         throw std::invalid_argument(t + " needs --store DIR (or SIGNVOTE_STORE)");
     }
     o.links = parseLinks(links);
+    if (!fallbackLink.empty()) {
+      std::vector<Link> one;
+      try {
+        one = parseLinks(fallbackLink);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("--fallback-link: ") + e.what());
+      }
+      if (one.size() != 1)
+        throw std::invalid_argument("--fallback-link takes one link, not '" + fallbackLink + "'");
+      if (o.mode == Mode::kKernels || o.mode == Mode::kWire)
+        throw std::invalid_argument("--fallback-link applies to the collective's buckets "
+                                    "(--mode collective)");
+      o.mode = Mode::kCollective;
+      o.fallbackBusBW = one[0].bytesPerSec / 1e9;
+    } else if (!vm["fallback-kernel-us"].defaulted()) {
+      throw std::invalid_argument("--fallback-kernel-us needs --fallback-link");
+    }
     for (const std::string& c : splitList(counts)) {
       const uint64_t n = parseSize(c);
       if (n == 0 || n > 0xFFFFFFFFull)

@@ -47,6 +47,9 @@ struct Options {
   bool adaptive = false;     // s3gd_mv, topk_ef, dgs: adaptive K (Kbar from k / density)
   uint64_t kMin = 1, kBudget = 0;
   unsigned kWindow = 0;
+  // Collective mode: the library's opt-in dense fallback (svBucketConfig_t.linkBusBW, kernelUs).
+  double fallbackBusBW = 0;  // GB/s (0: off)
+  double fallbackKernelUs = 0;
   uint64_t seed = 1;
   std::string json;
 };

@@ -28,6 +28,9 @@ void printHeader(const Options& o, const std::string& backendLine) {
                 static_cast<unsigned long long>(o.kBudget), o.kWindow);
   if (o.graphLaunches > 0)
     std::printf("cuda graph of the iters launched %d times, ", o.graphLaunches);
+  if (o.fallbackBusBW > 0)
+    std::printf("dense fallback at %g GB/s busbw and %g us of kernels, ", o.fallbackBusBW,
+                o.fallbackKernelUs);
   std::printf("iters %d, warmup %d, check %d, seed %llu\n", o.iters, o.warmup, o.checkIters,
               static_cast<unsigned long long>(o.seed));
   std::printf("# %s\n", backendLine.c_str());
@@ -64,6 +67,10 @@ void printRow(const Row& r) {
               static_cast<unsigned long long>(r.wireBytes), ratioText, bits, r.timeUs, kernel,
               comm, r.algbwGBs, r.busbwGBs(), r.denseUs, r.denseUs / r.timeUs,
               static_cast<unsigned long long>(r.wrong));
+  if (r.modeledUs > 0 || r.modeledDenseUs > 0)
+    std::printf("#   link model: compressed %.1f us, dense %.1f us: %s\n", r.modeledUs,
+                r.modeledDenseUs, r.denseFallback ? "dense fallback, the bucket ran dense"
+                                                  : "compression kept");
   std::fflush(stdout);
 }
 
@@ -80,6 +87,11 @@ nlohmann::json jsonRecords(const std::vector<Row>& rows) {
     if (r.commUs >= 0) {
       records.back()["comm_us"] = r.commUs;
       records.back()["kernel_us"] = r.kernelUs();
+    }
+    if (r.modeledUs > 0 || r.modeledDenseUs > 0) {
+      records.back()["dense_fallback"] = r.denseFallback;
+      records.back()["modeled_us"] = r.modeledUs;
+      records.back()["modeled_dense_us"] = r.modeledDenseUs;
     }
   }
   return records;
@@ -101,6 +113,8 @@ int finishRun(const Options& o, const char* mode, const std::string& backend,
     j["momentum"] = o.momentum;
     if (o.adaptive)
       j["adaptive_k"] = {{"kmin", o.kMin}, {"kbudget", o.kBudget}, {"kwindow", o.kWindow}};
+    if (o.fallbackBusBW > 0)
+      j["fallback"] = {{"link_busbw_gbps", o.fallbackBusBW}, {"kernel_us", o.fallbackKernelUs}};
     j["iters"] = o.iters;
     j["cudagraph"] = o.graphLaunches;
     j["split"] = o.split;

@@ -20,6 +20,9 @@ struct Row {
   double denseUs = 0;  // the dense scheme (fp32 allreduce) on the same world and data
   double commUs = -1;  // of timeUs, inside the transport's calls (svCommGetTimes); < 0: unknown
   int nranks = 1;
+  // --fallback-link: the library's link model (svBucketInfo_t), and whether the bucket went dense.
+  bool denseFallback = false;
+  double modeledUs = 0, modeledDenseUs = 0;
   // nccl-tests' bus bandwidth of an allreduce of the bucket's uncompressed bytes.
   double busbwGBs() const { return algbwGBs * 2.0 * (nranks - 1) / nranks; }
   double kernelUs() const { return timeUs - commUs; }
