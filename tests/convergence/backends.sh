@@ -5,13 +5,7 @@
 set -euo pipefail
 train="$1"
 common=(--steps 30 --eval-every 10 --ranks 4 --split iid --no-header)
-cases=("--scheme s3gd_mv" "--scheme s3gd_mv --rho 0.5 --density 0.3"
-       "--scheme signsgd_mv" "--scheme signsgd_mv --momentum 0.9" "--scheme dense --lr 0.1"
-       "--scheme ef_sign" "--scheme topk_ef --momentum 0.9 --density 0.05"
-       "--scheme dgs --momentum 0.5 --down-density 0.05" "--scheme liec --period 3"
-       "--scheme s3gd_mv --buckets tensor" "--scheme dgs --momentum 0.5 --buckets tensor"
-       "--scheme s3gd_mv --adaptive-k --kmin 80 --kwindow 10 --kbudget 7960"
-       "--scheme topk_ef --momentum 0.9 --density 0.05 --adaptive-k --kmin 100")
+. "$(dirname "$0")/cases.sh"
 for c in "${cases[@]}"; do
   # shellcheck disable=SC2086 # each case is a list of flags
   host=$("$train" "${common[@]}" $c)
