@@ -138,7 +138,10 @@ svResult_t cudaCreateResidual(svBucket* b) {
   // liec's error starts as -0.0 (the additive identity), every other state as +0.0.
   const std::vector<float> init(b->plan.stateFloats,
                                 b->plan.format == SV_FORMAT_CHUNK_SIGNS ? -0.0f : 0.0f);
-  if (cudaMemcpy(p, init.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+  // A pageable cudaMemcpy may return before its DMA lands, and exchanges on non-blocking streams
+  // would not wait for the legacy stream.
+  if (cudaMemcpy(p, init.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+      cudaStreamSynchronize(cudaStreamLegacy) != cudaSuccess) {
     cudaFree(p);
     return svUnhandledCudaError;
   }

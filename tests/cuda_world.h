@@ -42,6 +42,7 @@ struct CudaWorld {
       if (sharedStream && r > 0) streams[r] = streams[0];
       else cudaStreamCreateWithFlags(&streams[r], cudaStreamNonBlocking);
     }
+    cudaDeviceSynchronize();  // the sentinels (legacy stream) land before any exchange
   }
   ~CudaWorld() {
     cudaDeviceSynchronize();
@@ -57,6 +58,7 @@ struct CudaWorld {
   void upload(const std::vector<std::vector<float>>& grads) {
     for (int r = 0; r < W; ++r)
       if (n) cudaMemcpy(g[r], grads[r].data(), n * 4, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();  // a pageable copy may return before its DMA lands
   }
   // Enqueues one grouped exchange; inPlace uses g as the output too.
   svResult_t exchange(bool inPlace = false) {

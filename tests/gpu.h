@@ -64,7 +64,9 @@ namespace svtest {
 
 // n elements of T on the device starting `offset` elements past a 256-byte aligned allocation
 // (offset 1..3 gives the misaligned pointers of the edge table), with 16 guard elements
-// after them filled with a pattern that check() verifies was not overwritten.
+// after them filled with a pattern that check() verifies was not overwritten. The fill and
+// upload() are complete on return: a memset, or a pageable cudaMemcpy's DMA, may still be in
+// flight on the legacy stream, which work on non-blocking streams does not wait for.
 template <class T>
 class DeviceArray {
  public:
@@ -72,6 +74,7 @@ class DeviceArray {
     bytes_ = (n + offset + kGuard) * sizeof(T);
     if (cudaMalloc(&base_, bytes_) != cudaSuccess) base_ = nullptr;
     if (base_) cudaMemset(base_, 0xA5, bytes_);
+    cudaDeviceSynchronize();
   }
   ~DeviceArray() { if (base_) cudaFree(base_); }
   DeviceArray(const DeviceArray&) = delete;
@@ -81,6 +84,7 @@ class DeviceArray {
   size_t size() const { return n_; }
   void upload(const std::vector<T>& v) {
     if (!v.empty()) cudaMemcpy(get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
   }
   std::vector<T> download() const {
     std::vector<T> v(n_);

@@ -45,8 +45,12 @@ class Buffers {
  private:
   void copy(void* to, const void* from, size_t bytes) {
     if (bytes == 0) return;
-    if (device_) cudaMemcpy(to, from, bytes, cudaMemcpyDefault);
-    else memcpy(to, from, bytes);
+    if (device_) {
+      cudaMemcpy(to, from, bytes, cudaMemcpyDefault);
+      cudaDeviceSynchronize();  // a pageable copy may return before its DMA lands
+    } else {
+      memcpy(to, from, bytes);
+    }
   }
   bool device_;
   cudaStream_t stream_ = nullptr;

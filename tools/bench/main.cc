@@ -190,6 +190,9 @@ class DeviceSets {
     for (size_t i = 0; i < ranks_.size(); ++i)
       BENCH_CHECK_CUDA(cudaMemcpy(in_[set][i], g[ranks_[i]].data(), 4 * n_,
                                   cudaMemcpyHostToDevice));
+    // A pageable copy may return before its DMA lands; the exchanges' non-blocking streams do
+    // not wait for the legacy stream.
+    BENCH_CHECK_CUDA(cudaDeviceSynchronize());
   }
   void* at(int set, size_t i) const { return in_[set][i]; }
 
