@@ -68,7 +68,8 @@ std::unique_ptr<DeviceTransport> makeLoopbackCudaTransport();
 svResult_t ncclCommFacts(ncclComm* comm, int* nranks, int* rank, int* device, std::string* why);
 
 // One rank (`rank` of `nranks`) over a borrowed NCCL communicator, which it never destroys.
-// hostAllGather stages `hostBytes` per rank at a time and gives up after timeoutMs (svTimeout).
+// hostAllGather stages `hostBytes` per rank at a time (device and pinned host buffers) and gives
+// up after timeoutMs (svTimeout).
 // Null with *code and *why set when its device staging buffer cannot be allocated.
 std::unique_ptr<DeviceTransport> makeNcclTransport(ncclComm* comm, int rank, int nranks,
                                                    size_t hostBytes, unsigned timeoutMs,

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <string>
 
 #include "device.h"
@@ -28,11 +29,14 @@ svResult_t fromNccl(ncclResult_t r) {
 
 class NcclTransport final : public DeviceTransport {
  public:
-  NcclTransport(ncclComm_t comm, int rank, int nranks, void* staging, size_t hostBytes,
-                unsigned timeoutMs)
+  NcclTransport(ncclComm_t comm, int rank, int nranks, void* staging, void* pinned,
+                size_t hostBytes, unsigned timeoutMs)
       : comm_(comm), rank_(rank), nranks_(nranks), staging_(static_cast<char*>(staging)),
-        hostBytes_(hostBytes), timeoutMs_(timeoutMs) {}
-  ~NcclTransport() override { cudaFree(staging_); }
+        pinned_(static_cast<char*>(pinned)), hostBytes_(hostBytes), timeoutMs_(timeoutMs) {}
+  ~NcclTransport() override {
+    cudaFree(staging_);
+    cudaFreeHost(pinned_);
+  }
 
   svResult_t barrier(const CudaRanks&) override { return svSuccess; }
 
@@ -63,20 +67,24 @@ class NcclTransport final : public DeviceTransport {
     return check(first != ncclSuccess ? first : end, "grouped ncclSend/ncclRecv (all-to-all)");
   }
 
-  // In pieces of the staging buffer's share per rank (a group's fingerprints can be more).
+  // In pieces of the staging buffers' share per rank (a group's fingerprints can be more).
+  // Through pinned host memory: a copy to pageable memory returns only when it is done, so it
+  // would wait for a peer that never comes where wait() gives up after timeoutMs.
   svResult_t hostAllGather(cudaStream_t s, const void* mine, void* all, size_t bytes) override {
     for (size_t off = 0; off < bytes; off += hostBytes_) {
       const size_t piece = std::min(hostBytes_, bytes - off);
       char* own = staging_ + rank_ * piece;
-      SVCUDACHECK_WHY(cudaMemcpyAsync(own, static_cast<const char*>(mine) + off, piece,
-                                      cudaMemcpyHostToDevice, s),
-                      &error_);
+      std::memcpy(pinned_, static_cast<const char*>(mine) + off, piece);
+      SVCUDACHECK_WHY(cudaMemcpyAsync(own, pinned_, piece, cudaMemcpyHostToDevice, s), &error_);
       SVCHECK(check(ncclAllGather(own, staging_, piece, ncclUint8, comm_, s), "ncclAllGather"));
-      SVCUDACHECK_WHY(cudaMemcpy2DAsync(static_cast<char*>(all) + off, bytes, staging_, piece,
-                                        piece, nranks_, cudaMemcpyDeviceToHost, s),
+      SVCUDACHECK_WHY(cudaMemcpyAsync(pinned_, staging_, piece * nranks_, cudaMemcpyDeviceToHost,
+                                      s),
                       &error_);
+      SVCHECK(wait(s));
+      for (int r = 0; r < nranks_; ++r)
+        std::memcpy(static_cast<char*>(all) + r * bytes + off, pinned_ + r * piece, piece);
     }
-    return wait(s);
+    return svSuccess;
   }
 
   svResult_t asyncError(std::string* why) override {
@@ -134,7 +142,8 @@ class NcclTransport final : public DeviceTransport {
 
   ncclComm_t comm_;
   int rank_, nranks_;
-  char* staging_;
+  char* staging_;  // device: nranks x hostBytes
+  char* pinned_;   // pinned host: nranks x hostBytes
   size_t hostBytes_;
   unsigned timeoutMs_;
 };
@@ -153,17 +162,22 @@ svResult_t ncclCommFacts(ncclComm* comm, int* nranks, int* rank, int* device, st
 std::unique_ptr<DeviceTransport> makeNcclTransport(ncclComm* comm, int rank, int nranks,
                                                    size_t hostBytes, unsigned timeoutMs,
                                                    svResult_t* code, std::string* why) {
-  void* staging = nullptr;
-  if (cudaMalloc(&staging, hostBytes * nranks) != cudaSuccess) {
-    *why = std::string("allocating ") + std::to_string(hostBytes * nranks) +
-           " bytes of device memory failed: " + cudaGetErrorString(cudaGetLastError());
+  void *staging = nullptr, *pinned = nullptr;
+  const bool onDevice = cudaMalloc(&staging, hostBytes * nranks) == cudaSuccess;
+  if (!onDevice || cudaMallocHost(&pinned, hostBytes * nranks) != cudaSuccess) {
+    *why = std::string("allocating ") + std::to_string(hostBytes * nranks) + " bytes of " +
+           (onDevice ? "pinned host" : "device") + " memory failed: " +
+           cudaGetErrorString(cudaGetLastError());
     *code = svSystemError;
+    cudaFree(staging);
     return nullptr;
   }
   try {
-    return std::make_unique<NcclTransport>(comm, rank, nranks, staging, hostBytes, timeoutMs);
+    return std::make_unique<NcclTransport>(comm, rank, nranks, staging, pinned, hostBytes,
+                                           timeoutMs);
   } catch (...) {
     cudaFree(staging);
+    cudaFreeHost(pinned);
     throw;
   }
 }

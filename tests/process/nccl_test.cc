@@ -5,6 +5,7 @@
 // (a CUDA context does not survive fork); it learns whether a GPU is there from a child.
 #include <nccl.h>
 
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -26,8 +27,8 @@ bool gpuInAChild() {
 }
 
 // Rank 0 publishes NCCL's unique id in the store directory; the others wait for it.
-svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
-                    svComm_t* comm, std::string* why) {
+svResult_t ncclJoin(int rank, int W, const std::string& store, ncclComm_t* nccl,
+                    std::string* why) {
   const std::string host = "signvote-test-host-" + std::to_string(rank);
   setenv("NCCL_HOSTID", host.c_str(), 1);
   setenv("NCCL_SOCKET_IFNAME", "lo", 1);
@@ -47,12 +48,18 @@ svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t&
     }
     in.read(id.internal, sizeof(id.internal));
   }
-  ncclComm_t nccl = nullptr;
-  const ncclResult_t r = ncclCommInitRank(&nccl, W, id, rank);
+  const ncclResult_t r = ncclCommInitRank(nccl, W, id, rank);
   if (r != ncclSuccess) {
     *why = std::string("ncclCommInitRank: ") + ncclGetErrorString(r);
     return svSystemError;
   }
+  return svSuccess;
+}
+
+svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
+                    svComm_t* comm, std::string* why) {
+  ncclComm_t nccl = nullptr;
+  if (const svResult_t j = ncclJoin(rank, W, store, &nccl, why); j != svSuccess) return j;
   // The NCCL communicator lives until the child exits (it must outlive the svComm).
   const svResult_t e = svCommInitFromNccl(comm, nccl, &config);
   if (e != svSuccess) *why = svGetLastError(nullptr);
@@ -225,6 +232,43 @@ TEST(Nccl, GraphReplayGivesTheSameBits) {
       }
     }
   }
+}
+
+// A rank that joins NCCL but never calls svCommInitFromNccl: the other's creation handshake
+// gives up after config->timeoutMs and says so, long before the missing rank leaves (it waits
+// through pinned host memory, where a copy into pageable memory would block until the peer
+// came).
+TEST(Nccl, CreationTimesOutWithoutAPeer) {
+  SV_REQUIRE_GPU_IF(gpuInAChild());
+  svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
+  config.timeoutMs = 3000;
+  const int stayOutMs = 20000;
+  Ranks ranks(2, config, [](const Ranks::Child&) { return std::string(); }, {},
+              [&](int rank, int W, const std::string& store, const svConfig_t& c,
+                  svComm_t* comm, std::string* why) {
+                if (rank == 0) {
+                  const int64_t start = monotonicNs();
+                  const svResult_t r = ncclInit(rank, W, store, c, comm, why);
+                  *why += "|" + std::to_string((monotonicNs() - start) / 1000000);
+                  return r;
+                }
+                ncclComm_t nccl = nullptr;
+                if (const svResult_t j = ncclJoin(rank, W, store, &nccl, why); j != svSuccess)
+                  return j;
+                std::this_thread::sleep_for(std::chrono::milliseconds(stayOutMs));
+                *why = "rank 1 stayed out";
+                return svInternalError;
+              });
+  const auto results = ranks.join(60);
+  ASSERT_TRUE(results[0].exited) << "rank 0 hung: " << results[0].report;
+  EXPECT_EQ(results[0].status, 3) << "rank 0 was created without its peer";
+  const std::string& text = results[0].report;
+  const size_t bar = text.rfind('|');
+  ASSERT_NE(bar, std::string::npos) << text;
+  EXPECT_NE(text.find("timeoutMs = 3000"), std::string::npos) << text;
+  const long ms = std::stol(text.substr(bar + 1));
+  EXPECT_GE(ms, 3000) << text;
+  EXPECT_LT(ms, stayOutMs) << "rank 0 waited for its peer to leave: " << text;
 }
 
 // Ranks configured differently fail at creation, all of them, naming the field.
