@@ -58,14 +58,16 @@ svResult_t cudaInitComm(svComm* c) {
   cudaEvent_t ev = nullptr;
   if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess)
     return svUnhandledCudaError;
-  void* sticky = nullptr;
-  if (cudaHostAlloc(&sticky, sizeof(uint32_t), cudaHostAllocMapped) != cudaSuccess) {
+  // Two words of pinned memory: the sticky verdict, then the norm slot.
+  void* pinned = nullptr;
+  if (cudaHostAlloc(&pinned, 2 * sizeof(uint64_t), cudaHostAllocMapped) != cudaSuccess) {
     cudaEventDestroy(ev);
     return svSystemError;
   }
-  *static_cast<volatile uint32_t*>(sticky) = 0;
+  *static_cast<volatile uint32_t*>(pinned) = 0;
   c->event = ev;
-  c->sticky = static_cast<uint32_t*>(sticky);
+  c->sticky = static_cast<uint32_t*>(pinned);
+  c->hostSlot = static_cast<uint64_t*>(pinned) + 1;
   return svSuccess;
 }
 
@@ -74,6 +76,7 @@ void cudaDestroyComm(svComm* c) {
   if (c->sticky) cudaFreeHost(c->sticky);
   c->event = nullptr;
   c->sticky = nullptr;
+  c->hostSlot = nullptr;
 }
 
 svResult_t cudaScratchFor(const Plan& p, CudaScratch* out) {
@@ -230,23 +233,24 @@ svResult_t sumBlocks(const char* blocks, int W, uint64_t count, unsigned elemByt
 
 }  // namespace
 
-svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p,
+svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p, DeviceTransport& t,
                            std::vector<float>* norms, std::string* why) {
   const svNonFinitePolicy_t policy = ops[0].bucket->comm->config.nonFinite;
-  std::vector<unsigned long long> slots(ops.size());
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const CudaOp& op = ops[i];
+  for (const CudaOp& op : ops) {
     const auto s = reinterpret_cast<cudaStream_t>(op.stream);
     auto* out = at<unsigned long long>(op, p.ws.normOut);
     size_t bytes = p.ws.normTemp.bytes;
     SV_LAUNCH(k::squareNorm(at<void>(op, p.ws.normTemp), &bytes,
                             static_cast<const float*>(op.send), p.n, policy, out, s));
-    SV_LAUNCH(cudaMemcpyAsync(&slots[i], out, 8, cudaMemcpyDeviceToHost, s));
+    // Into pinned memory: a copy into pageable memory would block here, without t's timeout.
+    SV_LAUNCH(cudaMemcpyAsync(op.bucket->comm->hostSlot, out, 8, cudaMemcpyDeviceToHost, s));
   }
   norms->resize(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
-    SV_LAUNCH(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(ops[i].stream)));
-    const auto bits = static_cast<uint32_t>(slots[i]);
+    if (const svResult_t r = t.waitStream(reinterpret_cast<cudaStream_t>(ops[i].stream));
+        r != svSuccess)
+      return *why = "waiting for adaptive K's norm failed: " + t.error(), r;
+    const auto bits = static_cast<uint32_t>(*ops[i].bucket->comm->hostSlot);
     std::memcpy(&(*norms)[i], &bits, 4);
   }
   return svSuccess;

@@ -44,9 +44,10 @@ struct CudaOp {
   svStream_t stream;
 };
 // Adaptive K: norms[i] = the squared norm of ops[i].send (kernels::squareNorm into the norm
-// regions of p, the bucket's plan), read back after waiting on the host for each op's stream.
-// svUnhandledCudaError with *why when a call fails; nothing else is enqueued.
-svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p,
+// regions of p, the bucket's plan), read back through the communicator's pinned slot after
+// t.waitStream on each op's stream. svUnhandledCudaError (a call failed) or the wait's code
+// (svTimeout, an NCCL error) with *why; nothing else is enqueued.
+svResult_t cudaSquareNorms(const std::vector<CudaOp>& ops, const Plan& p, DeviceTransport& t,
                            std::vector<float>* norms, std::string* why);
 
 // Enqueues one matched exchange of plan p (the bucket's, or liec's averaging exchange): ops

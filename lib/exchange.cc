@@ -601,7 +601,7 @@ svResult_t planAdaptiveCuda(Matched& m, const std::vector<CudaOp>& cops, std::st
   World& world = *b0.comm->world;
   const int W = m.plan.nranks;
   std::vector<float> local, norms(W);
-  SVCHECK(cudaSquareNorms(cops, b0.plan, &local, why));
+  SVCHECK(cudaSquareNorms(cops, b0.plan, *world.device, &local, why));
   if (local.size() == norms.size()) {
     norms = local;
   } else if (const svResult_t r = world.device->hostAllGather(

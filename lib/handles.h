@@ -56,6 +56,7 @@ struct svComm {
   int device = -1;
   CUevent_st* event = nullptr;  // recorded at the exchange's cross-rank barriers
   uint32_t* sticky = nullptr;   // mapped pinned word: the first failure the device detected
+  uint64_t* hostSlot = nullptr;  // pinned, beside sticky: adaptive K's norm read back
 };
 
 struct svBucket {

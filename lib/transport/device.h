@@ -22,7 +22,22 @@
 
 struct ncclComm;
 
+// SVCHECK's CUDA sibling: a failed CUDA call stores its text in *(why) (a std::string*) and
+// returns svUnhandledCudaError.
+#define SVCUDACHECK_WHY(call, why)                                                      \
+  do {                                                                                  \
+    const cudaError_t sv_cuda_res_ = (call);                                            \
+    if (sv_cuda_res_ != cudaSuccess) {                                                  \
+      *(why) = ::signvote::detail::cudaCallText(#call, sv_cuda_res_, __FILE__, __LINE__); \
+      ::signvote::detail::traceFrame(__FILE__, __LINE__, svUnhandledCudaError);         \
+      return svUnhandledCudaError;                                                      \
+    }                                                                                   \
+  } while (0)
+
 namespace signvote::detail {
+
+// "call: CUDA's text (file:line)", for the check above.
+std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line);
 
 struct CudaRanks {
   std::vector<int> ranks;             // [local index] the rank
@@ -49,6 +64,12 @@ class DeviceTransport {
   // loopback worlds have every rank's value locally.
   virtual svResult_t hostAllGather(cudaStream_t stream, const void* mine, void* all,
                                    size_t bytes) = 0;
+  // Waits on the host until `stream`'s work is done. NCCL: up to the timeout (svTimeout) and
+  // watching NCCL's asynchronous errors, since that work may wait for a peer.
+  virtual svResult_t waitStream(cudaStream_t stream) {
+    SVCUDACHECK_WHY(cudaStreamSynchronize(stream), &error_);
+    return svSuccess;
+  }
   // A failure the transport learnt of outside a call (NCCL's asynchronous errors), with its
   // text in *why; svSuccess when none. Safe to call from any thread.
   virtual svResult_t asyncError(std::string* why) = 0;
@@ -75,19 +96,4 @@ std::unique_ptr<DeviceTransport> makeNcclTransport(ncclComm* comm, int rank, int
                                                    size_t hostBytes, unsigned timeoutMs,
                                                    svResult_t* code, std::string* why);
 
-// "call: CUDA's text (file:line)", for the check below.
-std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line);
-
 }  // namespace signvote::detail
-
-// SVCHECK's CUDA sibling: a failed CUDA call stores its text in *(why) (a std::string*) and
-// returns svUnhandledCudaError.
-#define SVCUDACHECK_WHY(call, why)                                                      \
-  do {                                                                                  \
-    const cudaError_t sv_cuda_res_ = (call);                                            \
-    if (sv_cuda_res_ != cudaSuccess) {                                                  \
-      *(why) = ::signvote::detail::cudaCallText(#call, sv_cuda_res_, __FILE__, __LINE__); \
-      ::signvote::detail::traceFrame(__FILE__, __LINE__, svUnhandledCudaError);         \
-      return svUnhandledCudaError;                                                      \
-    }                                                                                   \
-  } while (0)

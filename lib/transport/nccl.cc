@@ -80,12 +80,14 @@ class NcclTransport final : public DeviceTransport {
       SVCUDACHECK_WHY(cudaMemcpyAsync(pinned_, staging_, piece * nranks_, cudaMemcpyDeviceToHost,
                                       s),
                       &error_);
-      SVCHECK(wait(s));
+      SVCHECK(wait(s, "ncclAllGather (host-visible)"));
       for (int r = 0; r < nranks_; ++r)
         std::memcpy(static_cast<char*>(all) + r * bytes + off, pinned_ + r * piece, piece);
     }
     return svSuccess;
   }
+
+  svResult_t waitStream(cudaStream_t s) override { return wait(s, "the stream's work"); }
 
   svResult_t asyncError(std::string* why) override {
     ncclResult_t state = ncclSuccess;
@@ -126,7 +128,7 @@ class NcclTransport final : public DeviceTransport {
 
   // Waits for the stream while watching NCCL's asynchronous error, so that a failed or
   // missing peer gives an error instead of a hang.
-  svResult_t wait(cudaStream_t s) {
+  svResult_t wait(cudaStream_t s, const char* what) {
     const auto start = Clock::now();
     for (;;) {
       const cudaError_t q = cudaStreamQuery(s);
@@ -135,7 +137,7 @@ class NcclTransport final : public DeviceTransport {
       std::string why;
       const svResult_t a = asyncError(&why);
       if (a != svSuccess) return error_ = why, a;
-      if (late(start)) return timedOut("ncclAllGather (host-visible)");
+      if (late(start)) return timedOut(what);
       sched_yield();
     }
   }

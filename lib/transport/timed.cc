@@ -80,6 +80,10 @@ class TimedDeviceTransport final : public DeviceTransport {
                            size_t bytes) override {
     return timed(stream, [&] { return inner_->hostAllGather(stream, mine, all, bytes); });
   }
+  svResult_t waitStream(cudaStream_t stream) override {
+    own_ = false;
+    return inner_->waitStream(stream);
+  }
   svResult_t asyncError(std::string* why) override { return inner_->asyncError(why); }
   svResult_t settleTimes() override {
     own_ = true;

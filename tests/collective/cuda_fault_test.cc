@@ -39,6 +39,7 @@ class FaultDeviceTransport final : public DeviceTransport {
   svResult_t hostAllGather(cudaStream_t s, const void* mine, void* all, size_t bytes) override {
     return inner_->hostAllGather(s, mine, all, bytes);
   }
+  svResult_t waitStream(cudaStream_t s) override { return inner_->waitStream(s); }
   svResult_t asyncError(std::string* why) override { return inner_->asyncError(why); }
 
  private:
