@@ -107,7 +107,8 @@ struct Streams {
 template <typename T>
 struct DeviceArray {
   explicit DeviceArray(size_t count) {
-    TRAIN_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(count, 1) * sizeof(T)));
+    TRAIN_CUDA_CHECK(
+        cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(count, 1) * sizeof(T)));
   }
   ~DeviceArray() { cudaFree(p); }
   DeviceArray(const DeviceArray&) = delete;
