@@ -237,7 +237,9 @@ TEST(Nccl, GraphReplayGivesTheSameBits) {
 // A rank that joins NCCL but never calls svCommInitFromNccl: the other's creation handshake
 // gives up after config->timeoutMs and says so, long before the missing rank leaves (it waits
 // through pinned host memory, where a copy into pageable memory would block until the peer
-// came).
+// came). NCCL connects its blocking communicators at init here (NCCL_RUNTIME_CONNECT=0): with
+// its default lazy connection, the first collective's call itself would wait for the peer,
+// inside NCCL, where no signvote timeout can act (docs/faults.md, row 18).
 TEST(Nccl, CreationTimesOutWithoutAPeer) {
   SV_REQUIRE_GPU_IF(gpuInAChild());
   svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
@@ -246,6 +248,7 @@ TEST(Nccl, CreationTimesOutWithoutAPeer) {
   Ranks ranks(2, config, [](const Ranks::Child&) { return std::string(); }, {},
               [&](int rank, int W, const std::string& store, const svConfig_t& c,
                   svComm_t* comm, std::string* why) {
+                setenv("NCCL_RUNTIME_CONNECT", "0", 1);
                 if (rank == 0) {
                   const int64_t start = monotonicNs();
                   const svResult_t r = ncclInit(rank, W, store, c, comm, why);
