@@ -359,7 +359,11 @@ svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* stor
  * are those of NCCL's reduce-scatter plus allgather. Non-blocking NCCL communicators work once
  * their initialisation has completed (ncclCommGetAsyncError gives ncclSuccess; before that
  * NCCL cannot report its size and this call returns svInvalidArgument): ncclInProgress from
- * an exchange's NCCL calls is waited out (up to timeoutMs) before the next one.
+ * an exchange's NCCL calls is waited out (up to timeoutMs) before the next one. A blocking
+ * communicator's calls block inside NCCL: with NCCL's default lazy connection
+ * (NCCL_RUNTIME_CONNECT=1) the first collective, this call's handshake, waits there for every
+ * peer without a timeout; NCCL_RUNTIME_CONNECT=0 or a non-blocking communicator keeps a missing
+ * peer within timeoutMs (svTimeout).
  * Checks: SV_CHECK_GLOBAL (the default) allgathers the group's fingerprints and waits for
  * them on the host before anything of the group is enqueued: two host round trips per group
  * at most (one when it holds one exchange), and
