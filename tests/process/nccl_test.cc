@@ -244,7 +244,7 @@ TEST(Nccl, CreationTimesOutWithoutAPeer) {
   SV_REQUIRE_GPU_IF(gpuInAChild());
   svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
   config.timeoutMs = 3000;
-  const int stayOutMs = 20000;
+  const int stayOutMs = 12000;
   Ranks ranks(2, config, [](const Ranks::Child&) { return std::string(); }, {},
               [&](int rank, int W, const std::string& store, const svConfig_t& c,
                   svComm_t* comm, std::string* why) {
