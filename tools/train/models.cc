@@ -38,8 +38,8 @@ class HostModels : public Models {
   void exchangeAndStep(Exchanger& buckets, float lr, float mu) override {
     buckets.exchange(grads_, outs_);
     for (size_t m = 0; m < models_.size(); ++m)
-      sgdStep(models_[m].data(), velocity_[m].data(), outs_[m].data(), models_[m].size(),
-                     lr, mu);
+      sgdStep(models_[m].data(), velocity_[m].data(), outs_[m].data(), models_[m].size(), lr,
+              mu);
   }
   void average(Exchanger& averagers) override { averagers.exchange(models_, models_); }
   double takeLoss() override {
@@ -113,8 +113,8 @@ class DeviceModels : public Models {
     TRAIN_CUDA_CHECK(cudaMemcpyAsync(index_.p + at, index.data(), batch_ * 4,
                                      cudaMemcpyHostToDevice, streams_[r]));
     float* x = x_.p + at * kIn;
-    gatherBatch(trainImages_.p, trainLabels_.p, index_.p + at, static_cast<int>(batch_),
-                       x, y_.p + at, streams_[r]);
+    gatherBatch(trainImages_.p, trainLabels_.p, index_.p + at, static_cast<int>(batch_), x,
+                y_.p + at, streams_[r]);
     float* grad = grads_.p + r * n_;
     mlps_[r]->lossAndGrad(models_.p + r * n_, x, y_.p + at, static_cast<int>(batch_), grad,
                           lossSums_.p + r);
@@ -125,7 +125,7 @@ class DeviceModels : public Models {
     buckets.enqueue(grads_.p, outs_.p);
     for (size_t r = 0; r < W_; ++r)
       sgdStep(models_.p + r * n_, velocity_.p + r * n_, outs_.p + r * n_, n_, lr, mu,
-                     streams_[r]);
+              streams_[r]);
   }
   void average(Exchanger& averagers) override {
     averagers.enqueue(models_.p, models_.p);
@@ -180,7 +180,8 @@ class DeviceModels : public Models {
   DeviceArray<float> trainImages_, testImages_;
   DeviceArray<uint8_t> trainLabels_, testLabels_;
   size_t testSize_;
-  DeviceArray<float> models_, grads_, outs_, velocity_, evalModel_;  // W x n, rank-major
+  DeviceArray<float> models_, grads_, outs_, velocity_;  // W x n, rank-major
+  DeviceArray<float> evalModel_;                         // n: liec's mean model
   DeviceArray<uint32_t> index_;
   DeviceArray<float> x_;
   DeviceArray<uint8_t> y_;
