@@ -33,6 +33,7 @@ struct TopKStatus {
   uint32_t need;                // keys equal to vstar that are taken (the lowest indices)
   uint32_t prefix, prefixMask;  // radix state between passes
   unsigned long long nanCount;  // NaN values of acc left in place (policy error / propagate)
+  unsigned long long listCount;  // keys on the candidate list (kept when <= n / 4); 0 if K = 0
 };
 
 // acc = residual ? fma(rho, residual, g) : g, in float32 (__fmaf_rn, as std::fma on the host);
@@ -42,8 +43,10 @@ struct TopKStatus {
 // NaN keys rank above +inf; which NaN is kept is unspecified, since a NaN fails or poisons the
 // exchange under every policy that keeps it. acc may alias g (in place, without a residual,
 // nothing is written but replaced NaN); k <= n; n < 2^32.
-// Cost: one pass over g (and residual) writing acc, two filter passes over acc, two gather
-// passes (count per tile, then a stable scatter); no per-element global atomics.
+// Cost: one pass over g (and residual) writing acc, and one over acc listing the keys whose top
+// digit is at or above the K-th's; the two filter passes and the two gather passes (count per
+// tile, then a stable scatter) read only those when they are at most n / 4 (gradients at
+// K <= 10%), else all of acc. No per-element global atomics. temp holds the list's room.
 cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const float* residual,
                            float rho, uint64_t n, uint64_t k, svNonFinitePolicy_t policy,
                            float* acc, uint32_t* sel, TopKStatus* status, cudaStream_t stream);

@@ -3,16 +3,24 @@
 //   pass 0   fused with the residual update: writes acc, counts NaN, histograms bits 30..20;
 //   choose   one block scans the 2^b bins from the top and fixes the digit holding the K-th
 //            largest key, updating prefix, mask and `need` on the device (no host round trip);
-//   pass 1,2 re-read acc and histogram the next digit of the keys that match the prefix;
-//   gather   per tile of 4096 elements, count keys above v* and equal to it; an exclusive scan
-//            of the tile counts (cub::DeviceScan) gives every tile its output offset; each tile
-//            then scatters its indices in order (BlockScan), taking keys equal to v* while the
-//            global count of earlier ties is below `need`: exactly K, lowest-index ties, and no
-//            per-element global atomics.
+//   list     cub::DeviceSelect (stable) writes the indices whose pass-0 digit is at or above the
+//            chosen one (logic.h: onCandidateList), in index order, into room for n/4; for
+//            gradients that is about K plus a few % of n (AIR top-K's candidate buffer);
+//   pass 1,2 histogram the next digit of the keys that match the prefix, reading only the
+//            listed keys when the list fit, else all of acc (the "view" below);
+//   gather   per tile of 4096 view positions, count keys above v* and equal to it; an exclusive
+//            scan of the tile counts (cub::DeviceScan) gives every tile its output offset; each
+//            tile then scatters its indices in order (BlockScan), taking keys equal to v* while
+//            the global count of earlier ties is below `need`: exactly K, lowest-index ties,
+//            and no per-element global atomics.
+// With the list, acc is read twice in full (pass 0 and the list); without it, four times.
 #include <cub/block/block_load.cuh>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <cub/device/device_scan.cuh>
+#include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/tabulate_output_iterator.h>
 
 #include "../common.cuh"
 
@@ -64,18 +72,54 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0 && nans != 0) atomicAdd(&status->nanCount, nans);
 }
 
+// What passes 1 and 2 and the gather read: positions 0..len of the candidate list when it
+// fit in its room, else all of acc (position j is index j). The same for every thread.
+struct View {
+  uint64_t len;
+  const uint32_t* list;  // nullptr: no list
+  __device__ uint32_t index(uint64_t j) const {
+    return list ? list[j] : static_cast<uint32_t>(j);
+  }
+};
+
+__device__ __forceinline__ View viewOf(const TopKStatus* status, const uint32_t* list,
+                                       uint64_t n) {
+  const uint64_t listed = status->listCount;
+  return listed <= logic::candidateListCap(n) ? View{listed, list} : View{n, nullptr};
+}
+
+// Index i is on the candidate list (status holds pass 0's prefix and mask).
+struct OnList {
+  const float* acc;
+  const TopKStatus* status;
+  __device__ bool operator()(uint32_t i) const {
+    return logic::onCandidateList(magnitudeKey(acc[i]), status->prefix, status->prefixMask);
+  }
+};
+
+// The list's writer: entries past the room are dropped (the count still counts them).
+struct ListWriter {
+  uint32_t* list;
+  uint64_t cap;
+  __device__ void operator()(ptrdiff_t j, uint32_t i) const {
+    if (static_cast<uint64_t>(j) < cap) list[j] = i;
+  }
+};
+
 template <int kPass>
 __global__ void __launch_bounds__(kThreads)
-    filterHistKernel(const float* acc, uint64_t n, uint32_t* hist, const TopKStatus* status) {
+    filterHistKernel(const float* acc, const uint32_t* list, uint64_t n, uint32_t* hist,
+                     const TopKStatus* status) {
   constexpr PassSpec p = passSpec(kPass);
   constexpr uint32_t digitMask = (1u << p.bits) - 1;
   __shared__ uint32_t bins[kBins];
   for (unsigned b = threadIdx.x; b < kBins; b += kThreads) bins[b] = 0;
   const uint32_t prefix = status->prefix, mask = status->prefixMask;
+  const View v = viewOf(status, list, n);
   __syncthreads();
   const uint64_t stride = uint64_t{gridDim.x} * kThreads;
-  for (uint64_t i = uint64_t{blockIdx.x} * kThreads + threadIdx.x; i < n; i += stride) {
-    const uint32_t u = magnitudeKey(acc[i]);
+  for (uint64_t j = uint64_t{blockIdx.x} * kThreads + threadIdx.x; j < v.len; j += stride) {
+    const uint32_t u = magnitudeKey(acc[v.index(j)]);
     if ((u & mask) == prefix) atomicAdd(&bins[(u >> p.shift) & digitMask], 1u);
   }
   __syncthreads();
@@ -117,70 +161,110 @@ __device__ __forceinline__ uint64_t classify(float x, uint32_t vstar) {
   return logic::classify(magnitudeKey(x), vstar);
 }
 
+// Tiles of kTile view positions, block-strided. Every one of the `slots` tile counts of the
+// scratch is written (zero past the view), since the scan runs over all of them.
 __global__ void __launch_bounds__(kThreads)
-    tileCountKernel(const float* acc, uint64_t n, const TopKStatus* status, uint64_t* counts) {
+    tileCountKernel(const float* acc, const uint32_t* list, uint64_t n, uint64_t slots,
+                    const TopKStatus* status, uint64_t* counts) {
   using Reduce = cub::BlockReduce<uint64_t, kThreads>;
   __shared__ typename Reduce::TempStorage reduce;
   const uint32_t vstar = status->vstar;
-  const uint64_t base = uint64_t{blockIdx.x} * kTile;
-  uint64_t c = 0;
-  for (unsigned j = 0; j < kItems; ++j) {
-    const uint64_t i = base + j * kThreads + threadIdx.x;
-    if (i < n) c += classify(acc[i], vstar);
+  const View v = viewOf(status, list, n);
+  for (uint64_t t = blockIdx.x; t < slots; t += gridDim.x) {
+    const uint64_t base = t * kTile;
+    if (base >= v.len) {  // uniform across the block
+      if (threadIdx.x == 0) counts[t] = 0;
+      continue;
+    }
+    uint64_t c = 0;
+    for (unsigned j = 0; j < kItems; ++j) {
+      const uint64_t pos = base + j * kThreads + threadIdx.x;
+      if (pos < v.len) c += classify(acc[v.index(pos)], vstar);
+    }
+    c = Reduce(reduce).Sum(c);
+    if (threadIdx.x == 0) counts[t] = c;
+    __syncthreads();  // `reduce` is reused by the next tile
   }
-  c = Reduce(reduce).Sum(c);
-  if (threadIdx.x == 0) counts[blockIdx.x] = c;
 }
 
 __global__ void __launch_bounds__(kThreads)
-    tileScatterKernel(const float* acc, uint64_t n, uint64_t k, const TopKStatus* status,
-                      const uint64_t* tilePrefix, uint32_t* sel) {
+    tileScatterKernel(const float* acc, const uint32_t* list, uint64_t n, uint64_t k,
+                      const TopKStatus* status, const uint64_t* tilePrefix, uint32_t* sel) {
   using Load = cub::BlockLoad<float, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
+  using LoadIndex = cub::BlockLoad<uint32_t, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
   using Scan = cub::BlockScan<uint64_t, kThreads>;
   __shared__ union {
     typename Load::TempStorage load;
+    typename LoadIndex::TempStorage loadIndex;
     typename Scan::TempStorage scan;
   } smem;
   const uint32_t vstar = status->vstar;
   const uint64_t need = status->need;
-  const uint64_t base = uint64_t{blockIdx.x} * kTile;
-  const uint64_t valid = n - base < kTile ? n - base : kTile;
-  float x[kItems];
-  // Items past n load as 0.0f and are masked out below.
-  Load(smem.load).Load(acc + base, x, static_cast<int>(valid), 0.0f);
-  __syncthreads();
-  uint64_t cls[kItems], mine = 0;
-  for (unsigned j = 0; j < kItems; ++j) {
-    const uint64_t local = uint64_t{threadIdx.x} * kItems + j;
-    cls[j] = local < valid ? classify(x[j], vstar) : 0;
-    mine += cls[j];
-  }
-  uint64_t before;
-  Scan(smem.scan).ExclusiveSum(mine, before);
-  before += tilePrefix[blockIdx.x];
-  for (unsigned j = 0; j < kItems; ++j) {
-    const uint64_t slot = logic::gatherSlot(cls[j], before, need, k);
-    if (slot < k) sel[slot] = static_cast<uint32_t>(base + uint64_t{threadIdx.x} * kItems + j);
-    before += cls[j];
+  const View v = viewOf(status, list, n);
+  const uint64_t tiles = (v.len + kTile - 1) / kTile;
+  for (uint64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const uint64_t base = t * kTile;
+    const uint64_t valid = v.len - base < kTile ? v.len - base : kTile;
+    const uint64_t first = uint64_t{threadIdx.x} * kItems;  // blocked: positions first + j
+    float x[kItems];
+    uint32_t index[kItems];
+    // Positions past the view load as 0.0f / index 0 and are masked out below.
+    if (v.list) {
+      LoadIndex(smem.loadIndex).Load(v.list + base, index, static_cast<int>(valid), 0u);
+      for (unsigned j = 0; j < kItems; ++j) x[j] = first + j < valid ? acc[index[j]] : 0.0f;
+    } else {
+      Load(smem.load).Load(acc + base, x, static_cast<int>(valid), 0.0f);
+      for (unsigned j = 0; j < kItems; ++j) index[j] = static_cast<uint32_t>(base + first + j);
+    }
+    __syncthreads();
+    uint64_t cls[kItems], mine = 0;
+    for (unsigned j = 0; j < kItems; ++j) {
+      cls[j] = first + j < valid ? classify(x[j], vstar) : 0;
+      mine += cls[j];
+    }
+    uint64_t before;
+    Scan(smem.scan).ExclusiveSum(mine, before);
+    before += tilePrefix[t];
+    for (unsigned j = 0; j < kItems; ++j) {
+      const uint64_t slot = logic::gatherSlot(cls[j], before, need, k);
+      if (slot < k) sel[slot] = index[j];
+      before += cls[j];
+    }
+    __syncthreads();  // `smem` is reused by the next tile
   }
 }
 
 struct Scratch {
   uint32_t* hist;  // 3 passes x kBins
+  uint32_t* list;  // the candidate list's room
   uint64_t* tileCounts;
   uint64_t* tilePrefix;
   void* scanTemp;
-  size_t scanBytes;
+  void* listTemp;
+  size_t scanBytes, listBytes;
   size_t total;
 };
 
 size_t alignUp(size_t x) { return (x + 255) / 256 * 256; }
 
+using ListInput = thrust::counting_iterator<uint32_t>;
+using ListOutput = thrust::tabulate_output_iterator<ListWriter>;
+
+// The candidate list by cub::DeviceSelect (size query when temp == nullptr).
+cudaError_t selectList(void* temp, size_t& bytes, const float* acc, uint32_t* list, uint64_t n,
+                       TopKStatus* status, cudaStream_t stream) {
+  return cub::DeviceSelect::If(temp, bytes, ListInput(0),
+                               ListOutput(ListWriter{list, logic::candidateListCap(n)}),
+                               status ? &status->listCount : nullptr,
+                               static_cast<int64_t>(n), OnList{acc, status}, stream);
+}
+
 cudaError_t carve(void* temp, uint64_t n, Scratch* s) {
   const uint64_t tiles = (n + kTile - 1) / kTile;
-  size_t scanBytes = 0;
+  size_t scanBytes = 0, listBytes = 0;
   SVCUDACHECK(cub::DeviceScan::ExclusiveSum(nullptr, scanBytes, static_cast<uint64_t*>(nullptr),
                                             static_cast<uint64_t*>(nullptr), tiles));
+  SVCUDACHECK(selectList(nullptr, listBytes, nullptr, nullptr, n, nullptr, nullptr));
   char* p = static_cast<char*>(temp);
   size_t off = 0;
   auto take = [&](size_t bytes) {
@@ -189,10 +273,13 @@ cudaError_t carve(void* temp, uint64_t n, Scratch* s) {
     return r;
   };
   s->hist = static_cast<uint32_t*>(take(3 * kBins * sizeof(uint32_t)));
+  s->list = static_cast<uint32_t*>(take(logic::candidateListCap(n) * sizeof(uint32_t)));
   s->tileCounts = static_cast<uint64_t*>(take(tiles * sizeof(uint64_t)));
   s->tilePrefix = static_cast<uint64_t*>(take(tiles * sizeof(uint64_t)));
   s->scanTemp = take(scanBytes);
+  s->listTemp = take(listBytes);
   s->scanBytes = scanBytes;
+  s->listBytes = listBytes;
   s->total = off;
   return cudaSuccess;
 }
@@ -228,24 +315,27 @@ cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const 
   const auto k32 = static_cast<uint32_t>(k);
   chooseKernel<0><<<1, kChooseThreads, 0, stream>>>(s.hist, status, k32);
   SVCUDACHECK(detail::launched());
-  filterHistKernel<1><<<grid, kThreads, 0, stream>>>(acc, n, s.hist + kBins, status);
+  size_t listBytes = s.listBytes;
+  SVCUDACHECK(selectList(s.listTemp, listBytes, acc, s.list, n, status, stream));
+  filterHistKernel<1><<<grid, kThreads, 0, stream>>>(acc, s.list, n, s.hist + kBins, status);
   SVCUDACHECK(detail::launched());
   chooseKernel<1><<<1, kChooseThreads, 0, stream>>>(s.hist + kBins, status, k32);
   SVCUDACHECK(detail::launched());
-  filterHistKernel<2><<<grid, kThreads, 0, stream>>>(acc, n, s.hist + 2 * kBins, status);
+  filterHistKernel<2><<<grid, kThreads, 0, stream>>>(acc, s.list, n, s.hist + 2 * kBins, status);
   SVCUDACHECK(detail::launched());
   chooseKernel<2><<<1, kChooseThreads, 0, stream>>>(s.hist + 2 * kBins, status, k32);
   SVCUDACHECK(detail::launched());
 
+  // The gather's tiles are block-strided, so its grid need not cover a full view.
   const uint64_t tiles = (n + kTile - 1) / kTile;
-  tileCountKernel<<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(acc, n, status,
-                                                                         s.tileCounts);
+  const unsigned tileGrid = static_cast<unsigned>(tiles < 2048 ? tiles : 2048);
+  tileCountKernel<<<tileGrid, kThreads, 0, stream>>>(acc, s.list, n, tiles, status, s.tileCounts);
   SVCUDACHECK(detail::launched());
   size_t scanBytes = s.scanBytes;
   SVCUDACHECK(cub::DeviceScan::ExclusiveSum(s.scanTemp, scanBytes, s.tileCounts, s.tilePrefix,
                                             tiles, stream));
-  tileScatterKernel<<<static_cast<unsigned>(tiles), kThreads, 0, stream>>>(acc, n, k, status,
-                                                                           s.tilePrefix, sel);
+  tileScatterKernel<<<tileGrid, kThreads, 0, stream>>>(acc, s.list, n, k, status, s.tilePrefix,
+                                                       sel);
   return detail::launched();
 }
 

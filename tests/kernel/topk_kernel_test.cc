@@ -70,8 +70,15 @@ uint64_t countNaN(const std::vector<float>& v) {
   return c;
 }
 
+// Selections that kept the candidate list (at most n / 4 keys, kernels/logic.h) and those
+// whose passes 1 and 2 and gather read every key.
+struct Paths {
+  int listed = 0, full = 0;
+};
+
 // Plain selection: the keys are g's own bits, so even NaN payloads must select identically.
-void checkSelect(const std::vector<float>& g, uint64_t k, size_t offset) {
+// The candidate count is the host's: keys whose top 11 bits are at or above v*'s.
+void checkSelect(const std::vector<float>& g, uint64_t k, size_t offset, Paths* paths = nullptr) {
   SCOPED_TRACE("n = " + std::to_string(g.size()) + ", k = " + std::to_string(k) +
                ", offset = " + std::to_string(offset));
   TopKRun run;
@@ -79,9 +86,14 @@ void checkSelect(const std::vector<float>& g, uint64_t k, size_t offset) {
   std::vector<uint32_t> expect(k);
   const uint32_t vstar = signvote::ref::selectTopKByMagnitude(g.data(), g.size(), k, expect.data());
   ASSERT_EQ(run.sel, expect);
+  uint64_t listed = 0;
   if (k > 0) {
     EXPECT_EQ(run.status.vstar, vstar);
+    for (float x : g)
+      listed += (signvote::ref::magnitudeKey(x) & 0x7FF00000u) >= (vstar & 0x7FF00000u);
+    if (paths) ++(listed <= g.size() / 4 ? paths->listed : paths->full);
   }
+  EXPECT_EQ(run.status.listCount, listed);
   EXPECT_EQ(run.status.nanCount, countNaN(g));
   for (size_t i = 0; i < g.size(); ++i) ASSERT_TRUE(svtest::sameBits(run.acc[i], g[i])) << i;
 }
@@ -90,8 +102,11 @@ TEST(TopKKernel, NormalDataEveryEdgeSizeAndK) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed());
   SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  Paths paths;
   for (uint64_t n : kSizes)
-    for (uint64_t k : kValues(n)) checkSelect(svtest::normal(n, rng), k, n % 4);
+    for (uint64_t k : kValues(n)) checkSelect(svtest::normal(n, rng), k, n % 4, &paths);
+  EXPECT_GT(paths.listed, 0);  // K = 1% and 10% of normal data keep the list,
+  EXPECT_GT(paths.full, 0);    // K = N/2 and N cannot
 }
 
 TEST(TopKKernel, TiesAndSignedZerosTakeTheLowestIndices) {

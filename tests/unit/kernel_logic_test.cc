@@ -16,20 +16,25 @@ namespace {
 namespace ref = signvote::ref;
 namespace logic = signvote::kernels::logic;
 
-// The radix select and stable gather of kernels/topk/topk.cu, serialised: histograms per pass,
-// the chosen bin by isChosenBin (exactly one must qualify), then per-tile class sums, their
-// exclusive prefix and gatherSlot per element.
-std::vector<uint32_t> simulatedTopK(const std::vector<float>& x, uint64_t k, uint64_t tile) {
+// The radix select and stable gather of kernels/topk/topk.cu, serialised: the pass-0
+// histogram and its chosen bin by isChosenBin (exactly one must qualify), the candidate list
+// (onCandidateList, kept when it fits in candidateListCap), passes 1 and 2 over the view (the
+// list, or every key), then per-tile class sums over the view's positions, their exclusive
+// prefix and gatherSlot per position. *listed: whether the list was kept.
+std::vector<uint32_t> simulatedTopK(const std::vector<float>& x, uint64_t k, uint64_t tile,
+                                    bool* listed = nullptr) {
   const uint64_t n = x.size();
-  std::vector<uint32_t> keys(n);
+  std::vector<uint32_t> keys(n), view;
   for (uint64_t i = 0; i < n; ++i) keys[i] = ref::magnitudeKey(x[i]);
   uint32_t prefix = 0, mask = 0, need = static_cast<uint32_t>(k);
   for (int pass = 0; pass < 3; ++pass) {
     const logic::PassSpec p = logic::passSpec(pass);
     const uint32_t nbins = 1u << p.bits;
     std::vector<uint32_t> hist(nbins);
-    for (uint32_t u : keys)
+    for (uint64_t j = 0; j < (pass == 0 ? n : view.size()); ++j) {
+      const uint32_t u = keys[pass == 0 ? j : view[j]];
       if ((u & mask) == prefix) ++hist[(u >> p.shift) & (nbins - 1)];
+    }
     uint32_t above = 0, winners = 0, chosen = 0, newNeed = 0;
     for (uint32_t q = 0; q < nbins; ++q) {  // from the top digit down, as the scan does
       const uint32_t d = nbins - 1 - q;
@@ -44,21 +49,31 @@ std::vector<uint32_t> simulatedTopK(const std::vector<float>& x, uint64_t k, uin
     prefix |= chosen << p.shift;
     mask |= (nbins - 1) << p.shift;
     need = newNeed;
+    if (pass == 0) {
+      for (uint64_t i = 0; i < n; ++i)
+        if (logic::onCandidateList(keys[i], prefix, mask)) view.push_back(static_cast<uint32_t>(i));
+      const bool kept = view.size() <= logic::candidateListCap(n);
+      if (listed) *listed = kept;
+      if (!kept) {
+        view.resize(n);
+        for (uint64_t i = 0; i < n; ++i) view[i] = static_cast<uint32_t>(i);
+      }
+    }
   }
   const uint32_t vstar = prefix;
-  const uint64_t tiles = (n + tile - 1) / tile;
+  const uint64_t len = view.size(), tiles = (len + tile - 1) / tile;
   std::vector<uint64_t> tileSum(tiles), tilePrefix(tiles);
-  for (uint64_t i = 0; i < n; ++i) tileSum[i / tile] += logic::classify(keys[i], vstar);
+  for (uint64_t j = 0; j < len; ++j) tileSum[j / tile] += logic::classify(keys[view[j]], vstar);
   for (uint64_t t = 1; t < tiles; ++t) tilePrefix[t] = tilePrefix[t - 1] + tileSum[t - 1];
   std::vector<uint32_t> sel(k, 0xFFFFFFFFu);
   std::vector<int> hits(k);
   for (uint64_t t = 0; t < tiles; ++t) {
     uint64_t before = tilePrefix[t];
-    for (uint64_t i = t * tile; i < std::min(n, (t + 1) * tile); ++i) {
-      const uint64_t cls = logic::classify(keys[i], vstar);
+    for (uint64_t j = t * tile; j < std::min(len, (t + 1) * tile); ++j) {
+      const uint64_t cls = logic::classify(keys[view[j]], vstar);
       const uint64_t slot = logic::gatherSlot(cls, before, need, k);
       if (slot < k) {
-        sel[slot] = static_cast<uint32_t>(i);
+        sel[slot] = view[j];
         ++hits[slot];
       }
       before += cls;
@@ -71,6 +86,7 @@ std::vector<uint32_t> simulatedTopK(const std::vector<float>& x, uint64_t k, uin
 TEST(KernelLogic, RadixSelectAndStableGatherMatchTheReference) {
   std::mt19937_64 rng(svtest::testSeed() + 30);
   SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  int listedRuns = 0, fullRuns = 0;
   for (uint64_t n : {1u, 2u, 31u, 32u, 33u, 100u, 4095u, 4096u, 4097u, 7919u, 65537u}) {
     for (int data = 0; data < 3; ++data) {
       std::vector<float> x = data == 0 ? svtest::normal(n, rng) : svtest::ties(n, rng);
@@ -85,10 +101,44 @@ TEST(KernelLogic, RadixSelectAndStableGatherMatchTheReference) {
                      std::to_string(data));
         std::vector<uint32_t> expect(k);
         ref::selectTopKByMagnitude(x.data(), n, k, expect.data());
-        for (uint64_t tile : {uint64_t{64}, uint64_t{4096}})
-          ASSERT_EQ(simulatedTopK(x, k, tile), expect) << "tile " << tile;
+        for (uint64_t tile : {uint64_t{64}, uint64_t{4096}}) {
+          bool listed = false;
+          ASSERT_EQ(simulatedTopK(x, k, tile, &listed), expect) << "tile " << tile;
+          ++(listed ? listedRuns : fullRuns);
+        }
       }
     }
+  }
+  EXPECT_GT(listedRuns, 0);  // both views were exercised
+  EXPECT_GT(fullRuns, 0);
+}
+
+// The list is what makes the device's top-K read acc twice instead of four times: for
+// gradient-like data at the densities users run it must fit, and where it cannot (most keys
+// tie at the K-th value, or K is most of N) the run over every key still selects exactly.
+TEST(KernelLogic, CandidateListFitsForGradientsAndFallsBackOnTies) {
+  std::mt19937_64 rng(svtest::testSeed() + 31);
+  SCOPED_TRACE("seed " + std::to_string(svtest::testSeed()));
+  const uint64_t n = 1u << 16;
+  for (double density : {0.001, 0.01, 0.1}) {
+    for (float sigma : {1e-4f, 1.0f, 3e3f}) {
+      const std::vector<float> g = svtest::normal(n, rng, sigma);
+      const uint64_t k = static_cast<uint64_t>(density * n);
+      std::vector<uint32_t> expect(k);
+      ref::selectTopKByMagnitude(g.data(), n, k, expect.data());
+      bool listed = false;
+      EXPECT_EQ(simulatedTopK(g, k, 4096, &listed), expect);
+      EXPECT_TRUE(listed) << "density " << density << ", sigma " << sigma;
+    }
+  }
+  std::vector<float> zeros(n, 0.0f);  // a frozen layer: every key ties at v* = 0
+  for (size_t i = 0; i < n; i += 97) zeros[i] = svtest::normal(1, rng)[0];
+  for (uint64_t k : {n / 50, n / 2}) {
+    std::vector<uint32_t> expect(k);
+    ref::selectTopKByMagnitude(zeros.data(), n, k, expect.data());
+    bool listed = true;
+    EXPECT_EQ(simulatedTopK(zeros, k, 4096, &listed), expect);
+    EXPECT_FALSE(listed) << "k = " << k;
   }
 }
 
