@@ -581,7 +581,10 @@ svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff, v
  * the outermost svGroupEnd, in order per rank. The group is all-or-nothing: if any call made in
  * it failed, or the ranks' calls do not match (svMismatch: count, K, scheme, ... naming the
  * first differing rank and field), or any exchange fails, svGroupEnd returns that error and
- * nothing of the group takes effect. Groups nest; only the outermost end runs them. */
+ * nothing of the group takes effect. Since the calls run together, one call may not read or
+ * write another's recvbuff or workspace (a chain such as "exchange A, then send A's output in
+ * B" takes two groups): svGroupEnd refuses such a group with svInvalidArgument, naming the two
+ * calls. Groups nest; only the outermost end runs them. */
 svResult_t svGroupStart(void);
 svResult_t svGroupEnd(void);
 

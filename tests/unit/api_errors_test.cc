@@ -283,6 +283,54 @@ TEST(ApiErrors, SharedWorkspaceInOneGroupIsRefused) {
   EXPECT_EQ(w.out[0][0], 7.0f);
 }
 
+// A group's calls run together at svGroupEnd, so a second exchange that sends the first one's
+// output, or writes where it writes, is refused as a whole: nothing changes. The same group
+// with separate buffers runs.
+TEST(ApiErrors, ChainedOrSharedOutputsInOneGroupAreRefused) {
+  const svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 64);
+  World w(2, cfg);
+  std::vector<svBucket_t> second(2);
+  std::vector<std::vector<unsigned char>> ws2(2);
+  std::vector<std::vector<float>> out2(2, std::vector<float>(64, 7.0f));
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(svBucketCreate(&second[r], w.comms[r], &cfg), svSuccess);
+    ws2[r].resize(w.ws[r].size());
+  }
+  std::mt19937_64 rng(testSeed() + 40);
+  const std::vector<std::vector<float>> g = {normal(64, rng), normal(64, rng)};
+  const World::Snapshot before = w.snapshot();
+  enum Layout { kChained, kSharedOutput, kSeparate };
+  for (Layout layout : {kChained, kSharedOutput, kSeparate}) {
+    SCOPED_TRACE("layout " + std::to_string(layout));
+    svGroupStart();
+    for (int r = 0; r < 2; ++r) {
+      size_t bytes = w.ws[r].size();
+      ASSERT_EQ(svExchange(w.buckets[r], g[r].data(), w.out[r].data(), w.ws[r].data(), &bytes,
+                           nullptr),
+                svSuccess);
+      const float* send = layout == kChained ? w.out[r].data() : g[r].data();
+      float* recv = layout == kSharedOutput ? w.out[r].data() : out2[r].data();
+      ASSERT_EQ(svExchange(second[r], send, recv, ws2[r].data(), &bytes, nullptr), svSuccess);
+    }
+    if (layout == kSeparate) {
+      EXPECT_EQ(svGroupEnd(), svSuccess) << svGetLastError(w.comms[0]);
+      EXPECT_TRUE(sameBits(out2[0], w.out[0]));  // the same bucket state and gradients
+      continue;
+    }
+    EXPECT_EQ(svGroupEnd(), svInvalidArgument);
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[0]), "exchange #0 and #1"));
+    EXPECT_TRUE(mentions(svGetLastError(w.comms[1]), "share workspace or output memory"));
+    w.expectUnchanged(before);
+    for (int r = 0; r < 2; ++r) {
+      EXPECT_EQ(out2[r], std::vector<float>(64, 7.0f));
+      std::vector<float> state(64, 1.0f);
+      ASSERT_EQ(svBucketGetResidual(second[r], state.data()), svSuccess);
+      EXPECT_EQ(state, std::vector<float>(64, 0.0f));
+    }
+  }
+  for (svBucket_t b : second) EXPECT_EQ(svBucketDestroy(b), svSuccess);
+}
+
 TEST(ApiErrors, ResidualAccessors) {
   World w(1, bucketConfig(SV_SCHEME_DENSE, 8));
   std::vector<float> r(8);
