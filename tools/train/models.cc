@@ -71,10 +71,52 @@ class HostModels : public Models {
 };
 
 #ifdef SIGNVOTE_TRAIN_GPU_MODEL
+// Two pinned staging slots per rank for the batch indices, used in turn, and an event per slot
+// recorded after its copy. A copy from pageable memory would first wait for the rank's stream
+// to drain, that is for the previous step; a slot is refilled only once its copy of two steps
+// ago has run.
+class IndexStaging {
+ public:
+  IndexStaging(size_t ranks, size_t batch) : batch_(batch), uploads_(ranks), events_(2 * ranks) {
+    TRAIN_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slots_),
+                                   std::max<size_t>(2 * ranks * batch, 1) * 4,
+                                   cudaHostAllocDefault));
+    for (cudaEvent_t& e : events_)
+      TRAIN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  ~IndexStaging() {
+    for (cudaEvent_t e : events_) {  // no copy may still read the slots
+      cudaEventSynchronize(e);
+      cudaEventDestroy(e);
+    }
+    cudaFreeHost(slots_);
+  }
+  IndexStaging(const IndexStaging&) = delete;
+  IndexStaging& operator=(const IndexStaging&) = delete;
+
+  // Enqueues the copy of `index` (batch entries) to dst on rank r's stream.
+  void upload(size_t r, const std::vector<uint32_t>& index, uint32_t* dst, cudaStream_t stream) {
+    const uint64_t u = uploads_[r]++;
+    const size_t slot = 2 * r + (u & 1);
+    if (u >= 2) TRAIN_CUDA_CHECK(cudaEventSynchronize(events_[slot]));
+    uint32_t* staged = slots_ + slot * batch_;
+    std::copy_n(index.begin(), batch_, staged);
+    TRAIN_CUDA_CHECK(cudaMemcpyAsync(dst, staged, batch_ * 4, cudaMemcpyHostToDevice, stream));
+    TRAIN_CUDA_CHECK(cudaEventRecord(events_[slot], stream));
+  }
+
+ private:
+  size_t batch_;
+  uint32_t* slots_ = nullptr;
+  std::vector<uint64_t> uploads_;  // per rank
+  std::vector<cudaEvent_t> events_;
+};
+
 // The model on the GPU (--model-device cuda): data sets copied to the device once; per step
-// only the batch's sample indices go up. Rank r's forward and backward pass, its exchange and
-// its SGD step are enqueued on its stream, with no host wait between steps (adaptive K's norm
-// aside, which the library waits for). Each rank updates its own replica of the model with its
+// only the batch's sample indices go up (through IndexStaging). Rank r's forward and backward
+// pass, its exchange and its SGD step are enqueued on its stream; the host runs at most two
+// steps ahead and waits for nothing else between steps (adaptive K's norm aside, which the
+// library waits for). Each rank updates its own replica of the model with its
 // own output, as one GPU per rank would; the replicas must stay bit-identical (checked at every
 // evaluation), except liec's, which differ by design until an averaging exchange.
 class DeviceModels : public Models {
@@ -86,7 +128,7 @@ class DeviceModels : public Models {
         trainLabels_(s.trainSet->size()), testLabels_(s.testSet->size()),
         testSize_(s.testSet->size()),
         models_(W_ * n_), grads_(W_ * n_), outs_(W_ * n_), velocity_(W_ * n_), evalModel_(n_),
-        index_(W_ * batch_), x_(W_ * batch_ * kIn), y_(W_ * batch_), lossSums_(W_),
+        index_(W_ * batch_), staging_(W_, batch_), x_(W_ * batch_ * kIn), y_(W_ * batch_), lossSums_(W_),
         correct_(1) {
     upload(trainImages_.p, s.trainSet->images);
     upload(testImages_.p, s.testSet->images);
@@ -108,10 +150,7 @@ class DeviceModels : public Models {
 
   void gradient(int r, const std::vector<uint32_t>& index) override {
     const size_t at = size_t(r) * batch_;
-    // From pageable memory: the call returns once the indices are staged, so the caller may
-    // reuse `index`.
-    TRAIN_CUDA_CHECK(cudaMemcpyAsync(index_.p + at, index.data(), batch_ * 4,
-                                     cudaMemcpyHostToDevice, streams_[r]));
+    staging_.upload(r, index, index_.p + at, streams_[r]);
     float* x = x_.p + at * kIn;
     gatherBatch(trainImages_.p, trainLabels_.p, index_.p + at, static_cast<int>(batch_), x,
                 y_.p + at, streams_[r]);
@@ -183,6 +222,7 @@ class DeviceModels : public Models {
   DeviceArray<float> models_, grads_, outs_, velocity_;  // W x n, rank-major
   DeviceArray<float> evalModel_;                         // n: liec's mean model
   DeviceArray<uint32_t> index_;
+  IndexStaging staging_;
   DeviceArray<float> x_;
   DeviceArray<uint8_t> y_;
   DeviceArray<double> lossSums_;  // per rank, since the last takeLoss
