@@ -46,7 +46,8 @@ struct TopKStatus {
 // Cost: one pass over g (and residual) writing acc, and one over acc listing the keys whose top
 // digit is at or above the K-th's; the two filter passes and the two gather passes (count per
 // tile, then a stable scatter) read only those when they are at most n / 4 (gradients at
-// K <= 10%), else all of acc. No per-element global atomics. temp holds the list's room.
+// K <= 10%), else all of acc. No per-element global atomics. temp holds the list's room (its
+// indices and keys: 2n bytes).
 cudaError_t accumulateTopK(void* temp, size_t* tempBytes, const float* g, const float* residual,
                            float rho, uint64_t n, uint64_t k, svNonFinitePolicy_t policy,
                            float* acc, uint32_t* sel, TopKStatus* status, cudaStream_t stream);

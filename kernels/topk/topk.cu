@@ -72,20 +72,30 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0 && nans != 0) atomicAdd(&status->nanCount, nans);
 }
 
+// The candidate list's room: indices and their keys, so that the passes after it read the keys
+// in order instead of gathering acc (a 32-byte sector per listed key).
+struct List {
+  uint32_t* index;
+  uint32_t* key;
+};
+
 // What passes 1 and 2 and the gather read: positions 0..len of the candidate list when it
 // fit in its room, else all of acc (position j is index j). The same for every thread.
 struct View {
   uint64_t len;
-  const uint32_t* list;  // nullptr: no list
-  __device__ uint32_t index(uint64_t j) const {
-    return list ? list[j] : static_cast<uint32_t>(j);
+  const uint32_t *index, *key;  // nullptr: no list
+  const float* acc;
+  __device__ uint32_t keyAt(uint64_t j) const { return key ? key[j] : magnitudeKey(acc[j]); }
+  __device__ uint32_t indexAt(uint64_t j) const {
+    return index ? index[j] : static_cast<uint32_t>(j);
   }
 };
 
-__device__ __forceinline__ View viewOf(const TopKStatus* status, const uint32_t* list,
+__device__ __forceinline__ View viewOf(const TopKStatus* status, List list, const float* acc,
                                        uint64_t n) {
   const uint64_t listed = status->listCount;
-  return listed <= logic::candidateListCap(n) ? View{listed, list} : View{n, nullptr};
+  return listed <= logic::candidateListCap(n) ? View{listed, list.index, list.key, acc}
+                                              : View{n, nullptr, nullptr, acc};
 }
 
 // Index i is on the candidate list (status holds pass 0's prefix and mask).
@@ -97,29 +107,33 @@ struct OnList {
   }
 };
 
-// The list's writer: entries past the room are dropped (the count still counts them).
+// The list's writer: entries past the room are dropped (the count still counts them). The key
+// is read again where the predicate just read it, from cache.
 struct ListWriter {
-  uint32_t* list;
+  List list;
+  const float* acc;
   uint64_t cap;
   __device__ void operator()(ptrdiff_t j, uint32_t i) const {
-    if (static_cast<uint64_t>(j) < cap) list[j] = i;
+    if (static_cast<uint64_t>(j) >= cap) return;
+    list.index[j] = i;
+    list.key[j] = magnitudeKey(acc[i]);
   }
 };
 
 template <int kPass>
 __global__ void __launch_bounds__(kThreads)
-    filterHistKernel(const float* acc, const uint32_t* list, uint64_t n, uint32_t* hist,
+    filterHistKernel(const float* acc, List list, uint64_t n, uint32_t* hist,
                      const TopKStatus* status) {
   constexpr PassSpec p = passSpec(kPass);
   constexpr uint32_t digitMask = (1u << p.bits) - 1;
   __shared__ uint32_t bins[kBins];
   for (unsigned b = threadIdx.x; b < kBins; b += kThreads) bins[b] = 0;
   const uint32_t prefix = status->prefix, mask = status->prefixMask;
-  const View v = viewOf(status, list, n);
+  const View v = viewOf(status, list, acc, n);
   __syncthreads();
   const uint64_t stride = uint64_t{gridDim.x} * kThreads;
   for (uint64_t j = uint64_t{blockIdx.x} * kThreads + threadIdx.x; j < v.len; j += stride) {
-    const uint32_t u = magnitudeKey(acc[v.index(j)]);
+    const uint32_t u = v.keyAt(j);
     if ((u & mask) == prefix) atomicAdd(&bins[(u >> p.shift) & digitMask], 1u);
   }
   __syncthreads();
@@ -157,19 +171,15 @@ __global__ void __launch_bounds__(kChooseThreads)
   }
 }
 
-__device__ __forceinline__ uint64_t classify(float x, uint32_t vstar) {
-  return logic::classify(magnitudeKey(x), vstar);
-}
-
 // Tiles of kTile view positions, block-strided. Every one of the `slots` tile counts of the
 // scratch is written (zero past the view), since the scan runs over all of them.
 __global__ void __launch_bounds__(kThreads)
-    tileCountKernel(const float* acc, const uint32_t* list, uint64_t n, uint64_t slots,
+    tileCountKernel(const float* acc, List list, uint64_t n, uint64_t slots,
                     const TopKStatus* status, uint64_t* counts) {
   using Reduce = cub::BlockReduce<uint64_t, kThreads>;
   __shared__ typename Reduce::TempStorage reduce;
   const uint32_t vstar = status->vstar;
-  const View v = viewOf(status, list, n);
+  const View v = viewOf(status, list, acc, n);
   for (uint64_t t = blockIdx.x; t < slots; t += gridDim.x) {
     const uint64_t base = t * kTile;
     if (base >= v.len) {  // uniform across the block
@@ -179,7 +189,7 @@ __global__ void __launch_bounds__(kThreads)
     uint64_t c = 0;
     for (unsigned j = 0; j < kItems; ++j) {
       const uint64_t pos = base + j * kThreads + threadIdx.x;
-      if (pos < v.len) c += classify(acc[v.index(pos)], vstar);
+      if (pos < v.len) c += logic::classify(v.keyAt(pos), vstar);
     }
     c = Reduce(reduce).Sum(c);
     if (threadIdx.x == 0) counts[t] = c;
@@ -188,38 +198,37 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void __launch_bounds__(kThreads)
-    tileScatterKernel(const float* acc, const uint32_t* list, uint64_t n, uint64_t k,
+    tileScatterKernel(const float* acc, List list, uint64_t n, uint64_t k,
                       const TopKStatus* status, const uint64_t* tilePrefix, uint32_t* sel) {
   using Load = cub::BlockLoad<float, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
-  using LoadIndex = cub::BlockLoad<uint32_t, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
+  using LoadKey = cub::BlockLoad<uint32_t, kThreads, kItems, cub::BLOCK_LOAD_WARP_TRANSPOSE>;
   using Scan = cub::BlockScan<uint64_t, kThreads>;
   __shared__ union {
     typename Load::TempStorage load;
-    typename LoadIndex::TempStorage loadIndex;
+    typename LoadKey::TempStorage loadKey;
     typename Scan::TempStorage scan;
   } smem;
   const uint32_t vstar = status->vstar;
   const uint64_t need = status->need;
-  const View v = viewOf(status, list, n);
+  const View v = viewOf(status, list, acc, n);
   const uint64_t tiles = (v.len + kTile - 1) / kTile;
   for (uint64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
     const uint64_t base = t * kTile;
     const uint64_t valid = v.len - base < kTile ? v.len - base : kTile;
     const uint64_t first = uint64_t{threadIdx.x} * kItems;  // blocked: positions first + j
-    float x[kItems];
-    uint32_t index[kItems];
-    // Positions past the view load as 0.0f / index 0 and are masked out below.
-    if (v.list) {
-      LoadIndex(smem.loadIndex).Load(v.list + base, index, static_cast<int>(valid), 0u);
-      for (unsigned j = 0; j < kItems; ++j) x[j] = first + j < valid ? acc[index[j]] : 0.0f;
+    uint32_t key[kItems];
+    // Positions past the view load as key 0 and are masked out below.
+    if (v.key) {
+      LoadKey(smem.loadKey).Load(v.key + base, key, static_cast<int>(valid), 0u);
     } else {
+      float x[kItems];
       Load(smem.load).Load(acc + base, x, static_cast<int>(valid), 0.0f);
-      for (unsigned j = 0; j < kItems; ++j) index[j] = static_cast<uint32_t>(base + first + j);
+      for (unsigned j = 0; j < kItems; ++j) key[j] = magnitudeKey(x[j]);
     }
     __syncthreads();
     uint64_t cls[kItems], mine = 0;
     for (unsigned j = 0; j < kItems; ++j) {
-      cls[j] = first + j < valid ? classify(x[j], vstar) : 0;
+      cls[j] = first + j < valid ? logic::classify(key[j], vstar) : 0;
       mine += cls[j];
     }
     uint64_t before;
@@ -227,7 +236,7 @@ __global__ void __launch_bounds__(kThreads)
     before += tilePrefix[t];
     for (unsigned j = 0; j < kItems; ++j) {
       const uint64_t slot = logic::gatherSlot(cls[j], before, need, k);
-      if (slot < k) sel[slot] = index[j];
+      if (slot < k) sel[slot] = v.indexAt(base + first + j);
       before += cls[j];
     }
     __syncthreads();  // `smem` is reused by the next tile
@@ -236,7 +245,7 @@ __global__ void __launch_bounds__(kThreads)
 
 struct Scratch {
   uint32_t* hist;  // 3 passes x kBins
-  uint32_t* list;  // the candidate list's room
+  List list;       // the candidate list's room
   uint64_t* tileCounts;
   uint64_t* tilePrefix;
   void* scanTemp;
@@ -251,10 +260,10 @@ using ListInput = thrust::counting_iterator<uint32_t>;
 using ListOutput = thrust::tabulate_output_iterator<ListWriter>;
 
 // The candidate list by cub::DeviceSelect (size query when temp == nullptr).
-cudaError_t selectList(void* temp, size_t& bytes, const float* acc, uint32_t* list, uint64_t n,
+cudaError_t selectList(void* temp, size_t& bytes, const float* acc, List list, uint64_t n,
                        TopKStatus* status, cudaStream_t stream) {
   return cub::DeviceSelect::If(temp, bytes, ListInput(0),
-                               ListOutput(ListWriter{list, logic::candidateListCap(n)}),
+                               ListOutput(ListWriter{list, acc, logic::candidateListCap(n)}),
                                status ? &status->listCount : nullptr,
                                static_cast<int64_t>(n), OnList{acc, status}, stream);
 }
@@ -264,7 +273,7 @@ cudaError_t carve(void* temp, uint64_t n, Scratch* s) {
   size_t scanBytes = 0, listBytes = 0;
   SVCUDACHECK(cub::DeviceScan::ExclusiveSum(nullptr, scanBytes, static_cast<uint64_t*>(nullptr),
                                             static_cast<uint64_t*>(nullptr), tiles));
-  SVCUDACHECK(selectList(nullptr, listBytes, nullptr, nullptr, n, nullptr, nullptr));
+  SVCUDACHECK(selectList(nullptr, listBytes, nullptr, List{}, n, nullptr, nullptr));
   char* p = static_cast<char*>(temp);
   size_t off = 0;
   auto take = [&](size_t bytes) {
@@ -272,8 +281,9 @@ cudaError_t carve(void* temp, uint64_t n, Scratch* s) {
     off += alignUp(bytes);
     return r;
   };
+  const size_t room = logic::candidateListCap(n) * sizeof(uint32_t);
   s->hist = static_cast<uint32_t*>(take(3 * kBins * sizeof(uint32_t)));
-  s->list = static_cast<uint32_t*>(take(logic::candidateListCap(n) * sizeof(uint32_t)));
+  s->list = {static_cast<uint32_t*>(take(room)), static_cast<uint32_t*>(take(room))};
   s->tileCounts = static_cast<uint64_t*>(take(tiles * sizeof(uint64_t)));
   s->tilePrefix = static_cast<uint64_t*>(take(tiles * sizeof(uint64_t)));
   s->scanTemp = take(scanBytes);
