@@ -193,8 +193,11 @@ typedef enum {
    * mean_i(g_i) + e on every rank (identical), then e = -0.0 (IEEE's additive identity, as
    * at creation, so mean + e is exactly the mean). The trainer must then average its model
    * exactly, e.g. with a dense bucket over the parameters; svBucketInfo_t.averageNext says
-   * in advance whether the next exchange is an averaging one. With SV_FORMAT_FP32 the
-   * compressor is the identity: no error exists and every exchange is the dense mean. */
+   * in advance whether the next exchange is an averaging one. A CUDA graph replays the kind
+   * of exchange it captured, and replays do not advance the bucket's count: with a period,
+   * capture a compressing and an averaging exchange as two graphs and replay each every time
+   * its turn comes. With SV_FORMAT_FP32 the compressor is the identity: no error exists and
+   * every exchange is the dense mean. */
   SV_SCHEME_LIEC = 6,
   SV_NUM_SCHEMES = 7
 } svScheme_t;
