@@ -18,14 +18,18 @@ namespace {
 
 using Work = std::vector<std::function<void()>>;
 
+// A capture begins on one stream, which owns the recorded work; another stream joins it by
+// waiting on an event recorded in it (CUDA's fork and join), until the capture ends.
 struct Stream {
-  std::unique_ptr<Work> capture;  // non-null while capturing
+  std::unique_ptr<Work> owned;  // the capture this stream began
+  Work* capture = nullptr;      // the capture it is part of, if any
 };
 struct Graph {
   Work work;
 };
 struct Event {
   std::chrono::steady_clock::time_point at;  // when its record ran
+  Work* capture = nullptr;                    // recorded into this capture
 };
 
 std::mutex mu;
@@ -39,6 +43,14 @@ Stream* created(cudaStream_t s) {
   for (Stream* t : streams)
     if (reinterpret_cast<cudaStream_t>(t) == s) return t;
   return nullptr;  // the legacy and per-thread default streams
+}
+
+// Whether `w` is a capture still in progress (an event keeps its capture after it ended).
+bool capturing(const Work* w) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Stream* t : streams)
+    if (w != nullptr && t->owned.get() == w) return true;
+  return false;
 }
 
 cudaError_t fail(cudaError_t e) {
@@ -185,7 +197,14 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return t && t->capture ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+  Stream* t = created(s);
+  Work* capture = reinterpret_cast<Event*>(e)->capture;
+  if (!capturing(capture) || (t && t->capture == capture)) return cudaSuccess;
+  if (t == nullptr || t->capture) return fail(cudaErrorStreamCaptureIsolation);
+  t->capture = capture;  // joins the capture
+  return cudaSuccess;
+}
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
   Stream* t = created(s);
   *status = t && t->capture ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
@@ -194,14 +213,18 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* statu
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   Stream* t = created(s);
   if (t == nullptr || t->capture) return fail(cudaErrorIllegalState);
-  t->capture = std::make_unique<Work>();
+  t->owned = std::make_unique<Work>();
+  t->capture = t->owned.get();
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
   Stream* t = created(s);
-  if (t == nullptr || !t->capture) return fail(cudaErrorIllegalState);
-  *graph = reinterpret_cast<cudaGraph_t>(new Graph{std::move(*t->capture)});
-  t->capture.reset();
+  if (t == nullptr || !t->owned) return fail(cudaErrorIllegalState);
+  *graph = reinterpret_cast<cudaGraph_t>(new Graph{std::move(*t->owned)});
+  std::lock_guard<std::mutex> lock(mu);
+  for (Stream* joined : streams)  // CUDA requires them rejoined; the work is recorded either way
+    if (joined->capture == t->owned.get()) joined->capture = nullptr;
+  t->owned.reset();
   return cudaSuccess;
 }
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
@@ -237,6 +260,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   auto* ev = reinterpret_cast<Event*>(e);
+  Stream* t = created(stream);
+  ev->capture = t ? t->capture : nullptr;
   svemu::submit(stream, [ev] { ev->at = std::chrono::steady_clock::now(); });
   return cudaSuccess;
 }
