@@ -185,8 +185,9 @@ cudaError_t liecCompress(void* temp, size_t* tempBytes, const float* g, uint64_t
                          float* clean, uint64_t* msgs, unsigned long long* nanCount,
                          cudaStream_t stream);
 
-// ref::chunkSignsValid over `count` messages: every message is of owner `owner`'s chunk, or
-// with owner = -1 message s is of chunk s. *flags |= 1 when any is malformed.
+// ref::chunkSignsValid over `count` messages: every message is of owner `owner`'s chunk (any
+// owner of the world, whatever `count`), or with owner = -1 message s is of chunk s. *flags |= 1
+// when any is malformed.
 cudaError_t checkChunkSigns(const uint64_t* msgs, int count, uint64_t chunkWords, uint64_t n,
                             int owner, uint32_t* flags, cudaStream_t stream);
 

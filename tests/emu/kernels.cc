@@ -355,8 +355,8 @@ cudaError_t liecCompress(void* temp, size_t* tempBytes, const float* g, uint64_t
 
 cudaError_t checkChunkSigns(const uint64_t* msgs, int count, uint64_t chunkWords, uint64_t n,
                             int owner, uint32_t* flags, cudaStream_t stream) {
-  if (count <= 0 || count > SV_MAX_RANKS || owner >= count || msgs == nullptr ||
-      flags == nullptr)
+  if (count <= 0 || count > SV_MAX_RANKS || owner < -1 || owner >= SV_MAX_RANKS ||
+      msgs == nullptr || flags == nullptr)
     return cudaErrorInvalidValue;
   svemu::submit(stream, [=] {
     const uint64_t words = ref::chunkSignsWords(chunkWords);
