@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels.h"
 #include "reference/mix.h"  // SV_HD
 #include "reference/sparse_record.h"
 
@@ -332,6 +333,33 @@ SV_HD inline bool chunkWordOk(uint64_t nz, uint64_t neg, uint64_t w, uint64_t le
 SV_HD inline float planeValue(uint64_t nz, uint64_t neg, unsigned bit, float scale) {
   if (!((nz >> bit) & 1)) return 0.0f;
   return ((neg >> bit) & 1) ? -scale : scale;
+}
+
+// ---- the verdict (kernels.h: decideVerdict) ----
+
+struct Decision {
+  uint32_t code;    // the first failure found now (svResult_t), 0 when none
+  uint32_t gate;    // 1: nothing may be committed
+  uint32_t nanOut;  // 1: the output must be NaN
+};
+
+// decideVerdict's rule, in the host backend's order: the first corrupt or mismatched header
+// by sender, then NaN (svNonFiniteInput, or a NaN output under propagate), then any non-zero
+// flag (svCorruptInput). `before` is the communicator's sticky failure, 0 when none.
+SV_HD inline Decision decide(const uint32_t* verdicts, int nranks, const uint32_t* flags,
+                             int nflags, bool propagate, uint32_t before) {
+  uint32_t code = 0;
+  bool nan = false;
+  for (int s = 0; s < nranks && code == 0; ++s) {
+    if (verdicts[s] == kHeaderCorrupt) code = svCorruptInput;
+    else if (verdicts[s] == kHeaderMismatch) code = svMismatch;
+    nan |= verdicts[s] == kHeaderNonFinite;
+  }
+  if (code == 0 && nan && !propagate) code = svNonFiniteInput;
+  for (int f = 0; code == 0 && !nan && f < nflags; ++f)
+    if (flags[f] != 0) code = svCorruptInput;
+  return {code, (before != 0 || code != 0 || nan) ? 1u : 0u,
+          (before == 0 && code == 0 && nan) ? 1u : 0u};
 }
 
 }  // namespace signvote::kernels::logic

@@ -10,21 +10,11 @@ constexpr unsigned kThreads = 256;
 __global__ void decideKernel(const uint32_t* verdicts, int nranks, const uint32_t* flags,
                              int nflags, bool propagate, uint32_t* sticky, uint32_t* gate,
                              uint32_t* nanOut) {
-  uint32_t code = 0;
-  bool nan = false;
-  for (int s = 0; s < nranks && code == 0; ++s) {
-    if (verdicts[s] == kHeaderCorrupt) code = svCorruptInput;
-    else if (verdicts[s] == kHeaderMismatch) code = svMismatch;
-    nan |= verdicts[s] == kHeaderNonFinite;
-  }
-  if (code == 0 && nan && !propagate) code = svNonFiniteInput;
-  if (code == 0 && !nan)
-    for (int f = 0; f < nflags; ++f)
-      if (flags[f] != 0) code = svCorruptInput;
   const uint32_t before = *static_cast<volatile uint32_t*>(sticky);
-  if (before == 0 && code != 0) *static_cast<volatile uint32_t*>(sticky) = code;
-  *gate = (before != 0 || code != 0 || nan) ? 1u : 0u;
-  *nanOut = (before == 0 && code == 0 && nan) ? 1u : 0u;
+  const logic::Decision d = logic::decide(verdicts, nranks, flags, nflags, propagate, before);
+  if (before == 0 && d.code != 0) *static_cast<volatile uint32_t*>(sticky) = d.code;
+  *gate = d.gate;
+  *nanOut = d.nanOut;
 }
 
 __global__ void fillNaNKernel(float* out, uint64_t n, const uint32_t* when) {

@@ -9,6 +9,7 @@
 
 #include "emu.h"
 #include "kernels.h"
+#include "logic.h"
 #include "reference/mix.h"
 #include "reference/schemes.h"
 #include "reference/topk.h"
@@ -56,6 +57,20 @@ uint32_t recordFlags(const ref::WireHeader& h, const uint64_t* payload, uint64_t
     f |= kRecordChecksum;
   if (!valid) f |= kRecordMalformed;
   return f;
+}
+
+// The checks of addSparseVotes and sumSparseValues (valueWords after each payload); *asked
+// when the call only asked for the scratch size.
+cudaError_t recordArgs(void* temp, size_t* tempBytes, const ref::SparseLayout& s,
+                       const void* records, size_t stride, int nranks, uint64_t valueWords,
+                       const void* out, const uint32_t* flags, bool* asked) {
+  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
+  *asked = sizeOnly(temp, tempBytes);
+  if (*asked) return cudaSuccess;
+  if (*tempBytes < kScratch || records == nullptr || flags == nullptr || stride % 8 != 0 ||
+      stride < s.recordBytes() + valueWords * 8 || (s.n > 0 && out == nullptr))
+    return cudaErrorInvalidValue;
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -163,11 +178,11 @@ cudaError_t validateHeaders(const void* base, size_t stride, int nranks,
 cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayout& layout,
                            const void* records, size_t stride, int nranks, int32_t* votes,
                            uint32_t* flags, cudaStream_t stream) {
-  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
-  if (sizeOnly(temp, tempBytes)) return cudaSuccess;
-  if (*tempBytes < kScratch || records == nullptr || flags == nullptr || stride % 8 != 0 ||
-      stride < layout.recordBytes() || (layout.n > 0 && votes == nullptr))
-    return cudaErrorInvalidValue;
+  bool asked = false;
+  if (const cudaError_t e =
+          recordArgs(temp, tempBytes, layout, records, stride, nranks, 0, votes, flags, &asked);
+      e != cudaSuccess || asked)
+    return e;
   const ref::SparseLayout s = layout;
   svemu::submit(stream, [=] {
     for (int r = 0; r < nranks; ++r) {
@@ -221,11 +236,11 @@ cudaError_t sumSparseValues(void* temp, size_t* tempBytes, const ref::SparseLayo
                             const void* records, size_t stride, int nranks, float* sums,
                             uint32_t* flags, cudaStream_t stream) {
   const uint64_t valueWords = (layout.k + 1) / 2;
-  if (tempBytes == nullptr || nranks <= 0) return cudaErrorInvalidValue;
-  if (sizeOnly(temp, tempBytes)) return cudaSuccess;
-  if (*tempBytes < kScratch || records == nullptr || flags == nullptr || stride % 8 != 0 ||
-      stride < layout.recordBytes() + valueWords * 8 || (layout.n > 0 && sums == nullptr))
-    return cudaErrorInvalidValue;
+  bool asked = false;
+  if (const cudaError_t e = recordArgs(temp, tempBytes, layout, records, stride, nranks,
+                                       valueWords, sums, flags, &asked);
+      e != cudaSuccess || asked)
+    return e;
   const ref::SparseLayout s = layout;
   svemu::submit(stream, [=] {
     for (int r = 0; r < nranks; ++r) {
@@ -564,21 +579,11 @@ cudaError_t decideVerdict(const uint32_t* headerVerdicts, int nranks, const uint
       sticky == nullptr || gate == nullptr || nanOut == nullptr)
     return cudaErrorInvalidValue;
   svemu::submit(stream, [=] {
-    // The order kernels.h gives: the first bad header by sender, then NaN, then any flag.
-    uint32_t code = 0;
-    bool nan = false;
-    for (int s = 0; s < nranks && code == 0; ++s) {
-      if (headerVerdicts[s] == kHeaderCorrupt) code = svCorruptInput;
-      else if (headerVerdicts[s] == kHeaderMismatch) code = svMismatch;
-      nan |= headerVerdicts[s] == kHeaderNonFinite;
-    }
-    if (code == 0 && nan && policy != SV_NONFINITE_PROPAGATE) code = svNonFiniteInput;
-    for (int f = 0; code == 0 && !nan && f < nflags; ++f)
-      if (flags[f] != 0) code = svCorruptInput;
-    const uint32_t before = *sticky;
-    if (before == 0 && code != 0) *sticky = code;
-    *gate = before != 0 || code != 0 || nan;
-    *nanOut = before == 0 && code == 0 && nan;
+    const logic::Decision d = logic::decide(headerVerdicts, nranks, flags, nflags,
+                                            policy == SV_NONFINITE_PROPAGATE, *sticky);
+    if (*sticky == 0 && d.code != 0) *sticky = d.code;
+    *gate = d.gate;
+    *nanOut = d.nanOut;
   });
   return cudaSuccess;
 }
