@@ -59,6 +59,19 @@ uint32_t recordFlags(const ref::WireHeader& h, const uint64_t* payload, uint64_t
   return f;
 }
 
+// The flags of the W sparse records (valueWords value words after each payload);
+// valid(entries, payload) is asked only when entries <= K.
+template <class Valid>
+void flagRecords(const void* records, size_t stride, int nranks, const ref::SparseLayout& s,
+                 uint64_t valueWords, uint32_t* flags, Valid valid) {
+  for (int r = 0; r < nranks; ++r) {
+    const ref::WireHeader& h = headerAt(records, stride, r);
+    const uint64_t* payload = payloadAt(records, stride, r);
+    const bool ok = h.entries <= s.k && valid(h.entries, payload);
+    flags[r] |= recordFlags(h, payload, s.payloadWords() + valueWords, ok);
+  }
+}
+
 // The checks of addSparseVotes and sumSparseValues (valueWords after each payload); *asked
 // when the call only asked for the scratch size.
 cudaError_t recordArgs(void* temp, size_t* tempBytes, const ref::SparseLayout& s,
@@ -185,12 +198,9 @@ cudaError_t addSparseVotes(void* temp, size_t* tempBytes, const ref::SparseLayou
     return e;
   const ref::SparseLayout s = layout;
   svemu::submit(stream, [=] {
-    for (int r = 0; r < nranks; ++r) {
-      const ref::WireHeader& h = headerAt(records, stride, r);
-      const uint64_t* payload = payloadAt(records, stride, r);
-      const bool valid = h.entries <= s.k && ref::addSparseVotes(s, payload, h.entries, votes);
-      flags[r] |= recordFlags(h, payload, s.payloadWords(), valid);
-    }
+    flagRecords(records, stride, nranks, s, 0, flags, [&](uint64_t m, const uint64_t* payload) {
+      return ref::addSparseVotes(s, payload, m, votes);
+    });
   });
   return cudaSuccess;
 }
@@ -243,13 +253,10 @@ cudaError_t sumSparseValues(void* temp, size_t* tempBytes, const ref::SparseLayo
     return e;
   const ref::SparseLayout s = layout;
   svemu::submit(stream, [=] {
-    for (int r = 0; r < nranks; ++r) {
-      const ref::WireHeader& h = headerAt(records, stride, r);
-      const uint64_t* payload = payloadAt(records, stride, r);
-      const bool valid = h.entries <= s.k &&
-                         ref::sparseValuesValid(s, payload, h.entries, payload + s.payloadWords());
-      flags[r] |= recordFlags(h, payload, s.payloadWords() + valueWords, valid);
-    }
+    flagRecords(records, stride, nranks, s, valueWords, flags,
+                [&](uint64_t m, const uint64_t* payload) {
+                  return ref::sparseValuesValid(s, payload, m, payload + s.payloadWords());
+                });
     for (uint64_t i = 0; i < s.n; ++i) sums[i] = 0.0f;
     for (int r = 0; r < nranks; ++r) {
       if (flags[r] != 0) continue;
