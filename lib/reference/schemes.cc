@@ -13,9 +13,14 @@ namespace {
 
 inline bool isNaN(float x) { return magnitudeKey(x) > kInfKey; }
 
+// memset for buffers that may be null when empty (count 0 needs no buffer).
+inline void zero(void* p, size_t bytes) {
+  if (bytes) std::memset(p, 0, bytes);
+}
+
 template <class T>
 void ternaryInto(const float* acc, const uint32_t* sel, uint64_t k, uint64_t padded, T* out) {
-  std::memset(out, 0, padded * sizeof(T));
+  zero(out, padded * sizeof(T));
   for (uint64_t j = 0; j < k; ++j) {
     const float v = acc[sel[j]];
     out[sel[j]] = static_cast<T>(v < 0.0f ? -1 : v > 0.0f ? 1 : 0);
@@ -87,7 +92,7 @@ void s3gdTernary(const float* acc, const uint32_t* sel, uint64_t k, uint64_t n, 
 
 void s3gdPlanes(const float* acc, const uint32_t* sel, uint64_t k, uint64_t chunkWords,
                 int nranks, uint64_t* out) {
-  std::memset(out, 0, static_cast<uint64_t>(nranks) * 2 * chunkWords * 8);
+  zero(out, static_cast<uint64_t>(nranks) * 2 * chunkWords * 8);
   for (uint64_t j = 0; j < k; ++j) {
     const float v = acc[sel[j]];
     const uint64_t word = sel[j] >> 6, bit = uint64_t{1} << (sel[j] & 63);
@@ -113,7 +118,7 @@ bool packSigns(const float* g, uint64_t n, svVote_t vote, uint64_t chunkWords, i
                svNonFinitePolicy_t policy, uint64_t* out) {
   const unsigned planes = vote == SV_VOTE_BINARY ? 1 : 2;
   const uint64_t total = static_cast<uint64_t>(nranks) * planes * chunkWords;
-  std::memset(out, 0, total * 8);
+  zero(out, total * 8);
   bool nan = false;
   const uint64_t chunk = chunkWords * 64;
   for (uint64_t i = 0; i < n; ++i) {
@@ -267,7 +272,7 @@ bool efSignCompress(const float* g, const float* e, uint64_t n, svNonFinitePolic
     p[i] = v;
   }
   const uint64_t words = (n + 63) / 64;
-  std::memset(planes, 0, 2 * words * 8);
+  zero(planes, 2 * words * 8);
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t bit = uint64_t{1} << (i & 63);
     if (p[i] != 0.0f) planes[i >> 6] |= bit;
@@ -339,7 +344,7 @@ uint32_t valueBits(const uint64_t* words, uint64_t j) {
 
 void encodeValues(const float* v, const uint32_t* entries, uint64_t m, uint64_t k,
                   uint64_t* words) {
-  std::memset(words, 0, (k + 1) / 2 * 8);
+  zero(words, (k + 1) / 2 * 8);
   for (uint64_t j = 0; j < m; ++j) {
     uint32_t bits;
     std::memcpy(&bits, &v[entries[j]], 4);
@@ -388,7 +393,7 @@ void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uin
 }
 
 void chunkSignsEncode(const float* x, uint64_t len, uint64_t chunkWords, uint64_t* msg) {
-  std::memset(msg, 0, chunkSignsWords(chunkWords) * 8);
+  zero(msg, chunkSignsWords(chunkWords) * 8);
   for (uint64_t i = 0; i < len; ++i) {
     const uint64_t bit = uint64_t{1} << (i & 63);
     if (x[i] != 0.0f) msg[i >> 6] |= bit;

@@ -19,7 +19,7 @@ SparseLayout sparseLayout(uint64_t n, uint64_t k) {
 
 void encodeSparse(const SparseLayout& layout, const uint32_t* idx, const uint8_t* negative,
                   uint64_t entries, uint64_t* payload) {
-  std::memset(payload, 0, 8 * layout.payloadWords());
+  if (layout.payloadWords()) std::memset(payload, 0, 8 * layout.payloadWords());
   uint64_t* signs = payload;
   uint64_t* low = payload + layout.signWords;
   uint64_t* high = low + layout.lowWords;

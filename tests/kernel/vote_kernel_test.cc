@@ -148,7 +148,7 @@ TEST(VoteKernel, TernaryCountsPlanesAndOutputs) {
       ref::s3gdTernary(acc.data(), sel.data(), kk, n, padded, cb, expectT.data());
       DeviceArray<float> dacc(n, 1);
       DeviceArray<uint32_t> dsel(kk, 2);
-      DeviceArray<char> dt(padded * cb, 3);
+      DeviceArray<char> dt(padded * cb, cb);  // off 16-byte alignment, aligned to the counts
       dacc.upload(acc);
       dsel.upload(sel);
       CUDA_OK(k::s3gdTernary(dacc.get(), dsel.get(), kk, padded, cb, dt.get(), nullptr));
