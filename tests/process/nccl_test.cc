@@ -175,8 +175,8 @@ TEST(Nccl, GraphReplayGivesTheSameBits) {
       std::vector<std::vector<float>> g;
       for (int s = 0; s < steps; ++s) g.push_back(grads(1, n, rng)[0]);
       float* in = mem.floats(g[0]);
-      float* out = mem.floats(std::vector<float>(n, 7.0f));
       auto run = [&](bool graph) {
+        float* out = mem.floats(std::vector<float>(n, 7.0f));  // fresh: "untouched" below
         std::vector<float> outs;
         svBucket_t b = nullptr;
         svBucketCreate(&b, ch.comm, &cfg);
