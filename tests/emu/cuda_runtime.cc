@@ -1,12 +1,20 @@
 // The CUDA runtime calls of lib/ and the CUDA-backend suites, on the host (see emu.h): one
-// device, memory from the host heap, streams that run their work when it is enqueued, events
-// that are always complete (stamped with the host clock when their record runs), and graph
-// capture that records the work for replay. Calls outside this subset are not defined, so
-// using one fails at link time.
+// device, memory from the host heap, streams that queue their work and run it only when
+// something needs it done, events that mark a stream's position (stamped with the host clock
+// when their record runs), and graph capture that records the work for replay. Calls outside
+// this subset are not defined, so using one fails at link time.
+//
+// Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
+// synchronized or queried, when a stream waiting on one of its events reaches the wait, when
+// an event of it is synchronized or queried, when the device is synchronized or memory is
+// freed, and a blocking stream's queue also when the legacy default stream (a synchronous
+// copy or set) is used. So a host read of memory that no synchronization covers, or a stream
+// that uses another's results without an event, sees stale data here, as it may on a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +29,9 @@ using Work = std::vector<std::function<void()>>;
 // A capture begins on one stream, which owns the recorded work; another stream joins it by
 // waiting on an event recorded in it (CUDA's fork and join), until the capture ends.
 struct Stream {
+  bool blocking = true;  // created without cudaStreamNonBlocking: the legacy stream waits for it
+  std::deque<std::function<void()>> queue;  // enqueued, not yet run
+  uint64_t enqueued = 0, ran = 0;
   std::unique_ptr<Work> owned;  // the capture this stream began
   Work* capture = nullptr;      // the capture it is part of, if any
 };
@@ -30,12 +41,15 @@ struct Graph {
 struct Event {
   std::chrono::steady_clock::time_point at;  // when its record ran
   Work* capture = nullptr;                    // recorded into this capture
+  Stream* stream = nullptr;                   // recorded on this stream (null: legacy, done)
+  uint64_t marker = 0;                        // done once the stream has run this many items
 };
 
 std::mutex mu;
 std::map<const char*, size_t> deviceBlocks;  // cudaMalloc: base -> bytes
 std::map<const char*, size_t> pinnedBlocks;  // cudaHostAlloc
 std::vector<Stream*> streams;                // created by cudaStreamCreate*
+std::vector<Event*> events;                  // created by cudaEventCreate*
 cudaError_t lastError = cudaSuccess;
 
 Stream* created(cudaStream_t s) {
@@ -51,6 +65,27 @@ bool capturing(const Work* w) {
   for (const Stream* t : streams)
     if (w != nullptr && t->owned.get() == w) return true;
   return false;
+}
+
+// Runs s's queue until `upTo` items have run (each in order; an item may run other streams'
+// queues first, as a wait on their events).
+void flush(Stream* s, uint64_t upTo = UINT64_MAX) {
+  while (s != nullptr && s->ran < upTo && !s->queue.empty()) {
+    std::function<void()> fn = std::move(s->queue.front());
+    s->queue.pop_front();
+    ++s->ran;
+    fn();
+  }
+}
+
+void flushAll(bool blockingOnly) {
+  std::vector<Stream*> all;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    all = streams;
+  }
+  for (Stream* s : all)
+    if (!blockingOnly || s->blocking) flush(s);
 }
 
 cudaError_t fail(cudaError_t e) {
@@ -92,8 +127,23 @@ namespace svemu {
 
 void submit(cudaStream_t stream, std::function<void()> fn) {
   Stream* s = created(stream);
-  if (s && s->capture) s->capture->push_back(std::move(fn));
-  else fn();
+  if (s && s->capture) {
+    s->capture->push_back(std::move(fn));
+  } else if (s) {
+    s->queue.push_back(std::move(fn));
+    ++s->enqueued;
+  } else {  // the legacy stream: after the blocking streams' work
+    flushAll(true);
+    fn();
+  }
+}
+
+void submitNow(cudaStream_t stream, std::function<void()> fn) {
+  Stream* s = created(stream);
+  if (s && s->capture) return s->capture->push_back(std::move(fn));
+  if (s) flush(s);
+  else flushAll(true);
+  fn();
 }
 
 }  // namespace svemu
@@ -131,19 +181,28 @@ const char* cudaGetErrorString(cudaError_t error) {
     default: return "an error of the emulated device";
   }
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+  flushAll(false);
+  return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = allocate(deviceBlocks, bytes);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
-cudaError_t cudaFree(void* p) { return release(deviceBlocks, p); }
+cudaError_t cudaFree(void* p) {  // synchronizes the device, as CUDA's does
+  flushAll(false);
+  return release(deviceBlocks, p);
+}
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
   *p = allocate(pinnedBlocks, bytes);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, 0); }
-cudaError_t cudaFreeHost(void* p) { return release(pinnedBlocks, p); }
+cudaError_t cudaFreeHost(void* p) {
+  flushAll(false);
+  return release(pinnedBlocks, p);
+}
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   *a = cudaPointerAttributes{};
   a->type = within(deviceBlocks, p)   ? cudaMemoryTypeDevice
@@ -155,18 +214,30 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  if (bytes) std::memmove(dst, src, bytes);
-  return cudaSuccess;
-}
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
-                            cudaStream_t stream) {
-  svemu::submit(stream, [=] {
+  svemu::submit(nullptr, [=] {
     if (bytes) std::memmove(dst, src, bytes);
   });
   return cudaSuccess;
 }
+// Pageable host memory as CUDA treats it: a copy from it is staged before the call returns, so
+// the caller may reuse the buffer at once; a copy into it returns only once it is done.
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
+                            cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  auto pageable = [](const void* p) { return !within(deviceBlocks, p) && !within(pinnedBlocks, p); };
+  if (pageable(src)) {
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                      static_cast<const char*>(src) + bytes);
+    svemu::submit(stream, [=] { std::memcpy(dst, staged->data(), bytes); });
+  } else if (pageable(dst)) {
+    svemu::submitNow(stream, [=] { std::memmove(dst, src, bytes); });
+  } else {
+    svemu::submit(stream, [=] { std::memmove(dst, src, bytes); });
+  }
+  return cudaSuccess;
+}
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
-  std::memset(dst, value, bytes);
+  svemu::submit(nullptr, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
@@ -174,8 +245,9 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   auto* t = new Stream;
+  t->blocking = (flags & cudaStreamNonBlocking) == 0;
   std::lock_guard<std::mutex> lock(mu);
   streams.push_back(t);
   *s = reinterpret_cast<cudaStream_t>(t);
@@ -185,24 +257,37 @@ cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   Stream* t = created(s);
   if (t == nullptr) return fail(cudaErrorInvalidResourceHandle);
+  flush(t);  // its work completes, as on a GPU
   {
     std::lock_guard<std::mutex> lock(mu);
     streams.erase(std::find(streams.begin(), streams.end(), t));
+    for (Event* e : events)
+      if (e->stream == t) e->stream = nullptr;  // complete
   }
   delete t;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   Stream* t = created(s);
-  return t && t->capture ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+  if (t && t->capture) return fail(cudaErrorStreamCaptureUnsupported);
+  if (t) flush(t);
+  else flushAll(true);
+  return cudaSuccess;
 }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   Stream* t = created(s);
-  Work* capture = reinterpret_cast<Event*>(e)->capture;
-  if (!capturing(capture) || (t && t->capture == capture)) return cudaSuccess;
-  if (t == nullptr || t->capture) return fail(cudaErrorStreamCaptureIsolation);
-  t->capture = capture;  // joins the capture
+  const auto* ev = reinterpret_cast<Event*>(e);
+  if (capturing(ev->capture)) {
+    if (t && t->capture == ev->capture) return cudaSuccess;
+    if (t == nullptr || t->capture) return fail(cudaErrorStreamCaptureIsolation);
+    t->capture = ev->capture;  // joins the capture
+    return cudaSuccess;
+  }
+  Stream* from = ev->stream;
+  const uint64_t marker = ev->marker;  // the record current at this call, as in CUDA
+  if (from == nullptr || from == t) return cudaSuccess;
+  svemu::submit(s, [from, marker] { flush(from, marker); });
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
@@ -250,12 +335,20 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
-  *e = reinterpret_cast<cudaEvent_t>(new Event);
+  auto* ev = new Event;
+  std::lock_guard<std::mutex> lock(mu);
+  events.push_back(ev);
+  *e = reinterpret_cast<cudaEvent_t>(ev);
   return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete reinterpret_cast<Event*>(e);
+  auto* ev = reinterpret_cast<Event*>(e);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    events.erase(std::find(events.begin(), events.end(), ev));
+  }
+  delete ev;
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
@@ -263,11 +356,19 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   Stream* t = created(stream);
   ev->capture = t ? t->capture : nullptr;
   svemu::submit(stream, [ev] { ev->at = std::chrono::steady_clock::now(); });
+  if (!ev->capture) {
+    ev->stream = t;
+    ev->marker = t ? t->enqueued : 0;
+  }
   return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-// The host time between the two records (work runs as it is enqueued).
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  const auto* ev = reinterpret_cast<Event*>(e);
+  flush(ev->stream, ev->marker);
+  return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
+// The host time between the two records' runs.
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   *ms = std::chrono::duration<float, std::milli>(reinterpret_cast<Event*>(end)->at -
                                                  reinterpret_cast<Event*>(start)->at)

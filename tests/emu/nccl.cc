@@ -199,7 +199,7 @@ ncclResult_t ncclGroupEnd() {
   Pending p = std::move(pending);
   pending = Pending{};
   if (p.comm == nullptr) return ncclSuccess;
-  svemu::submit(p.stream, [p] { exchange(p.comm, p.sends, p.recvs); });
+  svemu::submitNow(p.stream, [p] { exchange(p.comm, p.sends, p.recvs); });
   return ncclSuccess;
 }
 ncclResult_t ncclSend(const void* buf, size_t count, ncclDataType_t type, int peer,
@@ -215,7 +215,7 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataT
                            ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0) return ncclInvalidArgument;
   const size_t bytes = count * typeBytes(type);
-  svemu::submit(stream, [=] {
+  svemu::submitNow(stream, [=] {
     char* out = static_cast<char*>(recv);
     std::memmove(out + comm->rank * bytes, send, bytes);  // in place when send is that block
     std::vector<Message> sends, recvs;
@@ -235,7 +235,7 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0 || type != ncclFloat32 || op != ncclSum)
     return ncclInvalidArgument;
-  svemu::submit(stream, [=] {
+  svemu::submitNow(stream, [=] {
     std::vector<float> all(count * comm->n);
     std::memcpy(&all[count * comm->rank], send, count * 4);
     std::vector<Message> sends, recvs;
