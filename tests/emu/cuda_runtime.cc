@@ -287,7 +287,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   Stream* from = ev->stream;
   const uint64_t marker = ev->marker;  // the record current at this call, as in CUDA
   if (from == nullptr || from == t) return cudaSuccess;
-  svemu::submit(s, [from, marker] { flush(from, marker); });
+  svemu::submit(s, [from, marker] {  // `from` may be destroyed by then, its work done
+    if (created(reinterpret_cast<cudaStream_t>(from)) != nullptr) flush(from, marker);
+  });
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
