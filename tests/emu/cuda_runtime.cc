@@ -224,7 +224,9 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t stream) {
   if (bytes == 0) return cudaSuccess;
-  auto pageable = [](const void* p) { return !within(deviceBlocks, p) && !within(pinnedBlocks, p); };
+  auto pageable = [](const void* p) {
+    return !within(deviceBlocks, p) && !within(pinnedBlocks, p);
+  };
   if (pageable(src)) {
     auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
                                                       static_cast<const char*>(src) + bytes);

@@ -1,11 +1,11 @@
 // The NCCL calls of lib/transport/nccl.cc, the NCCL process suite and signvote-bench, for the
 // emulated device (emu.h): ranks are processes on this machine that meet in a shared-memory
-// segment named by the unique id. A collective is stream work like any other (it runs when
-// enqueued, or in a graph's replay): each rank writes what it sends into (sender, receiver)
-// slots, the ranks meet at a barrier, each reads what it receives, and they meet again, in
-// rounds of one slot when messages are longer. Collectives block until every rank has come
-// (a missing peer ends the process after two minutes), so what NCCL leaves to the stream, a
-// wait that a timeout can end, is not emulated.
+// segment named by the unique id. A collective is stream work that runs at the call, after
+// its stream's queued work (or in a graph's replay): each rank writes what it sends into
+// (sender, receiver) slots, the ranks meet at a barrier, each reads what it receives, and they
+// meet again, in rounds of one slot when messages are longer. Collectives block until every
+// rank has come (a missing peer ends the process after two minutes), so what NCCL leaves to
+// the stream, a wait that a timeout can end, is not emulated.
 #include <fcntl.h>
 #include <nccl.h>
 #include <sched.h>
@@ -88,10 +88,12 @@ void exchange(ncclComm* c, const std::vector<Message>& sends, const std::vector<
   for (uint64_t round = 0; round < rounds; ++round) {
     const size_t off = round * kSlot;
     for (const Message& m : sends)
-      if (off < m.bytes) std::memcpy(slot(c, c->rank, m.peer), m.data + off, std::min(kSlot, m.bytes - off));
+      if (off < m.bytes)
+        std::memcpy(slot(c, c->rank, m.peer), m.data + off, std::min(kSlot, m.bytes - off));
     barrier(c);
     for (const Message& m : recvs)
-      if (off < m.bytes) std::memcpy(m.data + off, slot(c, m.peer, c->rank), std::min(kSlot, m.bytes - off));
+      if (off < m.bytes)
+        std::memcpy(m.data + off, slot(c, m.peer, c->rank), std::min(kSlot, m.bytes - off));
     barrier(c);
   }
 }

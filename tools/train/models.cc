@@ -128,8 +128,8 @@ class DeviceModels : public Models {
         trainLabels_(s.trainSet->size()), testLabels_(s.testSet->size()),
         testSize_(s.testSet->size()),
         models_(W_ * n_), grads_(W_ * n_), outs_(W_ * n_), velocity_(W_ * n_), evalModel_(n_),
-        index_(W_ * batch_), staging_(W_, batch_), x_(W_ * batch_ * kIn), y_(W_ * batch_), lossSums_(W_),
-        correct_(1) {
+        index_(W_ * batch_), staging_(W_, batch_), x_(W_ * batch_ * kIn), y_(W_ * batch_),
+        lossSums_(W_), correct_(1) {
     upload(trainImages_.p, s.trainSet->images);
     upload(testImages_.p, s.testSet->images);
     upload(trainLabels_.p, s.trainSet->labels);
