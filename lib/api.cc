@@ -45,6 +45,7 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_TOPK_EF: return "topk_ef";
     case SV_SCHEME_DGS: return "dgs";
     case SV_SCHEME_LIEC: return "liec";
+    case SV_SCHEME_DGS_ASYNC: return "dgs_async";
     default: return "?";
   }
 }
@@ -162,8 +163,20 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "than this library (%d)", call, c.version, SIGNVOTE_VERSION_CODE);
   if (raw(c.scheme) < 0 || raw(c.scheme) >= SV_NUM_SCHEMES)
     return fail(comm, svInvalidArgument, "%s: config->scheme = %d (supported: 0 dense, 1 "
-                "signsgd_mv, 2 s3gd_mv, 3 ef_sign, 4 topk_ef, 5 dgs, 6 liec)", call,
+                "signsgd_mv, 2 s3gd_mv, 3 ef_sign, 4 topk_ef, 5 dgs, 6 liec, 7 dgs_async)", call,
                 raw(c.scheme));
+  const bool dgs = c.scheme == SV_SCHEME_DGS || c.scheme == SV_SCHEME_DGS_ASYNC;
+  if (c.scheme == SV_SCHEME_DGS_ASYNC) {
+    if (comm->nranks < 2)
+      return fail(comm, svInvalidArgument, "%s: config->scheme = dgs_async needs a server and a "
+                  "worker, but comm has nranks = %d", call, comm->nranks);
+    if (comm->config.backend != SV_BACKEND_HOST)
+      return fail(comm, svInvalidArgument, "%s: config->scheme = dgs_async runs on the host "
+                  "backend only (comm's backend is %d)", call, raw(comm->config.backend));
+    if (raw(c.adaptiveK) != SV_ADAPTIVE_K_NONE || c.linkBusBW != 0.0)
+      return fail(comm, svInvalidArgument, "%s: config->scheme = dgs_async takes neither "
+                  "adaptiveK (%d) nor linkBusBW (%g)", call, raw(c.adaptiveK), c.linkBusBW);
+  }
   if (raw(c.datatype) != svFloat32)
     return fail(comm, svInvalidArgument, "%s: config->datatype = %d is not supported (supported: "
                 "svFloat32 = 0)", call, raw(c.datatype));
@@ -187,21 +200,20 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
       (c.scheme == SV_SCHEME_SIGNSGD_MV && c.format == SV_FORMAT_SIGNS) ||
       (c.scheme == SV_SCHEME_DENSE && c.format == SV_FORMAT_FP32) ||
       (c.scheme == SV_SCHEME_EF_SIGN && c.format == SV_FORMAT_SCALED_SIGNS) ||
-      ((c.scheme == SV_SCHEME_TOPK_EF || c.scheme == SV_SCHEME_DGS) &&
-       c.format == SV_FORMAT_SPARSE_VALUES) ||
+      ((c.scheme == SV_SCHEME_TOPK_EF || dgs) && c.format == SV_FORMAT_SPARSE_VALUES) ||
       (c.scheme == SV_SCHEME_LIEC &&
        (c.format == SV_FORMAT_CHUNK_SIGNS || c.format == SV_FORMAT_FP32));
   if (!formatOk)
     return fail(comm, svInvalidArgument, "%s: config->format = %d cannot carry scheme %s "
                 "(s3gd_mv: sparse 1, counts 2 or signs 3; signsgd_mv: signs 3; dense: fp32 4; "
-                "ef_sign: scaled signs 5; topk_ef, dgs: sparse values 6; liec: chunk signs 7 or "
-                "fp32 4)",
+                "ef_sign: scaled signs 5; topk_ef, dgs, dgs_async: sparse values 6; liec: chunk "
+                "signs 7 or fp32 4)",
                 call, static_cast<int>(c.format), schemeName(c.scheme));
   if (c.scheme == SV_SCHEME_SIGNSGD_MV || c.scheme == SV_SCHEME_TOPK_EF) {
     if (!(c.momentum >= 0.0f && c.momentum < 1.0f))  // also rejects NaN
       return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside [0, 1)", call,
                   static_cast<double>(c.momentum));
-  } else if (c.scheme == SV_SCHEME_DGS) {
+  } else if (dgs) {
     if (!(c.momentum > 0.0f && c.momentum < 1.0f))
       return fail(comm, svInvalidArgument, "%s: config->momentum = %g is outside (0, 1) (dgs "
                   "divides the unsent momentum by it)", call, static_cast<double>(c.momentum));
@@ -210,7 +222,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                 "for signsgd_mv, topk_ef and dgs)", call, static_cast<double>(c.momentum),
                 schemeName(c.scheme));
   }
-  if (c.scheme == SV_SCHEME_DGS) {
+  if (dgs) {
     uint64_t downK = 0;
     if (c.downDensity != 0.0 && c.downK != 0)
       return fail(comm, svInvalidArgument, "%s: config->downK = %zu and config->downDensity = %g "
@@ -223,7 +235,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                   call, c.downK, c.count);
   } else if (c.downK != 0 || c.downDensity != 0.0) {
     return fail(comm, svInvalidArgument, "%s: config->downK = %zu, downDensity = %g with scheme "
-                "%s (downlink compression is for dgs)", call, c.downK, c.downDensity,
+                "%s (downlink compression is for dgs and dgs_async)", call, c.downK, c.downDensity,
                 schemeName(c.scheme));
   }
   if (c.period != 0 && c.scheme != SV_SCHEME_LIEC)
@@ -261,8 +273,7 @@ svResult_t validateBucketConfig(svComm_t comm, const svBucketConfig_t& c, uint64
                   call, c.kWindow);
   }
   *k = c.count;
-  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF ||
-      c.scheme == SV_SCHEME_DGS) {
+  if (c.scheme == SV_SCHEME_S3GD_MV || c.scheme == SV_SCHEME_TOPK_EF || dgs) {
     if (c.density != 0.0 && c.k != 0)
       return fail(comm, svInvalidArgument, "%s: config->k = %zu and config->density = %g are both "
                   "set; set one", call, c.k, c.density);
@@ -638,6 +649,15 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
       return fail(comm, svUnhandledCudaError, "svBucketCreate: sizing the CUDA kernels' "
                   "workspace failed (config->count = %zu)", config->count);
     b->lastK = b->plan.selects ? k : c.count;
+    if (c.scheme == SV_SCHEME_DGS_ASYNC) {
+      // The server keeps T and each worker's v_k; its pushes are told apart per bucket.
+      if (comm->rank == 0) {
+        b->plan.stateFloats = c.count * comm->nranks;
+        b->served.assign(comm->nranks, 0);
+      }
+      b->lastPeer = comm->rank == 0 ? -1 : 0;
+      b->asyncSlot = comm->world->asyncBuckets++;
+    }
     b->lastRecordBytes = b->plan.recordBytes;
     b->lastWireBytes = b->plan.wireBytes;
     if (cuda) {
@@ -700,6 +720,7 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
   i.denseFallback = bucket->denseFallback;
   i.modeledUs = bucket->link.us;
   i.modeledDenseUs = bucket->link.denseUs;
+  i.lastPeer = bucket->lastPeer;
   *info = i;
   return svSuccess;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "async.h"
 #include "cuda_backend.h"
 #include "error.h"
 #include "handles.h"
@@ -786,6 +787,13 @@ svResult_t runHost(Matched& m, std::string* why) {
 svResult_t runGroup(std::vector<Op>& ops) {
   if (ops.empty()) return svSuccess;
   SVCHECK(checkGroupOverlaps(ops));
+  if (std::any_of(ops.begin(), ops.end(), [](const Op& op) {
+        return op.bucket->config.scheme == SV_SCHEME_DGS_ASYNC;
+      })) {
+    std::vector<AsyncCall> calls;
+    for (const Op& op : ops) calls.push_back({op.bucket, op.send, op.recv, op.ws});
+    return runAsyncGroup(calls);
+  }
   std::vector<Matched> matched;
   SVCHECK(matchGroup(ops, &matched));
   if (ops[0].bucket->comm->config.backend == SV_BACKEND_CUDA) return runGroupCuda(ops, matched);
@@ -901,18 +909,21 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                 "svExchange: *workspaceBytes = %zu is less than the %zu bytes this bucket needs "
                 "(query them with workspace = NULL)", *workspaceBytes, need);
   const size_t bytes = p.n * 4;
+  // dgs_async's server reads no gradient: its sendbuff is ignored.
+  const bool readsSend = !(bucket->config.scheme == SV_SCHEME_DGS_ASYNC && comm->rank == 0);
+  if (!readsSend) sendbuff = nullptr;
   for (const auto& [field, ptr] : {std::pair<const char*, const void*>{"sendbuff", sendbuff},
                                    {"recvbuff", recvbuff}})
     if (p.n > 0 && reinterpret_cast<uintptr_t>(ptr) % sizeof(float) != 0)
       return fail(comm, svInvalidArgument, "svExchange: %s = %p is not aligned to its element "
                   "type (float32, 4 bytes)", field, ptr);
-  if (p.n > 0 && sendbuff == nullptr)
+  if (p.n > 0 && sendbuff == nullptr && readsSend)
     return fail(comm, svInvalidArgument, "svExchange: sendbuff = NULL with count = %llu",
                 static_cast<unsigned long long>(p.n));
   if (p.n > 0 && recvbuff == nullptr)
     return fail(comm, svInvalidArgument, "svExchange: recvbuff = NULL with count = %llu",
                 static_cast<unsigned long long>(p.n));
-  if (sendbuff != recvbuff && overlaps(sendbuff, bytes, recvbuff, bytes))
+  if (sendbuff != nullptr && sendbuff != recvbuff && overlaps(sendbuff, bytes, recvbuff, bytes))
     return fail(comm, svInvalidArgument, "svExchange: sendbuff = %p and recvbuff = %p overlap "
                 "partially (only exact in-place, sendbuff == recvbuff, is allowed)",
                 sendbuff, recvbuff);

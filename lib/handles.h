@@ -34,6 +34,7 @@ struct World {
   std::unique_ptr<DeviceTransport> device;
   // svConfig_t.timing on: what the timing decorator around the transport counted.
   std::shared_ptr<TransportTimes> times;
+  uint32_t asyncBuckets = 0;  // dgs_async buckets created so far (their wire slots)
   ~World();
 };
 
@@ -72,6 +73,9 @@ struct svBucket {
   // config is what the bucket runs; after a dense fallback, denseFallbackOf(the user's).
   bool denseFallback = false;
   signvote::detail::LinkModel link;  // zeros without config.linkBusBW
+  int lastPeer = -1;        // dgs_async: see svBucketInfo_t.lastPeer
+  uint32_t asyncSlot = 0;   // dgs_async: the bucket's number among its world's, for the wire
+  std::vector<uint64_t> served;  // dgs_async server: pushes served per worker (their seq)
 };
 
 namespace signvote::detail {

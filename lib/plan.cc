@@ -126,7 +126,8 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
       case SV_SCHEME_SIGNSGD_MV: p.format = SV_FORMAT_SIGNS; break;
       case SV_SCHEME_EF_SIGN: p.format = SV_FORMAT_SCALED_SIGNS; break;
       case SV_SCHEME_TOPK_EF:
-      case SV_SCHEME_DGS: p.format = SV_FORMAT_SPARSE_VALUES; break;
+      case SV_SCHEME_DGS:
+      case SV_SCHEME_DGS_ASYNC: p.format = SV_FORMAT_SPARSE_VALUES; break;
       case SV_SCHEME_LIEC: p.format = SV_FORMAT_CHUNK_SIGNS; break;
       default: {  // s3gd_mv: the signs format's 4 bits per element always undercut counts
         const int w = nranks < 2 ? 2 : nranks;
@@ -138,9 +139,10 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
     }
   }
   p.momentum = config.momentum;
+  const bool async = config.scheme == SV_SCHEME_DGS_ASYNC;
   p.selects = config.scheme == SV_SCHEME_S3GD_MV || config.scheme == SV_SCHEME_TOPK_EF ||
-              config.scheme == SV_SCHEME_DGS;
-  if (config.scheme == SV_SCHEME_DGS) resolveDownK(config, &p.downK);
+              config.scheme == SV_SCHEME_DGS || async;
+  if (config.scheme == SV_SCHEME_DGS || async) resolveDownK(config, &p.downK);
   const Chunking c = chunking(p.n, nranks);
   p.chunk = c.chunk;
   p.chunkWords = c.chunkWords;
@@ -154,6 +156,13 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
                       : p.n;
   p.wireBytes = modelWireBytes(p.format, config, k, nranks);
   p.denseWireBytes = 2ull * (nranks - 1) * ceilDiv(p.n, nranks) * 4;
+  if (async) {  // one push and its reply; dense: a gradient up and the model difference down
+    p.sparse = ref::sparseLayout(p.n, k);
+    p.recordBytes = p.sparse.recordBytes() + ceilDiv(k, 2) * 8;
+    p.replyBytes = asyncReplyBytes(p.n, p.downK);
+    p.wireBytes = p.recordBytes + p.replyBytes;
+    p.denseWireBytes = 2 * p.n * 4;
+  }
   if (liec) p.averageWireBytes = modelWireBytes(SV_FORMAT_FP32, config, k, nranks);
 
   const uint64_t W = static_cast<uint64_t>(nranks);
@@ -166,7 +175,7 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
   }
   if (p.stateful) ws.acc = carve.take((liec ? W * p.chunk : p.n) * 4);
   if (config.scheme == SV_SCHEME_TOPK_EF && p.momentum != 0.0f) ws.accU = carve.take(p.n * 4);
-  if (p.downK != 0) {
+  if (p.downK != 0 || async) {
     ws.downA = carve.take(p.n * 4);
     ws.downSel = carve.take(p.downK * 4);
   }
@@ -177,8 +186,16 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
     ws.headers = carve.take(W * kHeaderBytes);
   }
   switch (p.format) {
-    case SV_FORMAT_SPARSE:
     case SV_FORMAT_SPARSE_VALUES:
+      if (async) {  // the worker's push and the server's reply; the server reuses entries
+        ws.entries = carve.take(std::max(k, p.downK) * 4);
+        ws.entryNeg = carve.take(std::max(k, p.downK));
+        ws.record = carve.take(p.recordBytes);
+        ws.reply = carve.take(p.replyBytes);
+        break;
+      }
+      [[fallthrough]];
+    case SV_FORMAT_SPARSE:
       p.sparse = ref::sparseLayout(p.n, k);
       p.recordBytes = p.sparse.recordBytes() +
                       (p.format == SV_FORMAT_SPARSE_VALUES ? ceilDiv(k, 2) * 8 : 0);

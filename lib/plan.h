@@ -49,6 +49,8 @@ struct WorkspaceLayout {
   Region eNew;         // liec: the owner's new error before commit
   Region downA;        // dgs downlink: A = D + G, N floats
   Region downSel;      // dgs downlink: its selection, downK u32
+  Region reply;        // dgs_async: the server's reply (built by the server, received by a
+                       // worker)
   // SV_BACKEND_CUDA only (device scratch of the kernels and the exchange's control words)
   Region normOut, normTemp;     // adaptive K: squareNorm's result and scratch, carved first so
                                 // that every K's layout has them at the same offsets
@@ -88,11 +90,19 @@ struct Plan {
   float momentum = 0.0f;     // Signum's beta
   uint64_t recordBytes = 0;  // sparse, scaled signs: one record, header included
   uint64_t downK = 0;        // dgs: downlink K (0: off)
+  uint64_t replyBytes = 0;   // dgs_async: the server's reply (see asyncReplyBytes)
   bool average = false;      // liec: this exchange is an averaging exchange
   uint64_t wireBytes = 0, denseWireBytes = 0;
   uint64_t averageWireBytes = 0;  // liec: wireBytes of an averaging exchange
   WorkspaceLayout ws;
 };
+
+// dgs_async's reply: with downK = 0, the header and count float32 values (A), padded to 8
+// bytes; else a sparse-values record of (count, downK).
+inline uint64_t asyncReplyBytes(uint64_t n, uint64_t downK) {
+  if (downK == 0) return kHeaderBytes + (n + 1) / 2 * 8;
+  return ref::sparseLayout(n, downK).recordBytes() + (downK + 1) / 2 * 8;
+}
 
 // Resolves K from config (density or k); returns false when density is out of range.
 bool resolveK(const svBucketConfig_t& config, uint64_t* k);

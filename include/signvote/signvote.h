@@ -28,7 +28,8 @@
  *               driven from one thread: wrap one call per rank in svGroupStart/svGroupEnd, as
  *               with ncclCommInitAll. This is how the library is tested without a cluster.
  *   gloo        one rank per process over TCP (gloo), host backend (svCommInitGloo): real
- *               processes and sockets, every operation bounded by a timeout.
+ *               processes and sockets, every operation bounded by a timeout. Also carries
+ *               dgs_async's parameter server (point to point, served in arrival order).
  *   nccl        a borrowed ncclComm_t, one rank per process and GPU, SV_BACKEND_CUDA
  *               (svCommInitFromNccl). Written, compiled and host-checked; not yet run on a GPU.
  *
@@ -52,8 +53,9 @@
  *                    (docs/status.md).
  *
  * Determinism: the same inputs give the same output bits run to run, and every rank of an
- * exchange receives bit-identical output (liec adds each rank's own error). Vote counts are
- * integers; every floating-point step is spelled out with its rounding (one float32 fma for
+ * exchange receives bit-identical output (liec adds each rank's own error; dgs_async's
+ * exchanges are point to point, see its entry). Vote counts are integers; every
+ * floating-point step is spelled out with its rounding (one float32 fma for
  * s3gd_mv's residual, Signum's and dgs's momentum, fixed-order sums for the dense mean,
  * ef_sign's and liec's scales and means), so the host and the GPU give the same bits
  * (docs/schemes.md).
@@ -177,9 +179,8 @@ typedef enum {
    * keeps the same downlink residual D; A = D + G (float32), the output is A on the exact
    * top-downK of |A| and +0.0 elsewhere, D = A with those coordinates set to +0.0. With the
    * collective formats every rank computes this itself (it adds no wire bytes; it is the
-   * parameter server's downlink in the asynchronous mode, a later version). The state is u,
-   * then D when downlink compression is on; the asynchronous mode will add the server's
-   * per-peer sent-difference vectors outside the bucket. */
+   * parameter server's downlink in SV_SCHEME_DGS_ASYNC). The state is u, then D when downlink
+   * compression is on. */
   SV_SCHEME_DGS = 5,
   /* LIEC-SGD (Cheng et al. 2024), local immediate error compensation. The bucket is cut into
    * nranks owner chunks (svBucketInfo_t.chunk elements, a multiple of 64; the last ones may be
@@ -199,7 +200,46 @@ typedef enum {
    * its turn comes. With SV_FORMAT_FP32 the compressor is the identity: no error exists and
    * every exchange is the dense mean. */
   SV_SCHEME_LIEC = 6,
-  SV_NUM_SCHEMES = 7
+  /* DGS, asynchronous (Yan et al. 2020, Algorithms 2 and 3): a parameter server. Rank 0 is the
+   * server, ranks 1 .. nranks-1 are workers (nranks >= 2). Host backend only: NCCL cannot
+   * receive from whichever peer comes first (SV_BACKEND_CUDA: svInvalidArgument at creation).
+   * The configuration is dgs's (k or density, momentum in (0, 1), downK or downDensity; no
+   * adaptive K, no dense fallback), equal on every rank. An exchange is one push: one
+   * worker's call and one server's call, paired.
+   *   Worker k: SAMomentum as dgs, u' = fma(m, u, g) and S = the exact top-K of |u'|; the
+   *     record of the values u'[S] goes to the server, the worker waits for the reply and
+   *     writes it to recvbuff: the model difference to subtract (theta_k -= recvbuff). After
+   *     success u commits as dgs's. The worker's sendbuff is its lr-scaled gradient.
+   *   Server: sendbuff is unused (may be NULL). It receives the next push (gloo: the first of
+   *     any worker's to arrive; loopback: see below) and, with T its total update and v_k what
+   *     worker k has received so far, forms T' = T + (the push's values, added in index order,
+   *     float32), A = T' - v_k (float32), the reply D = A (downK = 0) or A on the exact
+   *     top-downK of |A| (the rules of s3gd_mv) and +0.0 elsewhere, and v_k' = v_k + D
+   *     (float32). It writes T' to recvbuff (its model is theta_0 - T') and commits T' and
+   *     v_k' once the reply is sent. svBucketInfo_t.lastPeer names the worker served.
+   * Without downlink compression a worker's model after its reply is theta_0 - T' (exactly
+   * when no rounding occurs): asynchronous SGD with SAMomentum. With it, T - v_k is what
+   * worker k has not received yet; it goes out in later replies. The server's state is T,
+   * then v_1 .. v_{nranks-1} (nranks x count floats); a worker's is u (count floats).
+   * Non-finite input: a worker's NaN in u' under SV_NONFINITE_ERROR still sends a record,
+   * flagged and empty, and both calls return svNonFiniteInput with no effect; under
+   * SV_NONFINITE_PROPAGATE both succeed, the worker's output is all NaN and no state changes
+   * (the server writes T). A push that fails validation makes both calls return
+   * svCorruptInput with no effect; a reply that fails it breaks the worker's communicator
+   * (svRemoteError: the server has committed what the worker did not apply).
+   * Calls: a loopback world runs a push as a group of exactly two calls, the server's and
+   * one worker's (any other group holding a dgs_async exchange is svInvalidUsage, no
+   * effect); the script of groups is the order of service. A gloo world calls svExchange
+   * outside groups; the server's call waits up to config->timeoutMs for a push (svTimeout
+   * breaks the communicator, as for every gloo operation), so a server loop serves exactly
+   * as many pushes as the workers make. Several dgs_async buckets of one world are told
+   * apart by their order of creation, which must be the same on every rank. The push's
+   * header carries what the server must agree on (scheme, count, K, downK and the worker's
+   * count of pushes, which the server counts too): a push that differs is refused with
+   * svMismatch, no effect. SV_CHECK_GLOBAL's fingerprints are not exchanged, and pushes do
+   * not advance svCommGetSequence, so collective buckets of the same world keep working. */
+  SV_SCHEME_DGS_ASYNC = 7,
+  SV_NUM_SCHEMES = 8
 } svScheme_t;
 
 typedef enum {
@@ -387,7 +427,8 @@ svResult_t svCommDestroy(svComm_t comm);
 
 svResult_t svCommUserRank(svComm_t comm, int* rank);
 svResult_t svCommCount(svComm_t comm, int* nranks);
-/* Number of exchanges this rank completed successfully; failed calls do not count. */
+/* Number of exchanges this rank completed successfully; failed calls do not count, nor do
+ * dgs_async's pushes (the ranks' counts of those differ by role). */
 svResult_t svCommGetSequence(svComm_t comm, uint64_t* seq);
 /* The communicator's stored sticky error (svSuccess while healthy). SV_BACKEND_CUDA: also the
  * first failure the device detected in an exchange (see "Backends"), and NCCL's asynchronous
@@ -523,7 +564,9 @@ typedef struct {
   size_t k;                  /* resolved K (s3gd_mv, topk_ef, dgs), else count */
   svFormat_t format;         /* the chosen format (never SV_FORMAT_AUTO) */
   size_t recordBytes;        /* sparse: one record, header included; else 0 */
-  uint64_t wireBytes;        /* modeled bytes this rank sends per exchange, headers included */
+  uint64_t wireBytes;        /* modeled bytes this rank sends per exchange, headers included
+                                (dgs_async: a push's record plus its reply, both directions
+                                of the pair) */
   uint64_t denseWireBytes;   /* the same for an fp32 ring allreduce of the bucket */
   double bitsPerKept;        /* sparse: record bits / K (index + sign + header share); else 0 */
   size_t workspaceBytes;     /* what svExchange needs (also returned by its size query) */
@@ -540,6 +583,8 @@ typedef struct {
   double modeledUs;          /* with config->linkBusBW: the modeled exchange of config->scheme
                                 (the compressed side of the choice), else 0 */
   double modeledDenseUs;     /* with config->linkBusBW: the modeled dense exchange, else 0 */
+  int lastPeer;              /* dgs_async: on the server, the worker its last successful
+                                exchange served; on a worker, 0 (the server); else -1 */
 } svBucketInfo_t;
 svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info);
 
@@ -575,7 +620,8 @@ svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
  * on `stream` and returns; see "Backends" for errors found on the device.
  *
  * Loopback worlds of more than one rank: call once per rank between svGroupStart and
- * svGroupEnd; the exchanges run at svGroupEnd (svInvalidUsage outside a group). */
+ * svGroupEnd; the exchanges run at svGroupEnd (svInvalidUsage outside a group). dgs_async
+ * pairs two calls instead (see SV_SCHEME_DGS_ASYNC). */
 svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff, void* workspace,
                       size_t* workspaceBytes, svStream_t stream);
 

@@ -39,7 +39,7 @@ svResult_t validateHeader(const WireHeader& h, const HeaderExpect& e, const char
   if (h.count != e.count) return *why = "count", svMismatch;
   if (h.k != e.k) return *why = "k", svMismatch;
   if (h.entries > h.k) return *why = "entries > k", svCorruptInput;
-  if ((h.flags & ~kFlagNonFinite) != 0) return *why = "unknown flags", svCorruptInput;
+  if ((h.flags & ~e.flags) != 0) return *why = "unknown flags", svCorruptInput;
   return svSuccess;
 }
 

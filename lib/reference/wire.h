@@ -11,6 +11,8 @@ namespace signvote::ref {
 
 constexpr uint32_t kWireMagic = 0x31575653u;  // "SVW1" little-endian
 constexpr uint16_t kFlagNonFinite = 1u << 0;  // this rank's input had a NaN
+constexpr uint16_t kFlagRejected = 1u << 1;   // dgs_async reply: the push failed validation
+                                              // (aux: the server's svResult_t)
 
 // Every message starts with this header; all multi-byte fields little-endian.
 struct WireHeader {
@@ -49,6 +51,7 @@ struct HeaderExpect {
   uint32_t rank;
   uint8_t scheme, format, vote;
   uint64_t seq, count, k;
+  uint16_t flags = kFlagNonFinite;  // the flags the message may carry
 };
 svResult_t validateHeader(const WireHeader& h, const HeaderExpect& e, const char** why);
 

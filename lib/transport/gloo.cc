@@ -6,6 +6,8 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/transport/tcp/device.h>
+#include <gloo/transport/unbound_buffer.h>
+#include <gloo/types.h>
 
 #include <sys/stat.h>
 
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "transport.h"
@@ -33,6 +36,8 @@ svResult_t classify(const std::exception& e, std::string* why) {
     return svTimeout;
   return svRemoteError;  // an enforce on a peer's bytes (sizes differ): the peer is at fault
 }
+
+constexpr uint8_t kPointSlotPrefix = 0xA5;
 
 class GlooTransport final : public Transport {
  public:
@@ -61,6 +66,23 @@ class GlooTransport final : public Transport {
       blocks_.resize(bytes * W_);
       exchangeBlocks(send[0], blocks_.data(), bytes);
       sum(type, blocks_.data(), count, recv[0]);
+    });
+  }
+
+  // gloo's unbound buffers; the slots lie beyond the prefixes of gloo's collectives.
+  svResult_t send(int peer, const void* buf, size_t bytes, uint32_t slot) override {
+    return guarded([&] {
+      auto b = ctx_->createUnboundBuffer(const_cast<void*>(buf), bytes);
+      b->send(peer, gloo::Slot::build(kPointSlotPrefix, slot));
+      if (!b->waitSend(ctx_->getTimeout())) throw std::runtime_error("send aborted");
+    });
+  }
+  svResult_t recv(const std::vector<int>& peers, void* buf, size_t bytes, uint32_t slot,
+                  int* from) override {
+    return guarded([&] {
+      auto b = ctx_->createUnboundBuffer(buf, bytes);
+      b->recv(peers, gloo::Slot::build(kPointSlotPrefix, slot));
+      if (!b->waitRecv(from, ctx_->getTimeout())) throw std::runtime_error("receive aborted");
     });
   }
 

@@ -7,6 +7,16 @@ namespace signvote::detail {
 
 size_t elemSize(Elem t) { return t == Elem::kInt8 ? 1 : t == Elem::kInt16 ? 2 : 4; }
 
+// Transports that drive every rank (loopback) pair dgs_async's calls in lib/ instead.
+svResult_t Transport::send(int, const void*, size_t, uint32_t) {
+  error_ = "this transport has no point-to-point send";
+  return svInternalError;
+}
+svResult_t Transport::recv(const std::vector<int>&, void*, size_t, uint32_t, int*) {
+  error_ = "this transport has no point-to-point receive";
+  return svInternalError;
+}
+
 namespace {
 
 template <class T, class Acc>

@@ -27,6 +27,13 @@ class TimedTransport final : public Transport {
                           Elem type) override {
     return timed([&] { return inner_->allReduceSum(send, recv, count, type); });
   }
+  svResult_t send(int peer, const void* buf, size_t bytes, uint32_t slot) override {
+    return timed([&] { return inner_->send(peer, buf, bytes, slot); });
+  }
+  svResult_t recv(const std::vector<int>& peers, void* buf, size_t bytes, uint32_t slot,
+                  int* from) override {
+    return timed([&] { return inner_->recv(peers, buf, bytes, slot, from); });
+  }
   const std::string& error() const override { return inner_->error(); }
 
  private:

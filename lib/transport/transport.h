@@ -33,6 +33,13 @@ class Transport {
   // recv[r] = sum over s of send[s] (count elements), float sums in rank order 0..W-1.
   virtual svResult_t allReduceSum(const Sends& send, const Recvs& recv, size_t count,
                                   Elem type) = 0;
+  // Point to point (dgs_async over a transport whose ranks live in different processes):
+  // `bytes` from this process's one rank to `peer`, on channel `slot`.
+  virtual svResult_t send(int peer, const void* buf, size_t bytes, uint32_t slot);
+  // `bytes` from any of `peers` on channel `slot`, the first to arrive; *from = its rank.
+  // Messages from one peer on one slot arrive in the order they were sent.
+  virtual svResult_t recv(const std::vector<int>& peers, void* buf, size_t bytes, uint32_t slot,
+                          int* from);
   virtual const std::string& error() const { return error_; }
 
  protected:

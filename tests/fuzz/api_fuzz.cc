@@ -103,7 +103,7 @@ svBucketConfig_t bucketConfig(FuzzedDataProvider& in) {
   if (rarely()) c.size = in.ConsumeIntegral<uint16_t>();
   if (rarely()) c.magic = in.ConsumeIntegral<unsigned>();
   if (rarely()) c.version = in.ConsumeIntegral<unsigned>();
-  setRaw(c.scheme, rarely() ? in.ConsumeIntegralInRange(-1, 99) : in.ConsumeIntegralInRange(0, 6));
+  setRaw(c.scheme, rarely() ? in.ConsumeIntegralInRange(-1, 99) : in.ConsumeIntegralInRange(0, 7));
   if (rarely()) setRaw(c.datatype, in.ConsumeIntegralInRange(-1, 9));
   c.count = anyCount(in);
   const size_t n = c.count <= 3000 ? c.count : 100;
@@ -197,12 +197,14 @@ struct World {
 };
 
 // Whether svExchange must refuse broken argument `how` (see run) of a bucket of n elements
-// needing `need` workspace bytes.
-bool mustRefuse(int how, size_t n, size_t need) {
+// needing `need` workspace bytes; `readsSend`: false for dgs_async's server, whose sendbuff
+// is ignored.
+bool mustRefuse(int how, size_t n, size_t need, bool readsSend) {
   switch (how) {
-    case 1: case 2: return n > 0;        // NULL sendbuff / recvbuff
+    case 1: return n > 0 && readsSend;   // NULL sendbuff
+    case 2: return n > 0;                // NULL recvbuff
     case 3: return need > 0;             // one byte short
-    case 5: return n > 1;                // recvbuff = sendbuff + 1 float: partial overlap
+    case 5: return n > 1 && readsSend;   // recvbuff = sendbuff + 1 float: partial overlap
     case 6: return n > 0 && need > 0;    // workspace = recvbuff
     case 7: case 8: case 9: return true; // NULL size pointer, a comm as bucket, NULL bucket
     default: return false;               // 0: none, 4: in place (allowed)
@@ -241,6 +243,8 @@ void run(FuzzedDataProvider& in) {
   require(twin.ok);
   const size_t n = cfg[0].count;
   const bool ownError = cfg[0].scheme == SV_SCHEME_LIEC;  // each rank adds its own error
+  // dgs_async: a push is the server's call and one worker's; the outputs differ by role.
+  const bool async = cfg[0].scheme == SV_SCHEME_DGS_ASYNC;
   uint32_t lcg = 12345;  // gradients once the input runs out (deterministic, as libFuzzer needs)
   const int steps = in.ConsumeIntegralInRange(1, 4);
   for (int step = 0; step < steps; ++step) {
@@ -270,12 +274,15 @@ void run(FuzzedDataProvider& in) {
     for (int r = 0; r < W; ++r) plain[r].assign(g[r].begin() + offset, g[r].begin() + offset + n);
     w.snapshot();
     const auto outBefore = w.out;
-    const int broken = in.ConsumeIntegralInRange(0, W - 1);
+    std::vector<int> ranks;
+    for (int r = 0; r < W; ++r)
+      if (!async || r == 0 || r == 1 + step % (W - 1)) ranks.push_back(r);
+    const int broken = ranks[in.ConsumeIntegralInRange<size_t>(0, ranks.size() - 1)];
     const int how = in.ConsumeProbability<float>() < 0.4f ? in.ConsumeIntegralInRange(1, 9) : 0;
     const size_t need = w.ws[broken].size() - 64;
     bool refused = false;
     require(svGroupStart() == svSuccess);
-    for (int r = 0; r < W; ++r) {
+    for (int r : ranks) {
       float* send = g[r].data() + offset;
       float* recv = w.out[r].data() + offset;
       void* ws = w.ws[r].data() + wsOffset;
@@ -297,7 +304,8 @@ void run(FuzzedDataProvider& in) {
         }
       }
       const svResult_t e = svExchange(b, send, recv, ws, bytesPtr, nullptr);
-      require((e != svSuccess) == (r == broken && mustRefuse(how, n, need)));
+      require((e != svSuccess) ==
+              (r == broken && mustRefuse(how, n, need, !(async && r == 0))));
       if (e != svSuccess) {
         require(e == svInvalidArgument);
         require(mentions(svGetLastError(nullptr), "svExchange"));
@@ -317,7 +325,7 @@ void run(FuzzedDataProvider& in) {
     if (how == 4 || how == 5)  // that rank's output went into its gradient buffer
       std::memcpy(w.out[broken].data() + offset, g[broken].data() + offset + (how == 5), n * 4);
     require(svGroupStart() == svSuccess);
-    for (int r = 0; r < W; ++r) {
+    for (int r : ranks) {
       size_t bytes = twin.ws[r].size() - 64;
       require(svExchange(twin.buckets[r], plain[r].data(), twin.out[r].data(),
                          twin.ws[r].data(), &bytes, nullptr) == svSuccess);
@@ -329,7 +337,7 @@ void run(FuzzedDataProvider& in) {
       require(sameBits(w.out[r].data() + offset, twin.out[r].data(), n));
       require(sameBits(w.res[r].data(), twin.res[r].data(), w.res[r].size()));
       require(w.seq[r] == twin.seq[r]);
-      if (!ownError) require(sameBits(twin.out[r].data(), twin.out[0].data(), n));
+      if (!ownError && !async) require(sameBits(twin.out[r].data(), twin.out[0].data(), n));
     }
     for (auto& o : w.out) std::fill(o.begin(), o.end(), 7.0f);
     for (auto& o : twin.out) std::fill(o.begin(), o.end(), 7.0f);

@@ -4,9 +4,9 @@
 // within twice the timeout, with their residuals untouched and their communicators broken.
 #include <thread>
 
+#include "dgs_async_model.h"
 #include "ranks.h"
 #include "script.h"
-#include "world.h"
 
 namespace {
 
@@ -32,6 +32,103 @@ TEST(Gloo, EverySchemeGivesTheLoopbackBits) {
       return script({ch.comm}, seed)[0].bytes;
     });
     expectSameReports(ranks.join(120), expect);
+  }
+}
+
+// dgs_async across processes: two buckets (two wire slots), each worker pushing to both in
+// turn with small random pauses, the server serving whichever push arrives first. The
+// server reports whom it served; replayed in that order, the model gives every reply and
+// every total bit for bit.
+TEST(Gloo, DgsAsyncServesPushesInArrivalOrder) {
+  const uint64_t seed = testSeed();
+  SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
+  const int W = 3, P = 6;
+  const size_t n = 300;
+  const svBucketConfig_t cfg[2] = {asyncConfig(n, 30, 0.9f, 40), asyncConfig(n, 60, 0.5f, 0)};
+  auto gradient = [&](int bucket, int rank, int j) {
+    std::mt19937_64 rng(seed + 1000 * bucket + 100 * rank + j);
+    return normal(n, rng);
+  };
+  Ranks ranks(W, glooConfig(20000), [&](const Ranks::Child& ch) {
+    Report rep;
+    svBucket_t b[2] = {nullptr, nullptr};
+    std::vector<unsigned char> ws[2];
+    for (int i = 0; i < 2; ++i) {
+      rep.put(static_cast<int>(svBucketCreate(&b[i], ch.comm, &cfg[i])));
+      size_t bytes = 0;
+      svExchange(b[i], nullptr, nullptr, nullptr, &bytes, nullptr);
+      ws[i].resize(bytes);
+    }
+    std::mt19937_64 pause(seed + ch.rank);
+    std::vector<float> out(n);
+    const int pushes = ch.rank == 0 ? (W - 1) * P : P;
+    for (int j = 0; j < pushes; ++j) {
+      for (int i = 0; i < 2; ++i) {
+        if (ch.rank != 0) usleep(static_cast<useconds_t>(pause() % 3000));
+        const std::vector<float> g = gradient(i, ch.rank, j);
+        size_t bytes = ws[i].size();
+        const svResult_t r = svExchange(b[i], ch.rank == 0 ? nullptr : g.data(), out.data(),
+                                        ws[i].data(), &bytes, nullptr);
+        rep.put(static_cast<int>(r));
+        svBucketInfo_t info{};
+        svBucketGetInfo(b[i], &info);
+        rep.put(info.lastPeer);
+        rep.put(out);
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      svBucketInfo_t info{};
+      svBucketGetInfo(b[i], &info);
+      std::vector<float> state(info.stateFloats);
+      svBucketGetResidual(b[i], state.data());
+      rep.put(state);
+      svBucketDestroy(b[i]);
+    }
+    return rep.bytes;
+  });
+  const std::vector<Ranks::Result> res = ranks.join(120);
+  std::vector<Reader> rd;
+  for (const auto& r : res) {
+    ASSERT_TRUE(r.exited && r.status == 0) << r.report;
+    rd.push_back(Reader{r.report});
+  }
+  for (auto& r : rd)
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(r.get<int>(), svSuccess);
+  struct Push {
+    int code, peer;
+    std::vector<float> out;
+  };
+  auto next = [](Reader& r) {
+    Push p;
+    p.code = r.get<int>();
+    p.peer = r.get<int>();
+    const auto len = r.get<uint64_t>();
+    p.out.resize(len);
+    for (float& x : p.out) x = r.get<float>();
+    return p;
+  };
+  // Each process's pushes, in its own order: per bucket.
+  std::vector<std::vector<std::vector<Push>>> pushes(W, std::vector<std::vector<Push>>(2));
+  for (int rank = 0; rank < W; ++rank)
+    for (int j = 0; j < (rank == 0 ? (W - 1) * P : P); ++j)
+      for (int i = 0; i < 2; ++i) pushes[rank][i].push_back(next(rd[rank]));
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("bucket " + std::to_string(i));
+    AsyncModel model(W, n, cfg[i].k, cfg[i].momentum, cfg[i].downK);
+    std::vector<int> done(W, 0);
+    for (const Push& s : pushes[0][i]) {
+      ASSERT_EQ(s.code, svSuccess);
+      ASSERT_TRUE(s.peer >= 1 && s.peer < W);
+      const int j = done[s.peer]++;
+      ASSERT_LT(j, P);
+      const Push& w = pushes[s.peer][i][j];
+      ASSERT_EQ(w.code, svSuccess);
+      expectSameBits(w.out, model.push(s.peer, gradient(i, s.peer, j)), "a reply");
+      expectSameBits(s.out, model.T, "the server's total");
+    }
+    std::vector<float> state(rd[0].get<uint64_t>());
+    for (float& x : state) x = rd[0].get<float>();
+    expectSameBits(state, model.serverState(), "the server's state");
   }
 }
 

@@ -84,11 +84,20 @@ class HostRunner final : public Runner {
   HostRunner(std::vector<signvote::Comm>& comms, const std::vector<int>& ranks,
              const svBucketConfig_t& cfg)
       : ranks_(ranks), comm0_(comms[0].get()), sets_(4),
-        outs_(comms.size(), std::vector<float>(cfg.count)) {
+        outs_(comms.size(), std::vector<float>(cfg.count)),
+        async_(cfg.scheme == SV_SCHEME_DGS_ASYNC) {
     for (auto& c : comms) buckets_.emplace_back(c, cfg);
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
   void step(int set) override {
+    if (async_) {  // a round: every worker's push in rank order (a loopback world's ranks)
+      for (size_t w = 1; w < buckets_.size(); ++w)
+        signvote::group([&] {
+          buckets_[0].exchange(nullptr, outs_[0].data());
+          buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
+        });
+      return;
+    }
     signvote::group([&] {
       for (size_t i = 0; i < buckets_.size(); ++i)
         buckets_[i].exchange(sets_[set][ranks_[i]].data(), outs_[i].data());
@@ -118,6 +127,7 @@ class HostRunner final : public Runner {
   std::vector<signvote::Bucket> buckets_;
   std::vector<Grads> sets_;
   std::vector<std::vector<float>> outs_;
+  bool async_;
 };
 
 #define BENCH_CHECK_CUDA(call)                                                            \
@@ -331,7 +341,11 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
   const bool stateful = info.stateFloats != 0;
   const std::vector<int> mine = fresh->ranks();
   std::vector<std::vector<float>> residuals;
-  if (stateful) residuals.assign(W, fresh->residual(mine[0]));
+  if (stateful && info.scheme == SV_SCHEME_DGS_ASYNC) {  // the server's state is its own
+    for (int r = 0; r < W; ++r) residuals.push_back(fresh->residual(r));
+  } else if (stateful) {
+    residuals.assign(W, fresh->residual(mine[0]));
+  }
   for (int c = 0; c < o.checkIters; ++c) {
     const Grads g = randomGrads(W, count, rng);
     const svBucketInfo_t now = fresh->info();
@@ -623,6 +637,8 @@ int main(int argc, char** argv) {
       line = "backend host" + std::string(gpu ? " (--backend cuda runs the collective on " +
                                                     device + ")"
                                               : " (" + device + ")");
+      if (o.scheme == SV_SCHEME_DGS_ASYNC)
+        line += "; dgs_async: time of one round, each worker's push to rank 0 in rank order";
     }
     if (printer) bench::printHeader(o, line);
     std::mt19937_64 rng(o.seed);

@@ -88,6 +88,7 @@ const char* schemeName(svScheme_t s) {
     case SV_SCHEME_TOPK_EF: return "topk_ef";
     case SV_SCHEME_DGS: return "dgs";
     case SV_SCHEME_LIEC: return "liec";
+    case SV_SCHEME_DGS_ASYNC: return "dgs_async";
     default: return "s3gd_mv";
   }
 }
@@ -112,10 +113,10 @@ svBucketConfig_t bucketConfig(const Options& o, uint64_t count) {
   cfg.k = o.density != 0.0 ? 0 : o.k;
   cfg.density = o.density;
   cfg.rho = o.rho;
-  const bool momentum = o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF ||
-                        o.scheme == SV_SCHEME_DGS;
+  const bool dgs = o.scheme == SV_SCHEME_DGS || o.scheme == SV_SCHEME_DGS_ASYNC;
+  const bool momentum = o.scheme == SV_SCHEME_SIGNSGD_MV || o.scheme == SV_SCHEME_TOPK_EF || dgs;
   cfg.momentum = momentum ? o.momentum : 0.0f;
-  if (o.scheme == SV_SCHEME_DGS) cfg.downDensity = o.downDensity;
+  if (dgs) cfg.downDensity = o.downDensity;
   if (o.scheme == SV_SCHEME_LIEC) cfg.period = o.period;
   cfg.linkBusBW = o.fallbackBusBW;
   cfg.kernelUs = o.fallbackKernelUs;
@@ -156,7 +157,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("split", po::value(&o.split)->default_value(o.split), "collective mode: create the communicators with timing on (svConfig_t.timing) and split each exchange's time into comm (inside the transport's calls, svCommGetTimes) and kernel (the rest); 0: time without it (CUDA: no events around the transport calls). Not under --cudagraph, whose replays are not timed")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; kernel and wire modes: default 8)")
-      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
+      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec | dgs_async (loopback, host)")
       ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1); dgs: SAMomentum in (0, 1), 0.9 when not given")
       ("down-density", po::value(&o.downDensity)->default_value(o.downDensity), "dgs: downlink secondary compression, downK = ceil(x * count); 0: off")
       ("period", po::value(&o.period)->default_value(o.period), "liec: every period-th exchange averages; 0: never")
@@ -189,8 +190,11 @@ int parseOptions(int argc, char** argv, Options* out) {
                                                    {"ef_sign", SV_SCHEME_EF_SIGN},
                                                    {"topk_ef", SV_SCHEME_TOPK_EF},
                                                    {"dgs", SV_SCHEME_DGS},
-                                                   {"liec", SV_SCHEME_LIEC}});
-    if (o.scheme == SV_SCHEME_DGS && vm["momentum"].defaulted()) o.momentum = 0.9f;
+                                                   {"liec", SV_SCHEME_LIEC},
+                                                   {"dgs_async", SV_SCHEME_DGS_ASYNC}});
+    if ((o.scheme == SV_SCHEME_DGS || o.scheme == SV_SCHEME_DGS_ASYNC) &&
+        vm["momentum"].defaulted())
+      o.momentum = 0.9f;
     o.vote = pick<svVote_t>(vote, "vote", {{"ternary", SV_VOTE_TERNARY}, {"binary", SV_VOTE_BINARY}});
     o.format = pick<svFormat_t>(format, "format", {{"auto", SV_FORMAT_AUTO}, {"sparse", SV_FORMAT_SPARSE},
                                                    {"counts", SV_FORMAT_COUNTS}, {"signs", SV_FORMAT_SIGNS},
@@ -276,6 +280,18 @@ int parseOptions(int argc, char** argv, Options* out) {
       if (o.graphLaunches > 0)
         throw std::invalid_argument("--adaptive-k waits on the host for each exchange's norm, "
                                     "which a CUDA graph cannot (--cudagraph 0)");
+    }
+    if (o.scheme == SV_SCHEME_DGS_ASYNC) {
+      // A round of pushes, each worker's in rank order, so that the reference knows the
+      // order of service; across processes it is the order of arrival.
+      if (o.transport != Transport::kLoopback || o.backend != SV_BACKEND_HOST ||
+          o.mode == Mode::kKernels || o.mode == Mode::kWire || o.adaptive ||
+          o.fallbackBusBW != 0.0)
+        throw std::invalid_argument("--scheme dgs_async runs the collective mode on the host "
+                                    "backend's loopback world, without --adaptive-k or "
+                                    "--fallback-link");
+      if (o.ranks < 2) throw std::invalid_argument("--scheme dgs_async needs --ranks >= 2");
+      o.mode = Mode::kCollective;
     }
     if (o.iters < 1 || o.warmup < 0 || o.checkIters < 0)
       throw std::invalid_argument("need --iters >= 1, --warmup_iters >= 0, --check >= 0");

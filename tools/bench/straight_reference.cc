@@ -39,6 +39,40 @@ std::vector<float> scaledSign(const std::vector<float>& x, size_t lo, size_t len
 
 std::vector<float> commonOutput(const StraightInput& in);
 
+// dgs_async: rank 0 keeps T, then v_1 .. v_{W-1}; a worker keeps u. One round: each worker's
+// push in rank order; rank 0's output is T after the round, a worker's its reply.
+std::vector<std::vector<float>> dgsAsync(const StraightInput& in) {
+  const auto& grads = *in.grads;
+  const size_t W = grads.size(), n = grads[0].size();
+  std::vector<std::vector<float>> outs(W, std::vector<float>(n, 0.0f));
+  float* T = (*in.residuals)[0].data();
+  for (size_t w = 1; w < W; ++w) {  // a round: each worker's push, in rank order
+    float* u = (*in.residuals)[w].data();
+    std::vector<float> un(n);
+    for (size_t i = 0; i < n; ++i) un[i] = std::fma(in.momentum, u[i], grads[w][i]);
+    for (size_t i = 0; i < n; ++i) u[i] = un[i] / in.momentum;
+    for (size_t i : topK(un, in.k)) {
+      if (un[i] != 0.0f) T[i] += un[i];
+      u[i] = un[i];
+    }
+    float* v = T + w * n;
+    std::vector<float> a(n);
+    for (size_t i = 0; i < n; ++i) a[i] = T[i] - v[i];
+    if (in.downK == 0) {
+      outs[w] = a;
+      for (size_t i = 0; i < n; ++i) v[i] += a[i];
+    } else {
+      for (size_t i : topK(a, in.downK))
+        if (a[i] != 0.0f) {
+          outs[w][i] = a[i];
+          v[i] += a[i];
+        }
+    }
+  }
+  outs[0].assign(T, T + n);
+  return outs;
+}
+
 std::vector<std::vector<float>> liec(const StraightInput& in) {
   const auto& g = *in.grads;
   const size_t W = g.size(), n = g[0].size();
@@ -76,6 +110,7 @@ std::vector<std::vector<float>> liec(const StraightInput& in) {
 
 std::vector<std::vector<float>> straightExchange(const StraightInput& in) {
   if (in.scheme == SV_SCHEME_LIEC && !in.identity) return liec(in);
+  if (in.scheme == SV_SCHEME_DGS_ASYNC) return dgsAsync(in);
   return std::vector<std::vector<float>>(in.grads->size(), commonOutput(in));
 }
 
