@@ -39,6 +39,19 @@ std::vector<float> scaledSign(const std::vector<float>& x, size_t lo, size_t len
 
 std::vector<float> commonOutput(const StraightInput& in);
 
+// dgs's SAMomentum on one rank: u' = fma(m, u, g), then u = u' on its top-K and u' / m
+// elsewhere; adds the sent non-zeros of u' into sum.
+void samomentum(const StraightInput& in, float* u, const std::vector<float>& g, float* sum) {
+  const size_t n = g.size();
+  std::vector<float> un(n);
+  for (size_t i = 0; i < n; ++i) un[i] = std::fma(in.momentum, u[i], g[i]);
+  for (size_t i = 0; i < n; ++i) u[i] = un[i] / in.momentum;
+  for (size_t i : topK(un, in.k)) {
+    if (un[i] != 0.0f) sum[i] += un[i];
+    u[i] = un[i];
+  }
+}
+
 // dgs_async: rank 0 keeps T, then v_1 .. v_{W-1}; a worker keeps u. One round: each worker's
 // push in rank order; rank 0's output is T after the round, a worker's its reply.
 std::vector<std::vector<float>> dgsAsync(const StraightInput& in) {
@@ -47,14 +60,7 @@ std::vector<std::vector<float>> dgsAsync(const StraightInput& in) {
   std::vector<std::vector<float>> outs(W, std::vector<float>(n, 0.0f));
   float* T = (*in.residuals)[0].data();
   for (size_t w = 1; w < W; ++w) {  // a round: each worker's push, in rank order
-    float* u = (*in.residuals)[w].data();
-    std::vector<float> un(n);
-    for (size_t i = 0; i < n; ++i) un[i] = std::fma(in.momentum, u[i], grads[w][i]);
-    for (size_t i = 0; i < n; ++i) u[i] = un[i] / in.momentum;
-    for (size_t i : topK(un, in.k)) {
-      if (un[i] != 0.0f) T[i] += un[i];
-      u[i] = un[i];
-    }
+    samomentum(in, (*in.residuals)[w].data(), grads[w], T);
     float* v = T + w * n;
     std::vector<float> a(n);
     for (size_t i = 0; i < n; ++i) a[i] = T[i] - v[i];
@@ -152,16 +158,7 @@ std::vector<float> commonOutput(const StraightInput& in) {
   }
   if (in.scheme == SV_SCHEME_DGS) {  // state: u, then D with downlink compression
     std::vector<float> sum(n, 0.0f);
-    for (size_t r = 0; r < W; ++r) {
-      float* u = (*in.residuals)[r].data();
-      std::vector<float> un(n);
-      for (size_t i = 0; i < n; ++i) un[i] = std::fma(in.momentum, u[i], grads[r][i]);
-      for (size_t i = 0; i < n; ++i) u[i] = un[i] / in.momentum;
-      for (size_t i : topK(un, in.k)) {
-        if (un[i] != 0.0f) sum[i] += un[i];
-        u[i] = un[i];
-      }
-    }
+    for (size_t r = 0; r < W; ++r) samomentum(in, (*in.residuals)[r].data(), grads[r], sum.data());
     for (size_t i = 0; i < n; ++i) out[i] = sum[i] / static_cast<float>(W);
     if (in.downK == 0) return out;
     std::vector<float> a(n);
