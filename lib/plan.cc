@@ -156,13 +156,6 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
                       : p.n;
   p.wireBytes = modelWireBytes(p.format, config, k, nranks);
   p.denseWireBytes = 2ull * (nranks - 1) * ceilDiv(p.n, nranks) * 4;
-  if (async) {  // one push and its reply; dense: a gradient up and the model difference down
-    p.sparse = ref::sparseLayout(p.n, k);
-    p.recordBytes = p.sparse.recordBytes() + ceilDiv(k, 2) * 8;
-    p.replyBytes = asyncReplyBytes(p.n, p.downK);
-    p.wireBytes = p.recordBytes + p.replyBytes;
-    p.denseWireBytes = 2 * p.n * 4;
-  }
   if (liec) p.averageWireBytes = modelWireBytes(SV_FORMAT_FP32, config, k, nranks);
 
   const uint64_t W = static_cast<uint64_t>(nranks);
@@ -186,19 +179,22 @@ Plan makePlan(const svBucketConfig_t& config, uint64_t k, int nranks, const Cuda
     ws.headers = carve.take(W * kHeaderBytes);
   }
   switch (p.format) {
+    case SV_FORMAT_SPARSE:
     case SV_FORMAT_SPARSE_VALUES:
+      p.sparse = ref::sparseLayout(p.n, k);
+      p.recordBytes = p.sparse.recordBytes() +
+                      (p.format == SV_FORMAT_SPARSE_VALUES ? ceilDiv(k, 2) * 8 : 0);
       if (async) {  // the worker's push and the server's reply; the server reuses entries
+        p.replyBytes = asyncReplyBytes(p.n, p.downK);
         ws.entries = carve.take(std::max(k, p.downK) * 4);
         ws.entryNeg = carve.take(std::max(k, p.downK));
         ws.record = carve.take(p.recordBytes);
         ws.reply = carve.take(p.replyBytes);
+        // One push and its reply; dense: a gradient up and the model difference down.
+        p.wireBytes = p.recordBytes + p.replyBytes;
+        p.denseWireBytes = 2 * p.n * 4;
         break;
       }
-      [[fallthrough]];
-    case SV_FORMAT_SPARSE:
-      p.sparse = ref::sparseLayout(p.n, k);
-      p.recordBytes = p.sparse.recordBytes() +
-                      (p.format == SV_FORMAT_SPARSE_VALUES ? ceilDiv(k, 2) * 8 : 0);
       ws.entries = carve.take(k * 4);
       ws.entryNeg = carve.take(k);
       ws.record = carve.take(p.recordBytes);
