@@ -5,7 +5,9 @@
 # adaptive K against fixed K at the same total K (window 100 x Kbar = 797), and dense momentum
 # SGD (the trainer's heavy ball, DGS's lr and momentum) as DGS's baseline (DGS also at 5 % and
 # 10 % density), and the top-K schemes
-# with one bucket per parameter tensor (the seeds' per-layer selection) beside one per model.
+# with one bucket per parameter tensor (the seeds' per-layer selection) beside one per model,
+# and DGS's asynchronous parameter server (10 workers; each push is applied whole, so its lr is
+# DGS's 0.03 divided by the 10 workers).
 # Writes the raw CSV to bench/results/<date>-<commit>-convergence.csv, then
 # docs/convergence.md (tables) and docs/convergence-noniid{,-wire}.png (accuracy vs uplink and
 # wire bits).
@@ -38,6 +40,8 @@ methods=(
   "--scheme dgs --lr 0.03 --density 0.01 --momentum 0.9 --buckets tensor"
   "--scheme dgs --lr 0.03 --density 0.05 --momentum 0.9"
   "--scheme dgs --lr 0.03 --density 0.1 --momentum 0.9"
+  "--scheme dgs_async --lr 0.003 --density 0.01 --momentum 0.9"
+  "--scheme dgs_async --lr 0.003 --density 0.01 --momentum 0.9 --down-density 0.01"
 )
 {
   echo "# signvote-train convergence runs at commit $commit, $(date -u); $(nproc) cores, host backend"

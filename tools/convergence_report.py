@@ -18,7 +18,7 @@ def label(row):
         name += f" (density {row['density']}, rho {row['rho']})"
     elif name == "topk_ef":
         name += f" (density {row['density']})"
-    elif name == "dgs":
+    elif name in ("dgs", "dgs_async"):
         down = row.get("down_density", "0")
         name += f" (density {row['density']}, momentum {row['momentum']}" + (
             f", downlink density {down})" if down not in ("", "0") else ")")
@@ -87,7 +87,10 @@ def main(md, png, *srcs):
                 "exchanged as one group), "
                 "plain SGD on the exchanged update (dgs: the update is the output, its momentum "
                 "inside; liec: each rank's own model, averaged exactly every period steps, the "
-                "mean model evaluated), seeds 1, 2, 3. Non-IID: each rank holds all "
+                "mean model evaluated; dgs_async: 10 workers and a parameter server, a step is a "
+                "round in which every worker, in a random order, pushes its gradient taken at its "
+                "own model and applies the server's reply, each push applied whole so lr is "
+                "divided by the 10 workers, the server's model evaluated), seeds 1, 2, 3. Non-IID: each rank holds all "
                 "samples of one label (the S3GD-MV authors' split with L = 1). Uplink bits: the "
                 "bytes of the message a rank puts on the wire per step (record, sign planes or "
                 "fp32 vector, header included). Wire bits: all a rank sends per step (ring and "
@@ -183,6 +186,17 @@ def main(md, png, *srcs):
                             f"{wire[dm[0]] / wire[k]:.1f}x fewer wire bits)" for d, k, v in dgs)
                         + ".\n")
         for split in ("noniid", "iid"):
+            sync = pick(split, "dgs (density 0.01, momentum 0.9), lr")
+            plain = pick(split, "dgs_async (density 0.01, momentum 0.9), lr")
+            down = pick(split, "dgs_async (density 0.01, momentum 0.9, downlink")
+            if plain and sync:
+                f.write(f"- {'Non-IID' if split == 'noniid' else 'IID'}: asynchronous DGS (a "
+                        f"parameter server, 1 % density, stale gradients) reaches {pct(plain)} % "
+                        f"against {pct(sync)} % for synchronous DGS"
+                        + (f"; with downlink compression to 1 % {pct(down)} % "
+                           f"({wire[plain[0]] / wire[down[0]]:.1f}x fewer wire bits than without, "
+                           f"{wire[down[0]] / wire[sync[0]]:.2f}x synchronous DGS's)" if down
+                           else "") + ".\n")
             for prefix, short in (("s3gd_mv (density 0.01, rho 1), lr", "S3GD-MV"),
                                   ("topk_ef (density 0.01)", "topk_ef"),
                                   ("dgs (density 0.01, momentum 0.9), lr", "DGS")):

@@ -10,7 +10,8 @@
 // bits: what it sends, which ring algorithms make equal to what it receives, so also its
 // downlink). dgs gets lr * g and its output is the update itself. liec's ranks keep their own
 // models (each applies its own error); on its averaging exchanges the trainer averages the
-// models with a dense bucket, and it evaluates the mean of the ranks' models.
+// models with a dense bucket, and it evaluates the mean of the ranks' models. dgs_async runs
+// --ranks workers and a parameter server (runAsync).
 #include <boost/program_options.hpp>
 #include <cuda_runtime_api.h>
 
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -57,20 +59,21 @@ svScheme_t schemeOf(const std::string& s) {
   if (s == "topk_ef") return SV_SCHEME_TOPK_EF;
   if (s == "dgs") return SV_SCHEME_DGS;
   if (s == "liec") return SV_SCHEME_LIEC;
+  if (s == "dgs_async") return SV_SCHEME_DGS_ASYNC;
   throw std::invalid_argument("--scheme '" + s + "' is not one of dense|signsgd_mv|s3gd_mv|"
-                              "ef_sign|topk_ef|dgs|liec");
+                              "ef_sign|topk_ef|dgs|liec|dgs_async");
 }
 
 svBucketConfig_t bucketConfig(const Args& a) {
   svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
   cfg.scheme = schemeOf(a.scheme);
   cfg.vote = a.vote == "binary" ? SV_VOTE_BINARY : SV_VOTE_TERNARY;
-  if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF ||
-      cfg.scheme == SV_SCHEME_DGS)
+  const bool dgs = cfg.scheme == SV_SCHEME_DGS || cfg.scheme == SV_SCHEME_DGS_ASYNC;
+  if (cfg.scheme == SV_SCHEME_S3GD_MV || cfg.scheme == SV_SCHEME_TOPK_EF || dgs)
     cfg.density = a.density;
   cfg.rho = a.rho;
   cfg.momentum = a.momentum;
-  if (cfg.scheme == SV_SCHEME_DGS) cfg.downDensity = a.downDensity;
+  if (dgs) cfg.downDensity = a.downDensity;
   if (cfg.scheme == SV_SCHEME_LIEC) cfg.period = a.period;
   if (a.adaptive) {
     cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
@@ -79,6 +82,103 @@ svBucketConfig_t bucketConfig(const Args& a) {
     cfg.kWindow = a.kWindow;
   }
   return cfg;
+}
+
+// Rank r's next batch of samples from its shard, reshuffled at each pass.
+struct Batches {
+  Batches(const std::vector<std::vector<uint32_t>>& shards, int batch)
+      : order(shards), cursor(shards.size(), 0), index(batch) {}
+  const std::vector<uint32_t>& next(size_t r, std::mt19937_64& rng) {
+    for (uint32_t& i : index) {
+      if (cursor[r] == 0) std::shuffle(order[r].begin(), order[r].end(), rng);
+      i = order[r][cursor[r]];
+      cursor[r] = (cursor[r] + 1) % order[r].size();
+    }
+    return index;
+  }
+  std::vector<std::vector<uint32_t>> order;
+  std::vector<size_t> cursor;
+  std::vector<uint32_t> index;
+};
+
+void printHeader(const Args& a) {
+  if (a.header)
+    std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
+                "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period,"
+                "sgd_momentum,buckets\n");
+}
+
+void printRow(const Args& a, int step, double loss, double acc, uint64_t upBits,
+              uint64_t wireBits, uint64_t kSum) {
+  std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u,%g,%s\n",
+              a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
+              static_cast<double>(a.rho), static_cast<double>(a.momentum),
+              static_cast<unsigned long long>(a.seed), step, loss, acc,
+              static_cast<unsigned long long>(upBits), static_cast<unsigned long long>(wireBits),
+              a.adaptive ? 1 : 0, static_cast<unsigned long long>(kSum), a.downDensity, a.period,
+              static_cast<double>(a.sgdMomentum), a.buckets.c_str());
+  std::fflush(stdout);
+}
+
+// dgs_async: rank 0 of a world of ranks + 1 is the parameter server, ranks 1 .. ranks the
+// workers, each with its own model and shard. A step is a round in which every worker, in an
+// order drawn per round, takes the gradient at its own (stale) model, pushes lr * g and
+// subtracts the server's reply. The evaluated model is the server's, theta_0 - T. Bits per
+// worker and round: its push (uplink), its push and the reply (wire).
+int runAsync(const Args& a, const train::Dataset& trainSet, const train::Dataset& testSet,
+             std::vector<std::vector<uint32_t>> shards, std::vector<float> init,
+             std::mt19937_64& rng) {
+  if (a.backend != "host" || a.buckets != "model" || a.adaptive || a.sgdMomentum != 0.0f)
+    throw std::invalid_argument("--scheme dgs_async trains on the host (--backend host), one "
+                                "bucket for the model, without --adaptive-k or --sgd-momentum");
+  svBucketConfig_t cfg = bucketConfig(a);
+  cfg.count = init.size();
+  std::vector<signvote::Comm> comms = signvote::Comm::loopback(a.ranks + 1);
+  std::vector<signvote::Bucket> buckets;
+  for (auto& c : comms) buckets.emplace_back(c, cfg);
+  const size_t n = init.size();
+  std::vector<std::vector<float>> theta(a.ranks, init);
+  std::vector<float> grad(n), reply(n), total(n), eval(n), x(size_t(a.batch) * train::kIn);
+  std::vector<uint8_t> y(a.batch);
+  train::Mlp mlp(a.hidden);
+  Batches batches(shards, a.batch);
+  std::vector<int> order(a.ranks);
+  const svBucketInfo_t info = buckets[1].info();
+  uint64_t upBits = 0, wireBits = 0;
+  double lossSum = 0;
+  int lossCount = 0;
+  printHeader(a);
+  for (int step = 1; step <= a.steps; ++step) {
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int w : order) {
+      const std::vector<uint32_t>& index = batches.next(w, rng);
+      for (size_t b = 0; b < index.size(); ++b) {
+        std::copy_n(&trainSet.images[size_t(index[b]) * train::kIn], train::kIn,
+                    &x[b * train::kIn]);
+        y[b] = trainSet.labels[index[b]];
+      }
+      lossSum += mlp.lossAndGrad(theta[w], x.data(), y.data(), a.batch, &grad);
+      ++lossCount;
+      for (float& v : grad) v *= static_cast<float>(a.lr);
+      signvote::group([&] {
+        buckets[0].exchange(nullptr, total.data());
+        buckets[w + 1].exchange(grad.data(), reply.data());
+      });
+      for (size_t i = 0; i < n; ++i) theta[w][i] -= reply[i];
+    }
+    upBits += 8 * info.recordBytes;
+    wireBits += 8 * info.wireBytes;
+    if (step % a.evalEvery == 0 || step == a.steps) {
+      for (size_t i = 0; i < n; ++i) eval[i] = init[i] - total[i];
+      printRow(a, step, lossSum / lossCount,
+               mlp.accuracy(eval, testSet.images.data(), testSet.labels.data(), testSet.size()),
+               upBits, wireBits, info.k * step);
+      lossSum = 0;
+      lossCount = 0;
+    }
+  }
+  return 0;
 }
 
 int run(const Args& a) {
@@ -98,6 +198,7 @@ int run(const Args& a) {
   const train::MlpLayout layout(a.hidden);
   std::vector<float> init;
   layout.init(&init, rng);
+  if (a.scheme == "dgs_async") return runAsync(a, trainSet, testSet, shards, init, rng);
   const svBucketConfig_t cfg = bucketConfig(a);
   const bool perRank = cfg.scheme == SV_SCHEME_LIEC;  // the ranks' models drift apart
   const bool dgs = cfg.scheme == SV_SCHEME_DGS;
@@ -124,23 +225,11 @@ int run(const Args& a) {
   // dgs's output is the update itself (lr is inside SAMomentum).
   const float lr = dgs ? 1.0f : static_cast<float>(a.lr);
 
-  std::vector<std::vector<uint32_t>> order = shards;
-  std::vector<size_t> cursor(a.ranks, 0);
-  std::vector<uint32_t> index(a.batch);
-  if (a.header)
-    std::printf("scheme,split,labels,ranks,batch,lr,density,rho,momentum,seed,step,train_loss,"
-                "test_acc,uplink_bits,wire_bits,adaptive,k_sum,down_density,period,"
-                "sgd_momentum,buckets\n");
+  Batches batches(shards, a.batch);
+  printHeader(a);
   const auto start = std::chrono::steady_clock::now();
   for (int step = 1; step <= a.steps; ++step) {
-    for (int r = 0; r < a.ranks; ++r) {
-      for (int b = 0; b < a.batch; ++b) {
-        if (cursor[r] == 0) std::shuffle(order[r].begin(), order[r].end(), rng);
-        index[b] = order[r][cursor[r]];
-        cursor[r] = (cursor[r] + 1) % order[r].size();
-      }
-      models->gradient(r, index);
-    }
+    for (int r = 0; r < a.ranks; ++r) models->gradient(r, batches.next(r, rng));
     const bool average = perRank && buckets.averageNext();
     models->exchangeAndStep(buckets, lr, a.sgdMomentum);
     uint64_t up = 0, wire = 0;
@@ -154,16 +243,7 @@ int run(const Args& a) {
     wireBits += 8 * wire;
     if (step % a.evalEvery == 0 || step == a.steps) {
       const double loss = models->takeLoss();
-      const double acc = models->accuracy();
-      std::printf("%s,%s,%d,%d,%d,%g,%g,%g,%g,%llu,%d,%.5f,%.4f,%llu,%llu,%d,%llu,%g,%u,%g,%s\n",
-                  a.scheme.c_str(), a.split.c_str(), a.labels, a.ranks, a.batch, a.lr, a.density,
-                  static_cast<double>(a.rho), static_cast<double>(a.momentum),
-                  static_cast<unsigned long long>(a.seed), step, loss, acc,
-                  static_cast<unsigned long long>(upBits),
-                  static_cast<unsigned long long>(wireBits), a.adaptive ? 1 : 0,
-                  static_cast<unsigned long long>(kSum), a.downDensity, a.period,
-                  static_cast<double>(a.sgdMomentum), a.buckets.c_str());
-      std::fflush(stdout);
+      printRow(a, step, loss, models->accuracy(), upBits, wireBits, kSum);
     }
   }
   if (cuda) train::settle(comms[0].get());
@@ -187,7 +267,7 @@ int main(int argc, char** argv) {
                                "signvote\nOptions");
   desc.add_options()
       ("help,h", "print this help")
-      ("scheme", po::value(&a.scheme)->default_value(a.scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec")
+      ("scheme", po::value(&a.scheme)->default_value(a.scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec | dgs_async (host; --ranks workers and a server)")
       ("vote", po::value(&a.vote)->default_value(a.vote), "ternary | binary (signsgd_mv)")
       ("backend", po::value(&a.backend)->default_value(a.backend), "host | cuda: where the exchanges run")
       ("model-device", po::value(&a.modelDevice)->default_value(a.modelDevice), "host | cuda: where the model's math runs (cuda needs --backend cuda)")
