@@ -194,8 +194,9 @@ def main(md, png, *srcs):
                         f"parameter server, 1 % density, stale gradients) reaches {pct(plain)} % "
                         f"against {pct(sync)} % for synchronous DGS"
                         + (f"; with downlink compression to 1 % {pct(down)} % "
-                           f"({wire[plain[0]] / wire[down[0]]:.1f}x fewer wire bits than without, "
-                           f"{wire[down[0]] / wire[sync[0]]:.2f}x synchronous DGS's)" if down
+                           f"({wire[plain[0]] / wire[down[0]]:.1f}x fewer wire bits than without "
+                           f"it, {wire[down[0]] / wire[sync[0]]:.2f}x the wire bits of synchronous "
+                           "DGS)" if down
                            else "") + ".\n")
             for prefix, short in (("s3gd_mv (density 0.01, rho 1), lr", "S3GD-MV"),
                                   ("topk_ef (density 0.01)", "topk_ef"),
