@@ -157,6 +157,15 @@ def main(md, png, *srcs):
                         f"{pct(tk)} % for DGC-style topk_ef at the same density; downlink "
                         f"compression to 1 % moves it by {100 * (dd[1] - dg[1]):+.2f} points"
                         f" ({pct(dd)} %).\n" if dd else ".\n")
+            da = pick(split, "dgs_async (density 0.01, momentum 0.9)")
+            dda = pick(split, "dgs_async (density 0.01, momentum 0.9, downlink")
+            if da and dg:
+                f.write(f"- {name}: asynchronous DGS (a parameter server, 1 % density, stale "
+                        f"gradients) reaches {pct(da)} % against {pct(dg)} % for synchronous DGS"
+                        + (f"; with downlink compression to 1 % {pct(dda)} % ("
+                           f"{wire[da[0]] / wire[dda[0]]:.1f}x fewer wire bits than without it, "
+                           f"{wire[dda[0]] / wire[dg[0]]:.2f}x the wire bits of synchronous DGS)"
+                           if dda else "") + ".\n")
             l32, l8 = pick(split, "liec (period 32)"), pick(split, "liec (period 8)")
             ef = pick(split, "ef_sign")
             if l32 or l8:
@@ -186,18 +195,6 @@ def main(md, png, *srcs):
                             f"{wire[dm[0]] / wire[k]:.1f}x fewer wire bits)" for d, k, v in dgs)
                         + ".\n")
         for split in ("noniid", "iid"):
-            sync = pick(split, "dgs (density 0.01, momentum 0.9), lr")
-            plain = pick(split, "dgs_async (density 0.01, momentum 0.9), lr")
-            down = pick(split, "dgs_async (density 0.01, momentum 0.9, downlink")
-            if plain and sync:
-                f.write(f"- {'Non-IID' if split == 'noniid' else 'IID'}: asynchronous DGS (a "
-                        f"parameter server, 1 % density, stale gradients) reaches {pct(plain)} % "
-                        f"against {pct(sync)} % for synchronous DGS"
-                        + (f"; with downlink compression to 1 % {pct(down)} % "
-                           f"({wire[plain[0]] / wire[down[0]]:.1f}x fewer wire bits than without "
-                           f"it, {wire[down[0]] / wire[sync[0]]:.2f}x the wire bits of synchronous "
-                           "DGS)" if down
-                           else "") + ".\n")
             for prefix, short in (("s3gd_mv (density 0.01, rho 1), lr", "S3GD-MV"),
                                   ("topk_ef (density 0.01)", "topk_ef"),
                                   ("dgs (density 0.01, momentum 0.9), lr", "DGS")):
