@@ -232,7 +232,8 @@ typedef enum {
    * effect); the script of groups is the order of service. A gloo world calls svExchange
    * outside groups; the server's call waits up to config->timeoutMs for a push (svTimeout
    * breaks the communicator, as for every gloo operation), so a server loop serves exactly
-   * as many pushes as the workers make. Several dgs_async buckets of one world are told
+   * as many pushes as the workers make; a worker that dies leaves the server serving the
+   * others until no push comes for timeoutMs. Several dgs_async buckets of one world are told
    * apart by their order of creation, which must be the same on every rank. The push's
    * header carries what the server must agree on (scheme, count, K, downK and the worker's
    * count of pushes, which the server counts too): a push that differs is refused with

@@ -132,6 +132,56 @@ TEST(Gloo, DgsAsyncServesPushesInArrivalOrder) {
   }
 }
 
+// A worker that dies does not stop the server while another pushes; once no push comes for
+// the timeout, the server's call returns svTimeout and its communicator is broken.
+TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
+  const int W = 3, pushes = 20;
+  const unsigned timeoutMs = 2000;
+  Ranks ranks(W, glooConfig(timeoutMs), [&](const Ranks::Child& ch) {
+    const size_t n = 1000;
+    const svBucketConfig_t cfg = asyncConfig(n, 10, 0.9f, 0);
+    svBucket_t b = nullptr;
+    svBucketCreate(&b, ch.comm, &cfg);
+    size_t bytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    std::vector<unsigned char> ws(bytes);
+    std::vector<float> g(n, 1.0f), out(n);
+    Report rep;
+    int done = 0;
+    svResult_t r = svSuccess;
+    int64_t lastNs = monotonicNs();
+    for (; done < (ch.rank == 0 ? 1000 : pushes); ++done) {
+      if (ch.rank == 2 && done == 2) _exit(0);  // dies with its sockets open
+      if (ch.rank == 1) usleep(20000);
+      size_t wb = bytes;
+      if ((r = svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr)) != svSuccess) break;
+      lastNs = monotonicNs();
+    }
+    rep.put(done);
+    rep.put(static_cast<int>(r));
+    rep.put(monotonicNs() - lastNs);
+    if (ch.rank == 0) {  // the next call on the broken communicator
+      size_t wb = bytes;
+      rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr)));
+    }
+    svBucketDestroy(b);
+    return rep.bytes;
+  });
+  const std::vector<Ranks::Result> res = ranks.join(60);
+  ASSERT_TRUE(res[1].exited && res[1].status == 0) << res[1].report;
+  Reader worker{res[1].report};
+  EXPECT_EQ(worker.get<int>(), pushes);
+  EXPECT_EQ(worker.get<int>(), svSuccess);
+  ASSERT_TRUE(res[0].exited && res[0].status == 0) << res[0].report;
+  Reader server{res[0].report};
+  EXPECT_EQ(server.get<int>(), pushes + 2) << "served both workers' pushes";
+  EXPECT_EQ(server.get<int>(), svTimeout);
+  const int64_t waitedNs = server.get<int64_t>();
+  EXPECT_GE(waitedNs, int64_t{timeoutMs} * 1000000 * 9 / 10);
+  EXPECT_LE(waitedNs, int64_t{timeoutMs} * 2 * 1000000);
+  EXPECT_EQ(server.get<int>(), svTimeout) << "the communicator stays broken";
+}
+
 // One exchange of a bucket of n floats on every rank with rank-specific edits; reports the
 // code, the text, whether the output, the residual and the sequence number were left alone,
 // then whether a correct exchange afterwards succeeds.
