@@ -126,7 +126,7 @@ void printRow(const Args& a, int step, double loss, double acc, uint64_t upBits,
 // subtracts the server's reply. The evaluated model is the server's, theta_0 - T. Bits per
 // worker and round: its push (uplink), its push and the reply (wire).
 int runAsync(const Args& a, const train::Dataset& trainSet, const train::Dataset& testSet,
-             std::vector<std::vector<uint32_t>> shards, std::vector<float> init,
+             const std::vector<std::vector<uint32_t>>& shards, const std::vector<float>& init,
              std::mt19937_64& rng) {
   if (a.backend != "host" || a.buckets != "model" || a.adaptive || a.sgdMomentum != 0.0f)
     throw std::invalid_argument("--scheme dgs_async trains on the host (--backend host), one "
