@@ -26,7 +26,11 @@ T* at(const AsyncCall& c, const Region& r) {
   return reinterpret_cast<T*>(static_cast<char*>(c.ws) + r.offset);
 }
 const Plan& planOf(const AsyncCall& c) { return c.bucket->plan; }
-uint64_t* payloadOf(uint64_t* record) { return record + kHeaderBytes / 8; }
+// The words after a message's header.
+template <class Word>
+Word* payloadOf(Word* message) {
+  return message + kHeaderBytes / 8;
+}
 
 // The worker's push into its workspace's record: u' = fma(m, u, g), its top-K and their
 // values. A NaN left in u' (SV_NONFINITE_ERROR or PROPAGATE) sends a flagged, empty record.
@@ -73,7 +77,7 @@ Reply serve(const AsyncCall& c, int from) {
   const svNonFinitePolicy_t policy = b->comm->config.nonFinite;
   const uint64_t* record = at<uint64_t>(c, L.record);
   const auto& h = *reinterpret_cast<const ref::WireHeader*>(record);
-  const uint64_t* payload = record + kHeaderBytes / 8;
+  const uint64_t* payload = payloadOf(record);
   uint64_t* reply = at<uint64_t>(c, L.reply);
   const size_t replyWords = (p.replyBytes - kHeaderBytes) / 8;
   std::fill(payloadOf(reply), payloadOf(reply) + replyWords, 0);
@@ -158,7 +162,7 @@ svResult_t checkReply(const AsyncCall& c, bool* broken, std::string* why) {
   const Plan& p = planOf(c);
   svBucket_t b = c.bucket;
   const uint64_t* reply = at<uint64_t>(c, p.ws.reply);
-  const uint64_t* payload = reply + kHeaderBytes / 8;
+  const uint64_t* payload = payloadOf(reply);
   const auto& r = *reinterpret_cast<const ref::WireHeader*>(reply);
   const auto& push = *reinterpret_cast<const ref::WireHeader*>(at<char>(c, p.ws.record));
   const char* reason = "";
@@ -214,12 +218,12 @@ void commitWorker(const AsyncCall& c) {
     ref::dgsCommit(at<float>(c, L.acc), at<uint32_t>(c, L.sel), p.k, p.n, p.momentum,
                    c.bucket->residual.data());
     if (p.downK == 0) {
-      if (p.n != 0) std::memcpy(out, payloadOf(const_cast<uint64_t*>(reply)), p.n * 4);
+      if (p.n != 0) std::memcpy(out, payloadOf(reply), p.n * 4);
     } else {
       const ref::SparseLayout down = ref::sparseLayout(p.n, p.downK);
       std::fill(out, out + p.n, 0.0f);
-      ref::addSparseValues(down, reply + kHeaderBytes / 8, r.entries,
-                           reply + kHeaderBytes / 8 + down.payloadWords(), out);
+      ref::addSparseValues(down, payloadOf(reply), r.entries,
+                           payloadOf(reply) + down.payloadWords(), out);
     }
   }
   ++c.bucket->exchanges;
