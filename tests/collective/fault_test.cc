@@ -1,55 +1,14 @@
 // Faults injected into a whole exchange through a transport that wraps the loopback one: a
 // faulty sender's bytes (every receiver sees them) give svCorruptInput on every rank with no
 // effect; a failing collective breaks every communicator with the state untouched.
-#include <functional>
-
-#include "handles.h"
-#include "transport/transport.h"
+#include "fault_transport.h"
 #include "world.h"
 
 namespace {
 
 using namespace svtest;
-using signvote::detail::Elem;
-using signvote::detail::Transport;
 
-// Runs the real collective, then lets `tamper` edit what the ranks received (call index,
-// collective name, receive buffers, bytes per block) or fail the call.
-class FaultTransport final : public Transport {
- public:
-  using Tamper = std::function<svResult_t(int call, const char* what, const Recvs& recv,
-                                          size_t bytes)>;
-  FaultTransport(std::unique_ptr<Transport> inner, Tamper t)
-      : inner_(std::move(inner)), tamper_(std::move(t)) {}
-  svResult_t allGather(const Sends& s, const Recvs& r, size_t bytes) override {
-    return after(inner_->allGather(s, r, bytes), "allGather", r, bytes);
-  }
-  svResult_t allToAll(const Sends& s, const Recvs& r, size_t bytes) override {
-    return after(inner_->allToAll(s, r, bytes), "allToAll", r, bytes);
-  }
-  svResult_t reduceScatterSum(const Sends& s, const Recvs& r, size_t count, Elem t) override {
-    return after(inner_->reduceScatterSum(s, r, count, t), "reduceScatterSum", r, count);
-  }
-  svResult_t allReduceSum(const Sends& s, const Recvs& r, size_t count, Elem t) override {
-    return after(inner_->allReduceSum(s, r, count, t), "allReduceSum", r, count);
-  }
-
- private:
-  svResult_t after(svResult_t r, const char* what, const Recvs& recv, size_t bytes) {
-    if (r != svSuccess) return r;
-    r = tamper_(calls_++, what, recv, bytes);
-    if (r != svSuccess) error_ = std::string("injected failure in ") + what;
-    return r;
-  }
-  std::unique_ptr<Transport> inner_;
-  Tamper tamper_;
-  int calls_ = 0;
-};
-
-void inject(World& w, FaultTransport::Tamper t) {
-  auto& slot = w.comms[0]->world->transport;
-  slot = std::make_unique<FaultTransport>(std::move(slot), std::move(t));
-}
+void inject(World& w, FaultTransport::Tamper t) { injectFaults(w.comms[0], std::move(t)); }
 
 // One warm-up exchange, then the tampered one: every rank gets `code`, nothing changes.
 void expectRefused(svBucketConfig_t cfg, int W, const char* collective,
