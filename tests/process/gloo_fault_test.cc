@@ -19,6 +19,12 @@ namespace ref = signvote::ref;
 constexpr float kUntouched = 7.0f;
 constexpr int W = 3;
 constexpr size_t n = 300;
+constexpr int P = 6;  // pushes per worker
+
+std::vector<float> gradient(uint64_t seed, int rank, int j) {
+  std::mt19937_64 rng(seed + 100 * rank + j);
+  return normal(n, rng);
+}
 
 struct Call {
   int code = -1, peer = -1;
@@ -50,8 +56,7 @@ Served pushes(const svBucketConfig_t& cfg, uint64_t seed, const std::function<in
     Report rep;
     std::vector<Call> done;
     for (int j = 0; j < calls(ch.rank); ++j) {
-      std::mt19937_64 rng(seed + 100 * ch.rank + j);
-      const std::vector<float> g = normal(n, rng);
+      const std::vector<float> g = gradient(seed, ch.rank, j);
       Call c;
       c.out.assign(n, kUntouched);
       size_t wb = bytes;
@@ -105,11 +110,6 @@ Served pushes(const svBucketConfig_t& cfg, uint64_t seed, const std::function<in
   return run;
 }
 
-std::vector<float> gradient(uint64_t seed, int rank, int j) {
-  std::mt19937_64 rng(seed + 100 * rank + j);
-  return normal(n, rng);
-}
-
 bool untouched(const std::vector<float>& out) {
   return std::all_of(out.begin(), out.end(), [](float x) { return x == kUntouched; });
 }
@@ -123,7 +123,6 @@ uint64_t* payloadOf(const Transport::Recvs& recv) { return static_cast<uint64_t*
 TEST(GlooFault, CorruptOrMismatchedPushIsRefusedByServerAndWorkerWithNoEffect) {
   const uint64_t seed = testSeed();
   SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
-  const int P = 6;
   for (size_t downK : {size_t{0}, size_t{40}}) {
     SCOPED_TRACE("downK = " + std::to_string(downK));
     const svBucketConfig_t cfg = asyncConfig(n, 30, 0.9f, downK);
@@ -186,7 +185,6 @@ TEST(GlooFault, CorruptOrMismatchedPushIsRefusedByServerAndWorkerWithNoEffect) {
 TEST(GlooFault, CorruptReplyBreaksThatWorkerAndTheServerServesTheOthers) {
   const uint64_t seed = testSeed();
   SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
-  const int P = 6;
   for (size_t downK : {size_t{0}, size_t{40}}) {
     SCOPED_TRACE("downK = " + std::to_string(downK));
     const svBucketConfig_t cfg = asyncConfig(n, 30, 0.9f, downK);
