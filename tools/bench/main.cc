@@ -75,27 +75,50 @@ class Runner {
   virtual std::vector<float> residual(int r) = 0;
   virtual svBucketInfo_t info() = 0;
   virtual std::vector<int> ranks() = 0;  // the ranks this process drives
+  // dgs_async: the workers the server served in the last step, in order, on every process of
+  // the world (a collective call across processes); other schemes: empty.
+  virtual std::vector<int> served() { return {}; }
 };
 
 // SV_BACKEND_HOST: the ranks this process drives (all of a loopback world, one of a gloo
-// world), each exchange grouped.
+// world), each exchange grouped. dgs_async: a step is a round of pushes, each worker's once:
+// in rank order in a loopback world; across processes the server serves W - 1 pushes in the
+// order they arrive and each worker pushes once.
 class HostRunner final : public Runner {
  public:
   HostRunner(std::vector<signvote::Comm>& comms, const std::vector<int>& ranks,
              const svBucketConfig_t& cfg)
       : ranks_(ranks), comm0_(comms[0].get()), sets_(4),
         outs_(comms.size(), std::vector<float>(cfg.count)),
-        async_(cfg.scheme == SV_SCHEME_DGS_ASYNC) {
+        async_(cfg.scheme == SV_SCHEME_DGS_ASYNC), W_(comms[0].size()) {
     for (auto& c : comms) buckets_.emplace_back(c, cfg);
+    if (async_ && ranks_.size() == 1) {  // served(): the server's order, shared by a mean
+      svBucketConfig_t order = SV_BUCKET_CONFIG_INITIALIZER;
+      order.scheme = SV_SCHEME_DENSE;
+      order.count = static_cast<uint64_t>(W_ - 1);
+      orderBucket_ = std::make_unique<signvote::Bucket>(comms[0], order);
+    }
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
   void step(int set) override {
-    if (async_) {  // a round: every worker's push in rank order (a loopback world's ranks)
-      for (size_t w = 1; w < buckets_.size(); ++w)
-        signvote::group([&] {
+    if (async_) {
+      served_.clear();
+      if (ranks_.size() > 1) {  // a loopback world: the server with each worker in turn
+        for (size_t w = 1; w < buckets_.size(); ++w) {
+          signvote::group([&] {
+            buckets_[0].exchange(nullptr, outs_[0].data());
+            buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
+          });
+          served_.push_back(buckets_[0].info().lastPeer);
+        }
+      } else if (ranks_[0] == 0) {
+        for (int w = 1; w < W_; ++w) {
           buckets_[0].exchange(nullptr, outs_[0].data());
-          buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
-        });
+          served_.push_back(buckets_[0].info().lastPeer);
+        }
+      } else {
+        buckets_[0].exchange(sets_[set][ranks_[0]].data(), outs_[0].data());
+      }
       return;
     }
     signvote::group([&] {
@@ -117,6 +140,17 @@ class HostRunner final : public Runner {
   std::vector<float> residual(int r) override { return buckets_[local(r)].residual(); }
   svBucketInfo_t info() override { return buckets_[0].info(); }
   std::vector<int> ranks() override { return ranks_; }
+  std::vector<int> served() override {
+    if (orderBucket_ == nullptr) return served_;
+    // The server's list, zeros on the workers; mean times W gives it back to every rank
+    // (ranks < 2^24 / W stay exact enough to round).
+    std::vector<float> mine(static_cast<size_t>(W_ - 1), 0.0f), mean(mine.size());
+    for (size_t i = 0; i < served_.size(); ++i) mine[i] = static_cast<float>(served_[i]);
+    signvote::group([&] { orderBucket_->exchange(mine.data(), mean.data()); });
+    std::vector<int> order;
+    for (float x : mean) order.push_back(static_cast<int>(std::lround(x * W_)));
+    return order;
+  }
 
  private:
   size_t local(int r) const {
@@ -128,6 +162,9 @@ class HostRunner final : public Runner {
   std::vector<Grads> sets_;
   std::vector<std::vector<float>> outs_;
   bool async_;
+  int W_;
+  std::vector<int> served_;                      // dgs_async, the server: the last step's order
+  std::unique_ptr<signvote::Bucket> orderBucket_;  // dgs_async across processes
 };
 
 #define BENCH_CHECK_CUDA(call)                                                            \
@@ -341,8 +378,12 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
   const bool stateful = info.stateFloats != 0;
   const std::vector<int> mine = fresh->ranks();
   std::vector<std::vector<float>> residuals;
-  if (stateful && info.scheme == SV_SCHEME_DGS_ASYNC) {  // the server's state is its own
-    for (int r = 0; r < W; ++r) residuals.push_back(fresh->residual(r));
+  if (stateful && info.scheme == SV_SCHEME_DGS_ASYNC) {
+    // The server's state (T, then v_1 .. v_{W-1}) is its own; a fresh bucket's is zeros.
+    for (int r = 0; r < W; ++r)
+      residuals.push_back(std::find(mine.begin(), mine.end(), r) != mine.end()
+                              ? fresh->residual(r)
+                              : std::vector<float>(r == 0 ? W * count : count, 0.0f));
   } else if (stateful) {
     residuals.assign(W, fresh->residual(mine[0]));
   }
@@ -351,12 +392,13 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
     const svBucketInfo_t now = fresh->info();
     fresh->load(3, g);
     fresh->step(3);
+    const std::vector<int> order = fresh->served();
     // Adaptive K: the reference keeps the K_t the library chose (its rule is tested apart).
     const uint64_t k = o.adaptive ? fresh->info().lastK : info.k;
     // info.scheme: dense after the library's fallback (--fallback-link).
     const std::vector<std::vector<float>> expect = bench::straightExchange(
         {info.scheme, o.vote, o.rho, o.momentum, k, now.downK, now.chunk, now.averageNext != 0,
-         info.format == SV_FORMAT_FP32, &g, &residuals});
+         info.format == SV_FORMAT_FP32, &g, &residuals, &order});
     for (int r : mine) {
       wrong += countDifferent(fresh->output(r), expect[r]);
       if (stateful) wrong += countDifferent(fresh->residual(r), residuals[r]);
@@ -607,6 +649,9 @@ int main(int argc, char** argv) {
         line = "backend host, transport gloo (" + std::to_string(at.nranks) +
                " processes over TCP, placed by " + at.from +
                "; time: one exchange, averaged over the ranks)";
+        if (o.scheme == SV_SCHEME_DGS_ASYNC)
+          line += "; dgs_async: time of one round, each worker's push to rank 0, served in "
+                  "arrival order";
       } else {
         nccl = std::make_unique<NcclWorld>(at.rank, at.nranks, o.store, config.timing);
         cudaComms.push_back(nccl->comm);

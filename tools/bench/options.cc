@@ -157,7 +157,7 @@ int parseOptions(int argc, char** argv, Options* out) {
       ("split", po::value(&o.split)->default_value(o.split), "collective mode: create the communicators with timing on (svConfig_t.timing) and split each exchange's time into comm (inside the transport's calls, svCommGetTimes) and kernel (the rest); 0: time without it (CUDA: no events around the transport calls). Not under --cudagraph, whose replays are not timed")
       ("check,c", po::value(&o.checkIters)->default_value(o.checkIters), "checked iterations (fresh data, compared with a straightforward reference)")
       ("ranks,r", po::value(&o.ranks)->default_value(o.ranks), "ranks of the loopback world (kernel mode: records and sign planes voted on; kernel and wire modes: default 8)")
-      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec | dgs_async (loopback, host)")
+      ("scheme", po::value(&scheme)->default_value(scheme), "dense | signsgd_mv | s3gd_mv | ef_sign | topk_ef | dgs | liec | dgs_async (host backend)")
       ("momentum", po::value(&o.momentum)->default_value(o.momentum), "signsgd_mv: Signum's beta; topk_ef: DGC's momentum correction; in [0, 1); dgs: SAMomentum in (0, 1), 0.9 when not given")
       ("down-density", po::value(&o.downDensity)->default_value(o.downDensity), "dgs: downlink secondary compression, downK = ceil(x * count); 0: off")
       ("period", po::value(&o.period)->default_value(o.period), "liec: every period-th exchange averages; 0: never")
@@ -282,13 +282,13 @@ int parseOptions(int argc, char** argv, Options* out) {
                                     "which a CUDA graph cannot (--cudagraph 0)");
     }
     if (o.scheme == SV_SCHEME_DGS_ASYNC) {
-      // A round of pushes, each worker's in rank order, so that the reference knows the
-      // order of service; across processes it is the order of arrival.
-      if (o.transport != Transport::kLoopback || o.backend != SV_BACKEND_HOST ||
+      // A round of pushes, each worker's once: in rank order on the loopback transport, in
+      // arrival order over gloo (the server shares its order for the check).
+      if (o.transport == Transport::kNccl || o.backend != SV_BACKEND_HOST ||
           o.mode == Mode::kKernels || o.mode == Mode::kWire || o.adaptive ||
           o.fallbackBusBW != 0.0)
         throw std::invalid_argument("--scheme dgs_async runs the collective mode on the host "
-                                    "backend's loopback world, without --adaptive-k or "
+                                    "backend (loopback or gloo), without --adaptive-k or "
                                     "--fallback-link");
       if (o.ranks < 2) throw std::invalid_argument("--scheme dgs_async needs --ranks >= 2");
       o.mode = Mode::kCollective;

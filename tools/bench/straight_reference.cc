@@ -53,13 +53,16 @@ void samomentum(const StraightInput& in, float* u, const std::vector<float>& g, 
 }
 
 // dgs_async: rank 0 keeps T, then v_1 .. v_{W-1}; a worker keeps u. One round: each worker's
-// push in rank order; rank 0's output is T after the round, a worker's its reply.
+// push, in the order served; rank 0's output is T after the round, a worker's its reply.
 std::vector<std::vector<float>> dgsAsync(const StraightInput& in) {
   const auto& grads = *in.grads;
   const size_t W = grads.size(), n = grads[0].size();
   std::vector<std::vector<float>> outs(W, std::vector<float>(n, 0.0f));
   float* T = (*in.residuals)[0].data();
-  for (size_t w = 1; w < W; ++w) {  // a round: each worker's push, in rank order
+  std::vector<int> order(W - 1);
+  std::iota(order.begin(), order.end(), 1);
+  if (in.order != nullptr && !in.order->empty()) order = *in.order;
+  for (const int w : order) {
     samomentum(in, (*in.residuals)[w].data(), grads[w], T);
     float* v = T + w * n;
     std::vector<float> a(n);

@@ -22,6 +22,8 @@ struct StraightInput {
   bool identity;   // liec over fp32: the identity compressor
   const std::vector<std::vector<float>>* grads;      // one per rank
   std::vector<std::vector<float>>* residuals;        // each rank's state: in, updated in place
+  // dgs_async: the workers in the order the server served them (empty: 1 .. W-1).
+  const std::vector<int>* order = nullptr;
 };
 
 // Each rank's output of the exchange (the same on every rank except for liec).
