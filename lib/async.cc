@@ -86,16 +86,11 @@ Reply serve(const AsyncCall& c, int from) {
 
   Reply out;
   const char* reason = "";
-  ref::HeaderExpect e{static_cast<uint32_t>(from), static_cast<uint8_t>(p.scheme),
-                      static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
-                      b->served[from], p.n, p.k};
-  out.verdict = ref::validateHeader(h, e, &reason);
-  if (out.verdict == svSuccess && h.aux != p.downK)
-    reason = "downK", out.verdict = svMismatch;
-  if (out.verdict == svSuccess && !(h.flags & ref::kFlagNonFinite) &&
-      (ref::checksumWords(payload, (p.recordBytes - kHeaderBytes) / 8) != h.payloadChecksum ||
-       !ref::sparseValuesValid(p.sparse, payload, h.entries, payload + p.sparse.payloadWords())))
-    reason = "payload", out.verdict = svCorruptInput;
+  const ref::HeaderExpect e{static_cast<uint32_t>(from), static_cast<uint8_t>(p.scheme),
+                            static_cast<uint8_t>(p.format), static_cast<uint8_t>(p.vote),
+                            b->served[from], p.n, p.k};
+  out.verdict = ref::checkAsyncPush(record, (p.recordBytes - kHeaderBytes) / 8, e, p.sparse,
+                                    p.downK, &reason);
   if (out.verdict != svSuccess) {
     out.why = "the push of rank " + std::to_string(from) + " failed validation (" + reason + ")";
     r.flags = ref::kFlagRejected;
@@ -161,42 +156,23 @@ void commitServer(const AsyncCall& c, int from, const Reply& done) {
 svResult_t checkReply(const AsyncCall& c, bool* broken, std::string* why) {
   const Plan& p = planOf(c);
   svBucket_t b = c.bucket;
-  const uint64_t* reply = at<uint64_t>(c, p.ws.reply);
-  const uint64_t* payload = payloadOf(reply);
-  const auto& r = *reinterpret_cast<const ref::WireHeader*>(reply);
   const auto& push = *reinterpret_cast<const ref::WireHeader*>(at<char>(c, p.ws.record));
+  const ref::HeaderExpect e{0, static_cast<uint8_t>(p.scheme), static_cast<uint8_t>(p.format),
+                            static_cast<uint8_t>(p.vote), b->exchanges, p.n, p.downK};
+  const bool nan = (push.flags & ref::kFlagNonFinite) != 0;
+  svResult_t refusal = svSuccess;
   const char* reason = "";
-  ref::HeaderExpect e{0, static_cast<uint8_t>(p.scheme), static_cast<uint8_t>(p.format),
-                      static_cast<uint8_t>(p.vote), b->exchanges, p.n, p.downK};
-  e.flags = ref::kFlagNonFinite | ref::kFlagRejected;
-  *broken = true;
-  if (ref::validateHeader(r, e, &reason) != svSuccess) {
-    *why = std::string("the server's reply failed validation (") + reason + ")";
+  *broken = ref::checkAsyncReply(at<uint64_t>(c, p.ws.reply), (p.replyBytes - kHeaderBytes) / 8,
+                                 e, nan, &refusal, &reason) != svSuccess;
+  if (*broken) {
+    *why = std::string("the server's reply is malformed (") + reason + ")";
     return svRemoteError;
   }
-  if (r.flags & ref::kFlagRejected) {
-    const bool known = r.aux == svMismatch || r.aux == svCorruptInput;
-    *broken = !known;
-    *why = known ? "the server refused this rank's push (it differs from what the server "
-                   "expects or is malformed; nothing was changed)"
-                 : "the server's reply carries an unknown refusal";
-    return known ? static_cast<svResult_t>(r.aux) : svRemoteError;
+  if (refusal != svSuccess) {
+    *why = "the server refused this rank's push (it differs from what the server expects or "
+           "is malformed; nothing was changed)";
+    return refusal;
   }
-  const bool nan = (r.flags & ref::kFlagNonFinite) != 0;
-  const size_t words = (p.replyBytes - kHeaderBytes) / 8;
-  bool ok = nan == ((push.flags & ref::kFlagNonFinite) != 0) &&
-            ref::checksumWords(payload, words) == r.payloadChecksum;
-  if (ok && p.downK != 0) {
-    const ref::SparseLayout down = ref::sparseLayout(p.n, p.downK);
-    ok = ref::sparseValuesValid(down, payload, r.entries, payload + down.payloadWords());
-  } else if (ok) {  // an odd count leaves the last word's high half as padding
-    ok = r.entries == 0 && (p.n % 2 == 0 || (payload[words - 1] >> 32) == 0);
-  }
-  if (!ok) {
-    *why = "the server's reply is malformed";
-    return svRemoteError;
-  }
-  *broken = false;
   if (nan && b->comm->config.nonFinite != SV_NONFINITE_PROPAGATE) {
     *why = "this rank had NaN input (nonFinite policy = SV_NONFINITE_ERROR; nothing was "
            "changed)";

@@ -392,6 +392,46 @@ void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uin
   s3gdCommit(a, sel, k, n, d);
 }
 
+svResult_t checkAsyncPush(const uint64_t* record, size_t payloadWords, const HeaderExpect& e,
+                          const SparseLayout& layout, uint64_t downK, const char** why) {
+  const auto& h = *reinterpret_cast<const WireHeader*>(record);
+  const uint64_t* payload = record + sizeof(WireHeader) / 8;
+  if (const svResult_t r = validateHeader(h, e, why); r != svSuccess) return r;
+  if (h.aux != downK) return *why = "downK", svMismatch;
+  if (h.flags & kFlagNonFinite) return svSuccess;
+  if (checksumWords(payload, payloadWords) != h.payloadChecksum ||
+      !sparseValuesValid(layout, payload, h.entries, payload + layout.payloadWords()))
+    return *why = "payload", svCorruptInput;
+  return svSuccess;
+}
+
+svResult_t checkAsyncReply(const uint64_t* reply, size_t payloadWords, const HeaderExpect& e,
+                           bool pushNaN, svResult_t* refusal, const char** why) {
+  const auto& r = *reinterpret_cast<const WireHeader*>(reply);
+  const uint64_t* payload = reply + sizeof(WireHeader) / 8;
+  HeaderExpect expect = e;
+  expect.flags = kFlagNonFinite | kFlagRejected;
+  *refusal = svSuccess;
+  if (validateHeader(r, expect, why) != svSuccess) return svRemoteError;
+  if (r.flags & kFlagRejected) {
+    if (r.aux != svMismatch && r.aux != svCorruptInput)
+      return *why = "unknown refusal", svRemoteError;
+    *refusal = static_cast<svResult_t>(r.aux);
+    return svSuccess;
+  }
+  if (((r.flags & kFlagNonFinite) != 0) != pushNaN) return *why = "NaN flag", svRemoteError;
+  if (checksumWords(payload, payloadWords) != r.payloadChecksum)
+    return *why = "payload checksum", svRemoteError;
+  bool ok;
+  if (e.k != 0) {
+    const SparseLayout down = sparseLayout(e.count, e.k);
+    ok = sparseValuesValid(down, payload, r.entries, payload + down.payloadWords());
+  } else {  // N floats; an odd count leaves the last word's high half as padding
+    ok = r.entries == 0 && (e.count % 2 == 0 || (payload[payloadWords - 1] >> 32) == 0);
+  }
+  return ok ? svSuccess : (*why = "payload", svRemoteError);
+}
+
 void chunkSignsEncode(const float* x, uint64_t len, uint64_t chunkWords, uint64_t* msg) {
   zero(msg, chunkSignsWords(chunkWords) * 8);
   for (uint64_t i = 0; i < len; ++i) {

@@ -11,6 +11,7 @@
 
 #include "signvote/signvote.h"
 #include "sparse_record.h"
+#include "wire.h"
 
 namespace signvote::ref {
 
@@ -118,6 +119,21 @@ void dgsCommit(const float* uNew, const uint32_t* sel, uint64_t k, uint64_t n, f
 // sel and +0.0 elsewhere; d = a with sel set to +0.0. g may alias out.
 void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uint32_t* sel,
                  float* out);
+
+// ---- dgs_async (docs/formats.md) ----
+// The server's check of a push: the 64-byte header then payloadWords words, a sparse-values
+// record of `layout` (e: from the worker served, its push count as seq) whose aux carries the
+// worker's downlink K. svSuccess, or svMismatch / svCorruptInput with the reason in *why (a
+// static string). A push flagged NaN carries no payload to check.
+svResult_t checkAsyncPush(const uint64_t* record, size_t payloadWords, const HeaderExpect& e,
+                          const SparseLayout& layout, uint64_t downK, const char** why);
+// The worker's check of the reply to its push (e: from rank 0, its own seq, k = downK; the
+// flags NaN and rejected allowed): svSuccess when the reply is well formed, with the server's
+// verdict in *refusal (svSuccess: D follows, N floats when downK = 0, else a sparse-values
+// record of (N, downK); svMismatch or svCorruptInput: the push was refused); svRemoteError
+// when it is not, with the reason in *why. A reply echoes the push's NaN flag.
+svResult_t checkAsyncReply(const uint64_t* reply, size_t payloadWords, const HeaderExpect& e,
+                           bool pushNaN, svResult_t* refusal, const char** why);
 
 // Owner chunk d of n elements cut in chunks of `chunk`: its first element and its length
 // (the last chunks may be short or empty).

@@ -1,8 +1,10 @@
 // libFuzzer target: every check the host backend runs on bytes that come from a peer (headers,
-// sparse records, sparse values, scaled and chunk sign planes, vote counts, sign-plane votes)
-// on arbitrary bytes, each in a buffer of exactly the size the plan gives it, so that
-// AddressSanitizer sees any read or write past it. Decoders that accept a message must also
-// keep their promises (indices below N, one vote per entry, no NaN scale made up).
+// sparse records, sparse values, scaled and chunk sign planes, vote counts, sign-plane votes,
+// dgs_async's pushes and replies) on arbitrary bytes, each in a buffer of exactly the size the
+// plan gives it, so that AddressSanitizer sees any read or write past it. Decoders that accept
+// a message must also keep their promises (indices below N, one vote per entry, no NaN scale
+// made up). The corpus holds valid messages (dgs_async's pushes and replies among them, made
+// by the golden model), so that mutations start past the header and checksum checks.
 // Input: 1 selector byte, 4 bytes N, 4 bytes K, 1 byte W, 4 bytes of entries, then the message.
 #include <cstdint>
 #include <cstdlib>
@@ -52,7 +54,7 @@ void require(bool ok) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Reader in{data, size};
-  const unsigned what = in.u8() % 7;
+  const unsigned what = in.u8() % 9;
   const uint64_t n = in.u32() % 5000;
   const uint64_t k = in.u32() % (n + 1);
   const int W = 1 + in.u8() % 16;
@@ -122,6 +124,56 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (voteSignPlanes(recv.data(), vote, chunkWords, W, result.data())) {
         std::vector<float> out(chunkWords * 64 < n ? chunkWords * 64 : n);
         require(planesToOutput(result.data(), planes, chunkWords, out.size(), out.data()));
+      }
+      break;
+    }
+    case 7:
+    case 8: {  // dgs_async: a push (server) or a reply (worker), whole messages
+      const bool push = what == 7;
+      const uint64_t downK = push ? entriesRaw % (n + 1) : k;  // the reply's K is the downlink K
+      const SparseLayout layout = sparseLayout(n, k);
+      const size_t payloadWords = push || k != 0 ? layout.payloadWords() + (k + 1) / 2
+                                                 : (n + 1) / 2;
+      std::vector<uint64_t> rec = in.words(8 + payloadWords);
+      const HeaderExpect e{push ? 1 + entriesRaw % 15 : 0, SV_SCHEME_DGS_ASYNC,
+                           SV_FORMAT_SPARSE_VALUES, SV_VOTE_TERNARY, entriesRaw >> 24, n, k};
+      auto& h = *reinterpret_cast<WireHeader*>(rec.data());
+      if (entriesRaw & (1u << 20)) {  // past the header: its expected fields, sealed
+        h.magic = kWireMagic;
+        h.version = SIGNVOTE_WIRE_VERSION;
+        h.rank = e.rank;
+        h.scheme = e.scheme;
+        h.format = e.format;
+        h.vote = e.vote;
+        h.seq = e.seq;
+        h.count = n;
+        h.k = k;
+        sealRecord(h, rec.data(), payloadWords);
+      }
+      const uint64_t* payload = rec.data() + 8;
+      const char* why = nullptr;
+      if (push) {
+        const svResult_t r = checkAsyncPush(rec.data(), payloadWords, e, layout, downK, &why);
+        require(r == svSuccess || why != nullptr);
+        if (r == svSuccess && !(h.flags & kFlagNonFinite)) {
+          std::vector<float> t(n, 0.0f);
+          addSparseValues(layout, payload, h.entries, payload + layout.payloadWords(), t.data());
+          uint64_t nonzero = 0;
+          for (float x : t) nonzero += x != 0.0f;
+          require(nonzero == h.entries);
+        }
+        break;
+      }
+      svResult_t refusal = svSuccess;
+      const bool nan = (entriesRaw >> 21) & 1;
+      const svResult_t r = checkAsyncReply(rec.data(), payloadWords, e, nan, &refusal, &why);
+      require(r == svSuccess || (r == svRemoteError && why != nullptr));
+      require(refusal == svSuccess || refusal == svMismatch || refusal == svCorruptInput);
+      if (r == svSuccess && refusal == svSuccess && k != 0) {
+        std::vector<float> d(n, 0.0f);
+        addSparseValues(layout, payload, h.entries, payload + layout.payloadWords(), d.data());
+      } else if (r == svSuccess && refusal == svSuccess) {
+        require(h.entries == 0 && (n % 2 == 0 || (payload[payloadWords - 1] >> 32) == 0));
       }
       break;
     }
