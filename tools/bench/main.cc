@@ -75,8 +75,9 @@ class Runner {
   virtual std::vector<float> residual(int r) = 0;
   virtual svBucketInfo_t info() = 0;
   virtual std::vector<int> ranks() = 0;  // the ranks this process drives
-  // dgs_async: the workers the server served in the last step, in order, on every process of
-  // the world (a collective call across processes); other schemes: empty.
+  // dgs_async across processes: the workers the server served in the last step, in order, on
+  // every process of the world (a collective call); otherwise empty (a loopback world serves
+  // in rank order).
   virtual std::vector<int> served() { return {}; }
 };
 
@@ -104,13 +105,11 @@ class HostRunner final : public Runner {
     if (async_) {
       served_.clear();
       if (ranks_.size() > 1) {  // a loopback world: the server with each worker in turn
-        for (size_t w = 1; w < buckets_.size(); ++w) {
+        for (size_t w = 1; w < buckets_.size(); ++w)
           signvote::group([&] {
             buckets_[0].exchange(nullptr, outs_[0].data());
             buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
           });
-          served_.push_back(buckets_[0].info().lastPeer);
-        }
       } else if (ranks_[0] == 0) {
         for (int w = 1; w < W_; ++w) {
           buckets_[0].exchange(nullptr, outs_[0].data());
@@ -141,9 +140,9 @@ class HostRunner final : public Runner {
   svBucketInfo_t info() override { return buckets_[0].info(); }
   std::vector<int> ranks() override { return ranks_; }
   std::vector<int> served() override {
-    if (orderBucket_ == nullptr) return served_;
-    // The server's list, zeros on the workers; mean times W gives it back to every rank
-    // (ranks < 2^24 / W stay exact enough to round).
+    if (orderBucket_ == nullptr) return {};
+    // The server's list, zeros on the workers: the mean times W, rounded, gives it back to
+    // every rank.
     std::vector<float> mine(static_cast<size_t>(W_ - 1), 0.0f), mean(mine.size());
     for (size_t i = 0; i < served_.size(); ++i) mine[i] = static_cast<float>(served_[i]);
     signvote::group([&] { orderBucket_->exchange(mine.data(), mean.data()); });
@@ -163,7 +162,7 @@ class HostRunner final : public Runner {
   std::vector<std::vector<float>> outs_;
   bool async_;
   int W_;
-  std::vector<int> served_;                      // dgs_async, the server: the last step's order
+  std::vector<int> served_;  // dgs_async, a server in its own process: the last step's order
   std::unique_ptr<signvote::Bucket> orderBucket_;  // dgs_async across processes
 };
 
