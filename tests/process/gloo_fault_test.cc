@@ -42,7 +42,7 @@ struct Served {
 // Each call reports its code, the peer (the server: lastPeer, or what *refusedFrom says for a
 // refused push), the output and the error text.
 Served pushes(const svBucketConfig_t& cfg, uint64_t seed, const std::function<int(int)>& calls,
-           const std::function<FaultTransport::Tamper(int, std::vector<int>*)>& faults) {
+              const std::function<FaultTransport::Tamper(int, std::vector<int>*)>& faults) {
   svConfig_t config = SV_CONFIG_INITIALIZER;
   config.timeoutMs = 20000;
   Ranks ranks(W, config, [&](const Ranks::Child& ch) {
