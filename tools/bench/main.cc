@@ -101,35 +101,12 @@ class HostRunner final : public Runner {
     }
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
-  void step(int set) override {
-    if (async_) {
-      served_.clear();
-      if (ranks_.size() > 1) {  // a loopback world: the server with each worker in turn
-        for (size_t w = 1; w < buckets_.size(); ++w)
-          signvote::group([&] {
-            buckets_[0].exchange(nullptr, outs_[0].data());
-            buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
-          });
-      } else if (ranks_[0] == 0) {
-        for (int w = 1; w < W_; ++w) {
-          buckets_[0].exchange(nullptr, outs_[0].data());
-          served_.push_back(buckets_[0].info().lastPeer);
-        }
-      } else {
-        buckets_[0].exchange(sets_[set][ranks_[0]].data(), outs_[0].data());
-      }
-      return;
-    }
-    signvote::group([&] {
-      for (size_t i = 0; i < buckets_.size(); ++i)
-        buckets_[i].exchange(sets_[set][ranks_[i]].data(), outs_[i].data());
-    });
-  }
+  void step(int set) override { run(set, true); }
   double timedUs(int warmup, int iters, double* commUs) override {
-    for (int i = 0; i < warmup; ++i) step(i % 3);
+    for (int i = 0; i < warmup; ++i) run(i % 3, false);
     const double before = transportUs(comm0_);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) step(i % 3);
+    for (int i = 0; i < iters; ++i) run(i % 3, false);
     const double us =
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
     *commUs = before < 0 ? -1 : (transportUs(comm0_) - before) / iters;
@@ -152,6 +129,32 @@ class HostRunner final : public Runner {
   }
 
  private:
+  // One step; recordOrder: a server in its own process notes whom it served (for served(),
+  // outside the timed loop).
+  void run(int set, bool recordOrder) {
+    if (async_) {
+      served_.clear();
+      if (ranks_.size() > 1) {  // a loopback world: the server with each worker in turn
+        for (size_t w = 1; w < buckets_.size(); ++w)
+          signvote::group([&] {
+            buckets_[0].exchange(nullptr, outs_[0].data());
+            buckets_[w].exchange(sets_[set][w].data(), outs_[w].data());
+          });
+      } else if (ranks_[0] == 0) {
+        for (int w = 1; w < W_; ++w) {
+          buckets_[0].exchange(nullptr, outs_[0].data());
+          if (recordOrder) served_.push_back(buckets_[0].info().lastPeer);
+        }
+      } else {
+        buckets_[0].exchange(sets_[set][ranks_[0]].data(), outs_[0].data());
+      }
+      return;
+    }
+    signvote::group([&] {
+      for (size_t i = 0; i < buckets_.size(); ++i)
+        buckets_[i].exchange(sets_[set][ranks_[i]].data(), outs_[i].data());
+    });
+  }
   size_t local(int r) const {
     return static_cast<size_t>(std::find(ranks_.begin(), ranks_.end(), r) - ranks_.begin());
   }
