@@ -14,6 +14,20 @@ using svtest::testSeed;
 
 constexpr uint64_t kSeq = 5;
 
+// A dgs_async header from rank 0 with k, entries and aux 0, unsealed.
+WireHeader dgsAsyncHeader(uint16_t flags, uint64_t n) {
+  WireHeader h{};
+  h.magic = kWireMagic;
+  h.version = SIGNVOTE_WIRE_VERSION;
+  h.flags = flags;
+  h.scheme = SV_SCHEME_DGS_ASYNC;
+  h.format = SV_FORMAT_SPARSE_VALUES;
+  h.vote = SV_VOTE_TERNARY;
+  h.seq = kSeq;
+  h.count = n;
+  return h;
+}
+
 // A sealed sparse-values record of x's exact top-k (header fields as a dgs_async message).
 std::vector<uint64_t> valuesRecord(const std::vector<float>& x, uint64_t k, uint32_t rank,
                                    uint64_t aux, uint16_t flags) {
@@ -23,16 +37,8 @@ std::vector<uint64_t> valuesRecord(const std::vector<float>& x, uint64_t k, uint
   std::vector<uint32_t> sel(k), entries(k);
   std::vector<uint8_t> neg(k);
   selectTopKByMagnitude(x.data(), x.size(), k, sel.data());
-  WireHeader h{};
-  h.magic = kWireMagic;
-  h.version = SIGNVOTE_WIRE_VERSION;
-  h.flags = flags;
+  WireHeader h = dgsAsyncHeader(flags, x.size());
   h.rank = rank;
-  h.scheme = SV_SCHEME_DGS_ASYNC;
-  h.format = SV_FORMAT_SPARSE_VALUES;
-  h.vote = SV_VOTE_TERNARY;
-  h.seq = kSeq;
-  h.count = x.size();
   h.k = k;
   h.aux = aux;
   if (!(flags & (kFlagNonFinite | kFlagRejected))) {
@@ -50,16 +56,7 @@ std::vector<uint64_t> denseReply(const std::vector<float>& d, uint16_t flags) {
   std::vector<uint64_t> rec(8 + words, 0);
   if (!(flags & (kFlagNonFinite | kFlagRejected)) && !d.empty())
     std::memcpy(rec.data() + 8, d.data(), d.size() * 4);
-  WireHeader h{};
-  h.magic = kWireMagic;
-  h.version = SIGNVOTE_WIRE_VERSION;
-  h.flags = flags;
-  h.scheme = SV_SCHEME_DGS_ASYNC;
-  h.format = SV_FORMAT_SPARSE_VALUES;
-  h.vote = SV_VOTE_TERNARY;
-  h.seq = kSeq;
-  h.count = d.size();
-  sealRecord(h, rec.data(), words);
+  sealRecord(dgsAsyncHeader(flags, d.size()), rec.data(), words);
   return rec;
 }
 
