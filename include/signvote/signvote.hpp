@@ -93,7 +93,6 @@ class Bucket {
       : comm_(comm.get()), count_(config.count) {
     check(svBucketCreate(&b_, comm_, &config), comm_);
     check(svBucketGetInfo(b_, &info_), comm_);
-    workspace_.resize(info_.workspaceBytes);
   }
   Bucket(Bucket&& o) noexcept
       : b_(std::exchange(o.b_, nullptr)), comm_(o.comm_), count_(o.count_), info_(o.info_),
@@ -121,12 +120,21 @@ class Bucket {
   }
   svBucket_t get() const noexcept { return b_; }
 
-  // Host backend only: exchanges with a host workspace owned by this object (SV_BACKEND_CUDA
-  // needs a device workspace: use svExchange). For a loopback world of more than one rank,
-  // call inside signvote::group().
+  // The workspace one exchange needs (svExchange's size query).
+  size_t workspaceBytes() const noexcept { return info_.workspaceBytes; }
+  // Exchanges with the caller's workspace of `bytes` (at least workspaceBytes()): device
+  // memory on SV_BACKEND_CUDA, where the call enqueues on `stream`; host memory on the host
+  // backend. Each call in one group needs its own workspace. For a loopback world of more
+  // than one rank, call inside signvote::group().
+  void exchange(const float* send, float* recv, void* workspace, size_t bytes,
+                svStream_t stream = nullptr) {
+    check(svExchange(b_, send, recv, workspace, &bytes, stream), comm_);
+  }
+  // Host backend only: the same with a host workspace this object allocates on its first use
+  // and keeps.
   void exchange(const float* send, float* recv, svStream_t stream = nullptr) {
-    size_t bytes = workspace_.size();
-    check(svExchange(b_, send, recv, workspace_.data(), &bytes, stream), comm_);
+    if (workspace_.empty()) workspace_.resize(info_.workspaceBytes > 0 ? info_.workspaceBytes : 1);
+    exchange(send, recv, workspace_.data(), workspace_.size(), stream);
   }
   // The bucket's state vector (info().stateFloats floats; see svBucketCreate).
   std::vector<float> residual() const {

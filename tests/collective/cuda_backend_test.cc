@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "cuda_world.h"
+#include "signvote/signvote.hpp"
 
 namespace {
 
@@ -357,6 +358,58 @@ TEST(CudaBackend, AdaptiveKIsRefusedUnderCapture) {
   uint64_t seq = 1;
   EXPECT_EQ(svCommGetSequence(dev.comms[0], &seq), svSuccess);
   EXPECT_EQ(seq, 0u);
+}
+
+// The C++ wrapper on SV_BACKEND_CUDA: Bucket::exchange with the caller's device workspaces,
+// all ranks on one stream, gives the host backend's bits.
+TEST(CudaBackend, CxxWrapperWithDeviceWorkspaces) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 44);
+  const int W = 3;
+  const size_t n = 4097;
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+  cfg.k = 40;
+  World host(W, cfg);
+  svConfig_t config = SV_CONFIG_INITIALIZER;
+  config.backend = SV_BACKEND_CUDA;
+  std::vector<signvote::Comm> comms = signvote::Comm::loopback(W, &config);
+  std::vector<signvote::Bucket> buckets;
+  std::vector<void*> ws(W), g(W), out(W);
+  for (int r = 0; r < W; ++r) {
+    buckets.emplace_back(comms[r], cfg);
+    CUDA_OK(cudaMalloc(&ws[r], buckets[r].workspaceBytes()));
+    CUDA_OK(cudaMalloc(&g[r], n * 4));
+    CUDA_OK(cudaMalloc(&out[r], n * 4));
+  }
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (int step = 0; step < 3; ++step) {
+    std::vector<std::vector<float>> grads(W);
+    for (auto& v : grads) v = normal(n, rng);
+    ASSERT_EQ(host.exchange(grads), svSuccess);
+    for (int r = 0; r < W; ++r)
+      CUDA_OK(cudaMemcpy(g[r], grads[r].data(), n * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaDeviceSynchronize());
+    signvote::group([&] {
+      for (int r = 0; r < W; ++r)
+        buckets[r].exchange(static_cast<const float*>(g[r]), static_cast<float*>(out[r]), ws[r],
+                            buckets[r].workspaceBytes(), stream);
+    });
+    CUDA_OK(cudaStreamSynchronize(stream));
+    for (int r = 0; r < W; ++r) {
+      std::vector<float> o(n);
+      CUDA_OK(cudaMemcpy(o.data(), out[r], n * 4, cudaMemcpyDeviceToHost));
+      expectSameBits(o, host.out[r], "output");
+      expectSameBits(buckets[r].residual(), host.residual(r), "residual");
+    }
+  }
+  buckets.clear();
+  CUDA_OK(cudaStreamDestroy(stream));
+  for (int r = 0; r < W; ++r) {
+    cudaFree(ws[r]);
+    cudaFree(g[r]);
+    cudaFree(out[r]);
+  }
 }
 
 TEST(CudaBackend, HostPointersAreRefusedWithNoEffect) {

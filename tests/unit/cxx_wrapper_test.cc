@@ -31,6 +31,54 @@ TEST(CxxWrapper, ExchangeInAGroup) {
   EXPECT_EQ(b[0].residual()[20], 0.5f);
 }
 
+// The caller's workspace (any address, at least workspaceBytes()) gives the owned one's bits;
+// a short one throws naming the size, with no effect.
+TEST(CxxWrapper, ExchangeWithTheCallersWorkspace) {
+  std::mt19937_64 rng(svtest::testSeed());
+  auto owned = signvote::Comm::loopback(2), given = signvote::Comm::loopback(2);
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.count = 1000;
+  cfg.k = 30;
+  std::vector<signvote::Bucket> a, b;
+  for (int r = 0; r < 2; ++r) {
+    a.emplace_back(owned[r], cfg);
+    b.emplace_back(given[r], cfg);
+  }
+  const size_t need = b[0].workspaceBytes();
+  ASSERT_GT(need, 0u);
+  std::vector<std::vector<unsigned char>> ws(2, std::vector<unsigned char>(need + 3));
+  std::vector<std::vector<float>> outA(2, std::vector<float>(1000)), outB = outA;
+  for (int step = 0; step < 3; ++step) {
+    std::vector<std::vector<float>> g = {svtest::normal(1000, rng), svtest::normal(1000, rng)};
+    signvote::group([&] {
+      for (int r = 0; r < 2; ++r) a[r].exchange(g[r].data(), outA[r].data());
+    });
+    signvote::group([&] {
+      for (int r = 0; r < 2; ++r)
+        b[r].exchange(g[r].data(), outB[r].data(), ws[r].data() + 3, need);
+    });
+    for (int r = 0; r < 2; ++r) {
+      svtest::expectSameBits(outB[r], outA[r], "output");
+      svtest::expectSameBits(b[r].residual(), a[r].residual(), "residual");
+    }
+  }
+  const std::vector<float> before = b[0].residual(), out0 = outB[0];
+  std::vector<float> g(1000, 1.0f);
+  try {
+    signvote::group([&] {
+      b[0].exchange(g.data(), outB[0].data(), ws[0].data(), need - 1);
+      b[1].exchange(g.data(), outB[1].data(), ws[1].data(), need);
+    });
+    ADD_FAILURE() << "a short workspace was accepted";
+  } catch (const signvote::Error& e) {
+    EXPECT_EQ(e.code(), svInvalidArgument);
+    EXPECT_TRUE(svtest::mentions(e.what(), std::to_string(need))) << e.what();
+  }
+  svtest::expectSameBits(b[0].residual(), before, "residual after the refusal");
+  svtest::expectSameBits(outB[0], out0, "output after the refusal");
+  EXPECT_EQ(given[0].sequence(), 3u);
+}
+
 TEST(CxxWrapper, TimesNeedTimingOn) {
   auto plain = signvote::Comm::loopback(1);
   EXPECT_THROW(plain[0].times(), signvote::Error);

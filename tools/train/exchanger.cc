@@ -38,7 +38,7 @@ Exchanger::Exchanger(const std::vector<signvote::Comm>& comms, svBucketConfig_t 
     for (const auto& c : comms) buckets_.emplace_back(c, cfg);
   }
   for (size_t b = 0; !streams_.empty() && b < buckets_.size(); ++b) {
-    wsBytes_.push_back(std::max<size_t>(buckets_[b].info().workspaceBytes, 1));
+    wsBytes_.push_back(std::max<size_t>(buckets_[b].workspaceBytes(), 1));
     ws_.push_back(std::make_unique<DeviceArray<char>>(wsBytes_.back()));
   }
 }
@@ -58,11 +58,8 @@ void Exchanger::enqueue(const float* in, float* out) {
     for (size_t s = 0; s < segments_.size(); ++s)
       for (size_t r = 0; r < W_; ++r) {
         const size_t b = s * W_ + r;
-        size_t bytes = wsBytes_[b];
         const size_t at = r * n_ + segments_[s].first;
-        signvote::check(svExchange(buckets_[b].get(), in + at, out + at, ws_[b]->p, &bytes,
-                                   streams_[r]),
-                        comm0_);
+        buckets_[b].exchange(in + at, out + at, ws_[b]->p, wsBytes_[b], streams_[r]);
       }
   });
 }
