@@ -80,4 +80,11 @@ std::vector<std::vector<uint32_t>> splitByLabels(const Dataset& d, int nranks, i
   return out;
 }
 
+void Dataset::gather(const std::vector<uint32_t>& index, float* x, uint8_t* y) const {
+  for (size_t b = 0; b < index.size(); ++b) {
+    std::copy_n(&images[size_t(index[b]) * 784], 784, &x[b * 784]);
+    y[b] = labels[index[b]];
+  }
+}
+
 }  // namespace train

@@ -13,6 +13,8 @@ struct Dataset {
   std::vector<float> images;   // n x 784, pixels / 255
   std::vector<uint8_t> labels; // n
   size_t size() const { return labels.size(); }
+  // The samples `index` into x (index.size() x 784) and y, in that order.
+  void gather(const std::vector<uint32_t>& index, float* x, uint8_t* y) const;
 };
 
 // Loads <dir>/<prefix>-images-idx3-ubyte.gz and -labels-idx1-ubyte.gz (prefix "train" or

@@ -152,12 +152,7 @@ int runAsync(const Args& a, const train::Dataset& trainSet, const train::Dataset
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
     for (int w : order) {
-      const std::vector<uint32_t>& index = batches.next(w, rng);
-      for (size_t b = 0; b < index.size(); ++b) {
-        std::copy_n(&trainSet.images[size_t(index[b]) * train::kIn], train::kIn,
-                    &x[b * train::kIn]);
-        y[b] = trainSet.labels[index[b]];
-      }
+      trainSet.gather(batches.next(w, rng), x.data(), y.data());
       lossSum += mlp.lossAndGrad(theta[w], x.data(), y.data(), a.batch, &grad);
       ++lossCount;
       for (float& v : grad) v *= static_cast<float>(a.lr);

@@ -25,10 +25,7 @@ class HostModels : public Models {
         x_(size_t(s.batch) * kIn), y_(s.batch) {}
 
   void gradient(int r, const std::vector<uint32_t>& index) override {
-    for (size_t b = 0; b < index.size(); ++b) {
-      std::copy_n(&train_.images[size_t(index[b]) * kIn], kIn, &x_[b * kIn]);
-      y_[b] = train_.labels[index[b]];
-    }
+    train_.gather(index, x_.data(), y_.data());
     lossSum_ += mlp_.lossAndGrad(model(r), x_.data(), y_.data(), static_cast<int>(index.size()),
                                  &grads_[r]);
     ++lossCount_;
