@@ -52,6 +52,21 @@ uint64_t countDifferent(const std::vector<float>& a, const std::vector<float>& b
 }
 
 
+// A gloo world's sum over the ranks of `count` floats each, through a dense bucket (its mean,
+// times W; integers well below 2^24 / W come back exactly after rounding).
+using RankSum = std::function<void(const float* mine, float* sum)>;
+RankSum glooSum(signvote::Comm& comm, size_t count) {
+  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
+  cfg.scheme = SV_SCHEME_DENSE;
+  cfg.count = count;
+  auto bucket = std::make_shared<signvote::Bucket>(comm, cfg);
+  const int W = comm.size();
+  return [bucket, W, count](const float* mine, float* sum) {
+    signvote::group([&] { bucket->exchange(mine, sum); });
+    for (size_t i = 0; i < count; ++i) sum[i] *= static_cast<float>(W);
+  };
+}
+
 // The microseconds comm spent in its transport's calls so far; -1 when its timing is off.
 double transportUs(svComm_t comm) {
   svCommTimes_t t{};
@@ -93,12 +108,7 @@ class HostRunner final : public Runner {
         outs_(comms.size(), std::vector<float>(cfg.count)),
         async_(cfg.scheme == SV_SCHEME_DGS_ASYNC), W_(comms[0].size()) {
     for (auto& c : comms) buckets_.emplace_back(c, cfg);
-    if (async_ && ranks_.size() == 1) {  // served(): the server's order, shared by a mean
-      svBucketConfig_t order = SV_BUCKET_CONFIG_INITIALIZER;
-      order.scheme = SV_SCHEME_DENSE;
-      order.count = static_cast<uint64_t>(W_ - 1);
-      orderBucket_ = std::make_unique<signvote::Bucket>(comms[0], order);
-    }
+    if (async_ && ranks_.size() == 1) orderSum_ = glooSum(comms[0], W_ - 1);  // served()
   }
   void load(int set, const Grads& g) override { sets_[set] = g; }
   void step(int set) override { run(set, true); }
@@ -117,14 +127,13 @@ class HostRunner final : public Runner {
   svBucketInfo_t info() override { return buckets_[0].info(); }
   std::vector<int> ranks() override { return ranks_; }
   std::vector<int> served() override {
-    if (orderBucket_ == nullptr) return {};
-    // The server's list, zeros on the workers: the mean times W, rounded, gives it back to
-    // every rank.
-    std::vector<float> mine(static_cast<size_t>(W_ - 1), 0.0f), mean(mine.size());
+    if (!orderSum_) return {};
+    // The server's list, zeros on the workers: the sum gives it back to every rank.
+    std::vector<float> mine(static_cast<size_t>(W_ - 1), 0.0f), sum(mine.size());
     for (size_t i = 0; i < served_.size(); ++i) mine[i] = static_cast<float>(served_[i]);
-    signvote::group([&] { orderBucket_->exchange(mine.data(), mean.data()); });
+    orderSum_(mine.data(), sum.data());
     std::vector<int> order;
-    for (float x : mean) order.push_back(static_cast<int>(std::lround(x * W_)));
+    for (float x : sum) order.push_back(static_cast<int>(std::lround(x)));
     return order;
   }
 
@@ -166,7 +175,7 @@ class HostRunner final : public Runner {
   bool async_;
   int W_;
   std::vector<int> served_;  // dgs_async, a server in its own process: the last step's order
-  std::unique_ptr<signvote::Bucket> orderBucket_;  // dgs_async across processes
+  RankSum orderSum_;  // dgs_async across processes
 };
 
 #define BENCH_CHECK_CUDA(call)                                                            \
@@ -421,8 +430,7 @@ bench::Row runSize(const bench::Options& o, const MakeRunner& make, const DenseT
 class AcrossRanks {
  public:
   static constexpr int kFields = 4;
-  using Sum = std::function<void(const float* mine, float* sum)>;
-  AcrossRanks(int nranks, Sum sum) : nranks_(nranks), sum_(std::move(sum)) {}
+  AcrossRanks(int nranks, RankSum sum) : nranks_(nranks), sum_(std::move(sum)) {}
   void combine(bench::Row* row) {
     const float mine[kFields] = {static_cast<float>(row->wrong), static_cast<float>(row->timeUs),
                                  static_cast<float>(row->denseUs),
@@ -438,21 +446,8 @@ class AcrossRanks {
 
  private:
   int nranks_;
-  Sum sum_;
+  RankSum sum_;
 };
-
-// Gloo: the sum through a dense bucket (its mean, times W).
-AcrossRanks::Sum glooSum(signvote::Comm& comm) {
-  svBucketConfig_t cfg = SV_BUCKET_CONFIG_INITIALIZER;
-  cfg.scheme = SV_SCHEME_DENSE;
-  cfg.count = AcrossRanks::kFields;
-  auto bucket = std::make_shared<signvote::Bucket>(comm, cfg);
-  const int W = comm.size();
-  return [bucket, W](const float* mine, float* sum) {
-    signvote::group([&] { bucket->exchange(mine, sum); });
-    for (int i = 0; i < AcrossRanks::kFields; ++i) sum[i] *= static_cast<float>(W);
-  };
-}
 
 #define BENCH_CHECK_NCCL(call)                                                         \
   do {                                                                                 \
@@ -528,7 +523,7 @@ struct NcclWorld {
     return us;
   }
 
-  AcrossRanks::Sum sum() const {
+  RankSum sum() const {
     return [this](const float* mine, float* sum) {
       const size_t bytes = AcrossRanks::kFields * sizeof(float);
       float* d = nullptr;
@@ -647,7 +642,8 @@ int main(int argc, char** argv) {
       ranks.push_back(at.rank);
       if (o.transport == bench::Transport::kGloo) {
         hostComms.push_back(signvote::Comm::gloo(at.nranks, at.rank, o.store, &config));
-        across = std::make_unique<AcrossRanks>(at.nranks, glooSum(hostComms[0]));
+        across = std::make_unique<AcrossRanks>(at.nranks,
+                                               glooSum(hostComms[0], AcrossRanks::kFields));
         line = "backend host, transport gloo (" + std::to_string(at.nranks) +
                " processes over TCP, placed by " + at.from +
                "; time: one exchange, averaged over the ranks)";
