@@ -415,10 +415,16 @@ svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* stor
  * exchange fully stream-ordered and capturable; calls that differ then behave as NCCL
  * collectives that differ (the device still checks every message header).
  * Failures: an NCCL call that fails breaks the communicator with NCCL's code (svSystemError,
- * svRemoteError, svUnhandledCudaError; svInternalError for arguments NCCL refused);
- * svCommGetAsyncError also reports NCCL's asynchronous error (ncclCommGetAsyncError).
+ * svRemoteError, svUnhandledCudaError; svInternalError for arguments NCCL refused), and so
+ * does NCCL's asynchronous error (ncclCommGetAsyncError) seen by any host wait, which
+ * svCommGetAsyncError also reports; an exchange enqueued without a host wait (SV_CHECK_NONE)
+ * returns svSuccess and its peers' failure shows there.
  * svCommAbort marks the world broken but cannot stop NCCL kernels already waiting for a dead
- * peer: call ncclCommAbort on the NCCL communicator for that, then destroy the svComm. */
+ * peer: call ncclCommAbort on the NCCL communicator for that, then destroy the svComm (freeing
+ * device memory waits for those kernels, since cudaFree synchronizes the device). After a
+ * timeout or NCCL error, signvote's own staging buffers (nranks x 184 bytes of device and of
+ * pinned memory) are freed only if the work they served has ended by the time the svComm is
+ * destroyed, or this call fails; otherwise they are left allocated rather than wait. */
 struct ncclComm;
 svResult_t svCommInitFromNccl(svComm_t* comm, struct ncclComm* nccl, const svConfig_t* config);
 

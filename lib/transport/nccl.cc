@@ -33,7 +33,16 @@ class NcclTransport final : public DeviceTransport {
                 size_t hostBytes, unsigned timeoutMs)
       : comm_(comm), rank_(rank), nranks_(nranks), staging_(static_cast<char*>(staging)),
         pinned_(static_cast<char*>(pinned)), hostBytes_(hostBytes), timeoutMs_(timeoutMs) {}
+  // After a timeout or a peer's failure the stream may still hold NCCL work that waits for
+  // a peer until the caller aborts its ncclComm_t; freeing would wait for it (cudaFree
+  // synchronizes the device), and a failed svCommInitFromNccl would hang before it returned.
+  // The buffers (nranks x hostBytes of device and of pinned memory) are then left allocated.
   ~NcclTransport() override {
+    if (stuck_) {
+      const bool done = stuckAt_ != nullptr && cudaEventQuery(stuckAt_) == cudaSuccess;
+      if (stuckAt_ != nullptr) cudaEventDestroy(stuckAt_);
+      if (!done) return;
+    }
     cudaFree(staging_);
     cudaFreeHost(pinned_);
   }
@@ -44,7 +53,7 @@ class NcclTransport final : public DeviceTransport {
                        size_t bytes) override {
     if (bytes == 0) return svSuccess;
     return check(ncclAllGather(send[0], recv[0], bytes, ncclUint8, comm_, r.streams[0]),
-                 "ncclAllGather");
+                 "ncclAllGather", r.streams[0]);
   }
 
   svResult_t allToAll(const CudaRanks& r, const Sends& send, const Recvs& recv,
@@ -64,7 +73,8 @@ class NcclTransport final : public DeviceTransport {
         first = ncclRecv(to + peer * bytes, bytes, ncclUint8, peer, comm_, s);
     }
     const ncclResult_t end = ncclGroupEnd();  // closes the group even after a failed call
-    return check(first != ncclSuccess ? first : end, "grouped ncclSend/ncclRecv (all-to-all)");
+    return check(first != ncclSuccess ? first : end, "grouped ncclSend/ncclRecv (all-to-all)",
+                 s);
   }
 
   // In pieces of the staging buffers' share per rank (a group's fingerprints can be more).
@@ -76,7 +86,8 @@ class NcclTransport final : public DeviceTransport {
       char* own = staging_ + rank_ * piece;
       std::memcpy(pinned_, static_cast<const char*>(mine) + off, piece);
       SVCUDACHECK_WHY(cudaMemcpyAsync(own, pinned_, piece, cudaMemcpyHostToDevice, s), &error_);
-      SVCHECK(check(ncclAllGather(own, staging_, piece, ncclUint8, comm_, s), "ncclAllGather"));
+      SVCHECK(check(ncclAllGather(own, staging_, piece, ncclUint8, comm_, s), "ncclAllGather",
+                    s));
       SVCUDACHECK_WHY(cudaMemcpyAsync(pinned_, staging_, piece * nranks_, cudaMemcpyDeviceToHost,
                                       s),
                       &error_);
@@ -106,10 +117,10 @@ class NcclTransport final : public DeviceTransport {
   }
 
   // A call's result; ncclInProgress (non-blocking communicators) is waited out first.
-  svResult_t check(ncclResult_t r, const char* what) {
+  svResult_t check(ncclResult_t r, const char* what, cudaStream_t s) {
     const auto start = Clock::now();
     while (r == ncclInProgress) {
-      if (late(start)) return timedOut(what);
+      if (late(start)) return timedOut(what, s);
       sched_yield();
       if (ncclCommGetAsyncError(comm_, &r) != ncclSuccess) break;
     }
@@ -119,7 +130,20 @@ class NcclTransport final : public DeviceTransport {
     return fromNccl(r);
   }
 
-  svResult_t timedOut(const char* what) {
+  // Marks `s`'s work so far as possibly waiting for a peer (see the destructor).
+  void mayBeStuck(cudaStream_t s) {
+    stuck_ = true;
+    if (stuckAt_ == nullptr &&
+        cudaEventCreateWithFlags(&stuckAt_, cudaEventDisableTiming) != cudaSuccess)
+      stuckAt_ = nullptr;
+    if (stuckAt_ != nullptr && cudaEventRecord(stuckAt_, s) != cudaSuccess) {
+      cudaEventDestroy(stuckAt_);
+      stuckAt_ = nullptr;
+    }
+  }
+
+  svResult_t timedOut(const char* what, cudaStream_t s) {
+    mayBeStuck(s);
     error_ = std::string(what) + " did not complete within config->timeoutMs = " +
              std::to_string(timeoutMs_) + " ms; a peer may be missing (abort the NCCL "
              "communicator with ncclCommAbort)";
@@ -132,12 +156,12 @@ class NcclTransport final : public DeviceTransport {
     const auto start = Clock::now();
     for (;;) {
       const cudaError_t q = cudaStreamQuery(s);
-      if (q == cudaSuccess) return svSuccess;
-      if (q != cudaErrorNotReady) SVCUDACHECK_WHY(q, &error_);
-      std::string why;
+      if (q != cudaSuccess && q != cudaErrorNotReady) SVCUDACHECK_WHY(q, &error_);
+      std::string why;  // also once the work is done: what NCCL moved may be wrong
       const svResult_t a = asyncError(&why);
-      if (a != svSuccess) return error_ = why, a;
-      if (late(start)) return timedOut(what);
+      if (a != svSuccess) return mayBeStuck(s), error_ = why, a;
+      if (q == cudaSuccess) return svSuccess;
+      if (late(start)) return timedOut(what, s);
       sched_yield();
     }
   }
@@ -148,6 +172,8 @@ class NcclTransport final : public DeviceTransport {
   char* pinned_;   // pinned host: nranks x hostBytes
   size_t hostBytes_;
   unsigned timeoutMs_;
+  bool stuck_ = false;              // a wait gave up: work may be waiting for a peer
+  cudaEvent_t stuckAt_ = nullptr;   // recorded after that work
 };
 
 }  // namespace

@@ -10,8 +10,15 @@
 // freed, and a blocking stream's queue also when the legacy default stream (a synchronous
 // copy or set) is used. So a host read of memory that no synchronization covers, or a stream
 // that uses another's results without an event, sees stale data here, as it may on a GPU.
+// Asynchronous work (svemu::submitAsync: the emulated NCCL's collectives) is done by another
+// thread; until it is, queries of its stream or of a later event say cudaErrorNotReady and
+// synchronizing calls wait, as on a GPU.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -24,14 +31,27 @@
 
 namespace {
 
-using Work = std::vector<std::function<void()>>;
+// A stream's work: fn runs once ready() (null: always) says so. Asynchronous work
+// (svemu::submitAsync) is done by another thread; its queue entry is only the wait for it.
+struct Item {
+  std::function<void()> fn;
+  std::function<bool()> ready;
+};
+// What a capture recorded: work, or asynchronous work to start again at each launch.
+struct Recorded {
+  std::function<void()> fn;
+  svemu::Launch launch;
+};
+using Work = std::vector<Recorded>;
 
 // A capture begins on one stream, which owns the recorded work; another stream joins it by
 // waiting on an event recorded in it (CUDA's fork and join), until the capture ends.
 struct Stream {
   bool blocking = true;  // created without cudaStreamNonBlocking: the legacy stream waits for it
-  std::deque<std::function<void()>> queue;  // enqueued, not yet run
-  uint64_t enqueued = 0, ran = 0;
+  std::deque<Item> queue;  // enqueued, not yet run
+  uint64_t enqueued = 0;
+  // Items run so far; shared with asynchronous work waiting for its inputs on other threads.
+  std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<Work> owned;  // the capture this stream began
   Work* capture = nullptr;      // the capture it is part of, if any
 };
@@ -41,7 +61,7 @@ struct Graph {
 struct Event {
   std::chrono::steady_clock::time_point at;  // when its record ran
   Work* capture = nullptr;                    // recorded into this capture
-  Stream* stream = nullptr;                   // recorded on this stream (null: legacy, done)
+  Stream* stream = nullptr;                   // recorded on this stream (null: done)
   uint64_t marker = 0;                        // done once the stream has run this many items
 };
 
@@ -51,6 +71,11 @@ std::map<const char*, size_t> pinnedBlocks;  // cudaHostAlloc
 std::vector<Stream*> streams;                // created by cudaStreamCreate*
 std::vector<Event*> events;                  // created by cudaEventCreate*
 cudaError_t lastError = cudaSuccess;
+// The legacy default stream's queue: empty, so that its work runs at the call, unless
+// asynchronous work is in flight on it.
+Stream legacy;
+// Streams with asynchronous work that waits for their items up to a marker.
+std::vector<std::pair<Stream*, uint64_t>> awaited;
 
 Stream* created(cudaStream_t s) {
   std::lock_guard<std::mutex> lock(mu);
@@ -67,25 +92,73 @@ bool capturing(const Work* w) {
   return false;
 }
 
-// Runs s's queue until `upTo` items have run (each in order; an item may run other streams'
-// queues first, as a wait on their events).
-void flush(Stream* s, uint64_t upTo = UINT64_MAX) {
-  while (s != nullptr && s->ran < upTo && !s->queue.empty()) {
-    std::function<void()> fn = std::move(s->queue.front());
-    s->queue.pop_front();
-    ++s->ran;
-    fn();
+bool flush(Stream* s, uint64_t upTo = UINT64_MAX, bool wait = true);
+
+// Spins until ready(), running the items that asynchronous work waits for (another stream's,
+// which the host would otherwise run only when that stream is waited for).
+void waitFor(const std::function<bool()>& ready) {
+  const auto start = std::chrono::steady_clock::now();
+  unsigned spins = 0;
+  while (!ready()) {
+    std::vector<std::pair<Stream*, uint64_t>> inputs;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      inputs.swap(awaited);
+    }
+    for (const auto& [s, marker] : inputs)
+      if (!flush(s, marker, false)) {
+        std::lock_guard<std::mutex> lock(mu);
+        awaited.emplace_back(s, marker);
+      }
+    if (std::chrono::steady_clock::now() - start > std::chrono::minutes(2)) {
+      std::fprintf(stderr, "emulated device: stream work waited two minutes for asynchronous "
+                   "work (an NCCL collective whose peers never came)\n");
+      _exit(9);
+    }
+    svemu::backOff(&spins);
   }
 }
 
-void flushAll(bool blockingOnly) {
+// Runs s's queue until `upTo` items have run (each in order; an item may run other streams'
+// queues first, as a wait on their events). Without `wait`, stops at asynchronous work not
+// yet done and returns false (a query).
+bool flush(Stream* s, uint64_t upTo, bool wait) {
+  while (s != nullptr && s->ran->load() < upTo && !s->queue.empty()) {
+    if (const std::function<bool()> ready = s->queue.front().ready; ready && !ready()) {
+      if (!wait) return false;
+      waitFor(ready);
+      continue;  // waitFor may have run this item and more (the work others wait for)
+    }
+    std::function<void()> fn = std::move(s->queue.front().fn);
+    s->queue.pop_front();
+    if (fn) fn();
+    s->ran->fetch_add(1);  // after fn: asynchronous work reads what it wrote
+  }
+  return true;
+}
+
+void push(Stream* s, Item item) {
+  s->queue.push_back(std::move(item));
+  ++s->enqueued;
+}
+
+// Every created stream's queue (or only the blocking ones').
+bool flushCreated(bool blockingOnly, bool wait) {
   std::vector<Stream*> all;
   {
     std::lock_guard<std::mutex> lock(mu);
     all = streams;
   }
+  bool done = true;
   for (Stream* s : all)
-    if (!blockingOnly || s->blocking) flush(s);
+    if (!blockingOnly || s->blocking) done = flush(s, UINT64_MAX, wait) && done;
+  return done;
+}
+
+// The same, then the legacy stream's.
+bool flushAll(bool blockingOnly, bool wait = true) {
+  const bool done = flushCreated(blockingOnly, wait);
+  return flush(&legacy, UINT64_MAX, wait) && done;
 }
 
 cudaError_t fail(cudaError_t e) {
@@ -128,22 +201,46 @@ namespace svemu {
 void submit(cudaStream_t stream, std::function<void()> fn) {
   Stream* s = created(stream);
   if (s && s->capture) {
-    s->capture->push_back(std::move(fn));
+    s->capture->push_back({std::move(fn), nullptr});
   } else if (s) {
-    s->queue.push_back(std::move(fn));
-    ++s->enqueued;
+    if (s->blocking && !legacy.queue.empty()) {  // after the legacy stream's work in flight
+      const uint64_t marker = legacy.enqueued;
+      push(s, {nullptr, [marker] { return flush(&legacy, marker, false); }});
+    }
+    push(s, {std::move(fn), nullptr});
   } else {  // the legacy stream: after the blocking streams' work
-    flushAll(true);
-    fn();
+    flushCreated(true, true);
+    if (legacy.queue.empty()) fn();
+    else push(&legacy, {std::move(fn), nullptr});
   }
 }
 
+// Runs fn now, after the work queued on `stream` (or records it when capturing): a copy into
+// pageable memory returns only once it is done.
 void submitNow(cudaStream_t stream, std::function<void()> fn) {
   Stream* s = created(stream);
-  if (s && s->capture) return s->capture->push_back(std::move(fn));
+  if (s && s->capture) return s->capture->push_back({std::move(fn), nullptr});
   if (s) flush(s);
   else flushAll(true);
   fn();
+}
+
+void submitAsync(cudaStream_t stream, Launch launch) {
+  Stream* s = created(stream);
+  if (s && s->capture) return s->capture->push_back({nullptr, std::move(launch)});
+  if (s == nullptr) {  // the legacy stream: the blocking streams' work first, as submit()
+    flushCreated(true, true);
+    s = &legacy;
+  }
+  // Its inputs: the items queued before it, run now unless earlier asynchronous work holds
+  // them back (then by whoever waits next, see waitFor).
+  const uint64_t marker = s->enqueued;
+  flush(s, marker, false);
+  if (s->ran->load() < marker) {
+    std::lock_guard<std::mutex> lock(mu);
+    awaited.emplace_back(s, marker);
+  }
+  push(s, {nullptr, launch([ran = s->ran, marker] { return ran->load() >= marker; })});
 }
 
 }  // namespace svemu
@@ -214,7 +311,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  svemu::submit(nullptr, [=] {
+  svemu::submitNow(nullptr, [=] {
     if (bytes) std::memmove(dst, src, bytes);
   });
   return cudaSuccess;
@@ -239,7 +336,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
-  svemu::submit(nullptr, [=] { std::memset(dst, value, bytes); });
+  svemu::submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
@@ -263,6 +360,9 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   {
     std::lock_guard<std::mutex> lock(mu);
     streams.erase(std::find(streams.begin(), streams.end(), t));
+    awaited.erase(std::remove_if(awaited.begin(), awaited.end(),
+                                 [t](const auto& a) { return a.first == t; }),
+                  awaited.end());
     for (Event* e : events)
       if (e->stream == t) e->stream = nullptr;  // complete
   }
@@ -276,7 +376,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   else flushAll(true);
   return cudaSuccess;
 }
-cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  Stream* t = created(s);
+  if (t && t->capture) return fail(cudaErrorStreamCaptureUnsupported);
+  return (t ? flush(t, UINT64_MAX, false) : flushAll(true, false)) ? cudaSuccess
+                                                                     : cudaErrorNotReady;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   Stream* t = created(s);
   const auto* ev = reinterpret_cast<Event*>(e);
@@ -289,9 +394,17 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   Stream* from = ev->stream;
   const uint64_t marker = ev->marker;  // the record current at this call, as in CUDA
   if (from == nullptr || from == t) return cudaSuccess;
-  svemu::submit(s, [from, marker] {  // `from` may be destroyed by then, its work done
-    if (created(reinterpret_cast<cudaStream_t>(from)) != nullptr) flush(from, marker);
-  });
+  auto ready = [from, marker] {  // `from` may be destroyed by then, its work done
+    return (from != &legacy && created(reinterpret_cast<cudaStream_t>(from)) == nullptr) ||
+           flush(from, marker, false);
+  };
+  if (t == nullptr) {  // the legacy stream waits at once
+    waitFor(ready);
+  } else if (t->capture) {  // recorded: the replay waits for the event's work of this call
+    t->capture->push_back({[ready] { waitFor(ready); }, nullptr});
+  } else {
+    push(t, {nullptr, ready});
+  }
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
@@ -326,7 +439,10 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
   return cudaSuccess;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
-  for (const auto& fn : reinterpret_cast<Graph*>(exec)->work) svemu::submit(stream, fn);
+  for (const Recorded& r : reinterpret_cast<Graph*>(exec)->work) {
+    if (r.launch) svemu::submitAsync(stream, r.launch);
+    else svemu::submit(stream, r.fn);
+  }
   return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
@@ -346,13 +462,15 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
   return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+// An event whose record is still queued is kept until the process ends (CUDA frees it once
+// the record is done).
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
   auto* ev = reinterpret_cast<Event*>(e);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    events.erase(std::find(events.begin(), events.end(), ev));
-  }
-  delete ev;
+  static std::vector<std::unique_ptr<Event>> pending;
+  std::lock_guard<std::mutex> lock(mu);
+  events.erase(std::find(events.begin(), events.end(), ev));
+  if (ev->stream != nullptr && ev->stream->ran->load() < ev->marker) pending.emplace_back(ev);
+  else delete ev;
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
@@ -360,9 +478,9 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   Stream* t = created(stream);
   ev->capture = t ? t->capture : nullptr;
   svemu::submit(stream, [ev] { ev->at = std::chrono::steady_clock::now(); });
-  if (!ev->capture) {
-    ev->stream = t;
-    ev->marker = t ? t->enqueued : 0;
+  if (!ev->capture) {  // on the legacy stream, done unless queued behind work in flight
+    ev->stream = t ? t : legacy.queue.empty() ? nullptr : &legacy;
+    ev->marker = ev->stream ? ev->stream->enqueued : 0;
   }
   return cudaSuccess;
 }
@@ -371,7 +489,10 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   flush(ev->stream, ev->marker);
   return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  const auto* ev = reinterpret_cast<Event*>(e);
+  return flush(ev->stream, ev->marker, false) ? cudaSuccess : cudaErrorNotReady;
+}
 // The host time between the two records' runs.
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   *ms = std::chrono::duration<float, std::milli>(reinterpret_cast<Event*>(end)->at -

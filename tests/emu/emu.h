@@ -7,22 +7,52 @@
 //
 // Memory is host memory. Work enqueued on a stream is queued and runs, in order, only when
 // CUDA's rules say it must be done (cuda_runtime.cc), so missing synchronization shows as
-// stale data. A capturing stream records the work instead; a graph launch replays it.
+// stale data; asynchronous work (submitAsync) is done by another thread meanwhile. A
+// capturing stream records the work instead; a graph launch replays it.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <sched.h>
+
+#include <chrono>
 #include <functional>
+#include <thread>
 
 namespace svemu {
 
-// Queues fn on `stream` (runs it now on the legacy stream, after the blocking streams'
-// work), or records it when `stream` is capturing.
+// Queues fn on `stream` (runs it now on the legacy stream, after the blocking streams' work,
+// unless asynchronous work is in flight there), or records it when `stream` is capturing.
 void submit(cudaStream_t stream, std::function<void()> fn);
 
-// Runs fn now, after the work queued on `stream` (or records it when capturing): the emulated
-// NCCL's collectives, which block until every rank has come, so that no rank waits on a queue
-// that another process would only run later.
-void submitNow(cudaStream_t stream, std::function<void()> fn);
+// Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
+// communicator's thread once every rank has come). `launch` is called when the work is
+// enqueued: on the call, or on each launch of a graph that recorded it. It starts the work,
+// which must not begin before inputsReady() says the stream's earlier work has run, and
+// returns done(). The stream's later work waits until done() is true; cudaStreamQuery and
+// cudaEventQuery say cudaErrorNotReady meanwhile, as on a GPU, so a host wait with a timeout
+// can give up on a collective whose peers never come.
+using Launch = std::function<std::function<bool()>(std::function<bool()> inputsReady)>;
+void submitAsync(cudaStream_t stream, Launch launch);
+
+// One step of a wait for another thread or process: a yield, and once the wait is long a short
+// sleep, so that waiting ranks leave the two cores of CI to the ones that work.
+inline void backOff(unsigned* spins) {
+  if (++*spins < 64) sched_yield();
+  else std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+// Failures of the emulated NCCL (nccl.cc), for tests of lib/transport/nccl.cc's error paths;
+// they act in this process only, results are ncclResult_t values.
+// The nth (1 = the next) later call of `call` ("ncclSend", "ncclRecv", "ncclAllGather",
+// "ncclAllReduce", "ncclGroupEnd") returns `result` and enqueues nothing; a failed call in a
+// group drops the group, whose ncclGroupEnd returns it too.
+void ncclFailCall(const char* call, int nth, int result);
+// From now on every call that enqueues work enqueues it and returns ncclInProgress, and the
+// communicator's ncclCommGetAsyncError says ncclInProgress `polls` times after it (-1: for
+// ever; 0: back to blocking behaviour), as a non-blocking communicator may.
+void ncclReturnInProgress(int polls);
+// From now on every ncclCommGetAsyncError reports `result` (ncclSuccess: stop).
+void ncclSetAsyncError(int result);
 
 }  // namespace svemu

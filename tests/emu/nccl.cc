@@ -1,11 +1,16 @@
 // The NCCL calls of lib/transport/nccl.cc, the NCCL process suite and signvote-bench, for the
 // emulated device (emu.h): ranks are processes on this machine that meet in a shared-memory
-// segment named by the unique id. A collective is stream work that runs at the call, after
-// its stream's queued work (or in a graph's replay): each rank writes what it sends into
-// (sender, receiver) slots, the ranks meet at a barrier, each reads what it receives, and they
-// meet again, in rounds of one slot when messages are longer. Collectives block until every
-// rank has come (a missing peer ends the process after two minutes), so what NCCL leaves to
-// the stream, a wait that a timeout can end, is not emulated.
+// segment named by the unique id. A collective is asynchronous stream work, as on a GPU: the
+// call (or a graph's launch) hands it to the communicator's thread, which waits until the
+// stream's earlier work has run, then for every rank to come. There each rank writes what it
+// sends into (sender, receiver) slots, the ranks meet at a barrier, each reads what it
+// receives, and they meet again, in rounds of one slot when messages are longer. Meanwhile
+// the stream's later work waits and queries say cudaErrorNotReady, so a host wait with a
+// timeout can give up on a peer that never comes. ncclCommAbort ends the waits of its own
+// collectives and, as a peer's closed connections would, makes every other rank's waits end
+// with ncclRemoteError from ncclCommGetAsyncError; a collective that waits for a peer that
+// neither comes nor aborts ends the process after two minutes. emu.h's svemu::nccl* calls
+// inject failures.
 #include <fcntl.h>
 #include <nccl.h>
 #include <sched.h>
@@ -15,9 +20,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "emu.h"
@@ -31,6 +41,7 @@ constexpr size_t kHeader = 4096;
 struct Shared {  // the segment's head; the slots follow at kHeader
   std::atomic<uint64_t> arrived, generation;
   std::atomic<uint64_t> rounds[kMaxRanks];
+  std::atomic<int> abortedBy;  // 1 + the first rank that called ncclCommAbort; 0: none
 };
 static_assert(sizeof(Shared) <= kHeader, "the segment's head fits");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "atomics work across processes");
@@ -43,59 +54,164 @@ struct Message {
 
 size_t segmentBytes(int n) { return kHeader + size_t(n) * n * kSlot; }
 
+// A collective handed to its communicator's thread: it starts once inputsReady() and sets
+// done when it ended, completed or given up.
+struct Job {
+  std::function<bool()> inputsReady;
+  std::function<void()> run;
+  std::shared_ptr<std::atomic<bool>> done;
+};
+
 }  // namespace
 
 struct ncclComm {
   Shared* shared;
   char* slots;
   int n, rank;
+  std::atomic<bool> aborted{false};               // ncclCommAbort was called on it
+  std::atomic<int> asyncError{ncclSuccess};       // what ncclCommGetAsyncError says
+  std::atomic<int> inProgressPolls{0};            // injected: polls still saying ncclInProgress
+  std::mutex mu;
+  std::condition_variable wake;
+  std::deque<Job> jobs;
+  bool stop = false;
+  std::thread worker;
 };
 
 namespace {
 
-void barrier(ncclComm* c) {
+void waitedTooLong(std::chrono::steady_clock::time_point start, const ncclComm* c) {
+  if (std::chrono::steady_clock::now() - start > std::chrono::minutes(2)) {
+    std::fprintf(stderr, "emulated NCCL: rank %d waited two minutes for its peers\n", c->rank);
+    _exit(9);
+  }
+}
+
+// Whether the communicator's collectives have ended: aborted here, or by a peer (then
+// ncclRemoteError, as NCCL reports a peer's closed connections).
+bool ended(ncclComm* c) {
+  if (c->aborted.load()) return true;
+  if (c->shared->abortedBy.load() == 0) return false;
+  int none = ncclSuccess;
+  c->asyncError.compare_exchange_strong(none, ncclRemoteError);
+  return true;
+}
+
+// false: the communicator ended while waiting.
+bool barrier(ncclComm* c) {
   Shared* s = c->shared;
   const uint64_t g = s->generation.load();
   if (s->arrived.fetch_add(1) + 1 == uint64_t(c->n)) {
     s->arrived.store(0);
     s->generation.fetch_add(1);
-    return;
+    return true;
   }
   const auto start = std::chrono::steady_clock::now();
+  unsigned spins = 0;
   while (s->generation.load() == g) {
-    if (std::chrono::steady_clock::now() - start > std::chrono::minutes(2)) {
-      std::fprintf(stderr, "emulated NCCL: rank %d waited two minutes for its peers\n", c->rank);
-      _exit(9);
-    }
-    sched_yield();
+    if (ended(c)) return false;
+    waitedTooLong(start, c);
+    svemu::backOff(&spins);
   }
+  return true;
 }
 
 char* slot(ncclComm* c, int from, int to) {
   return c->slots + (size_t(from) * c->n + to) * kSlot;
 }
 
-// Every rank calls it with its messages to and from the other ranks.
+// Every rank calls it with its messages to and from the other ranks; it stops when the
+// communicator ends.
 void exchange(ncclComm* c, const std::vector<Message>& sends, const std::vector<Message>& recvs) {
   uint64_t mine = 0;
   for (const auto* list : {&sends, &recvs})
     for (const Message& m : *list) mine = std::max<uint64_t>(mine, (m.bytes + kSlot - 1) / kSlot);
   c->shared->rounds[c->rank].store(mine);
-  barrier(c);
+  if (!barrier(c)) return;
   uint64_t rounds = 0;
   for (int r = 0; r < c->n; ++r) rounds = std::max(rounds, c->shared->rounds[r].load());
-  barrier(c);  // everyone has read the rounds before they are written again
+  if (!barrier(c)) return;  // everyone has read the rounds before they are written again
   for (uint64_t round = 0; round < rounds; ++round) {
     const size_t off = round * kSlot;
     for (const Message& m : sends)
       if (off < m.bytes)
         std::memcpy(slot(c, c->rank, m.peer), m.data + off, std::min(kSlot, m.bytes - off));
-    barrier(c);
+    if (!barrier(c)) return;
     for (const Message& m : recvs)
       if (off < m.bytes)
         std::memcpy(m.data + off, slot(c, m.peer, c->rank), std::min(kSlot, m.bytes - off));
-    barrier(c);
+    if (!barrier(c)) return;
   }
+}
+
+// The communicator's thread: its collectives in the order they were enqueued, each once the
+// stream's earlier work has run (what the GPU would do without the host).
+void serve(ncclComm* c) {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(c->mu);
+      c->wake.wait(lock, [c] { return c->stop || !c->jobs.empty(); });
+      if (c->jobs.empty()) return;
+      job = std::move(c->jobs.front());
+      c->jobs.pop_front();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    bool go = true;
+    unsigned spins = 0;
+    while (go && !job.inputsReady()) {
+      go = !ended(c);
+      waitedTooLong(start, c);
+      svemu::backOff(&spins);
+    }
+    if (go && !ended(c)) job.run();
+    job.done->store(true);
+  }
+}
+
+// The collective `run` as stream work of `stream`, in call order on the communicator.
+void enqueue(ncclComm* c, cudaStream_t stream, std::function<void()> run) {
+  svemu::submitAsync(stream, [c, run](std::function<bool()> inputsReady) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->jobs.push_back({std::move(inputsReady), run, done});
+    }
+    c->wake.notify_one();
+    return std::function<bool()>([done] { return done->load(); });
+  });
+}
+
+// Injected failures (svemu::ncclFailCall, ncclReturnInProgress, ncclSetAsyncError).
+struct Failure {
+  std::string call;
+  int left;  // calls of it still to pass
+  ncclResult_t result;
+};
+std::mutex injectMu;
+std::vector<Failure> failures;
+int inProgressPolls = 0;  // > 0 or -1: every launching call returns ncclInProgress
+ncclResult_t injectedAsync = ncclSuccess;
+
+// What the injected failures make of this call of `call`.
+ncclResult_t injected(const char* call) {
+  std::lock_guard<std::mutex> lock(injectMu);
+  for (auto it = failures.begin(); it != failures.end(); ++it) {
+    if (it->call != call || --it->left > 0) continue;
+    const ncclResult_t r = it->result;
+    failures.erase(it);
+    return r;
+  }
+  return ncclSuccess;
+}
+
+// A launching call's result: ncclInProgress when injected, the work enqueued all the same
+// (a non-blocking communicator still enqueueing it when the call returned).
+ncclResult_t launched(ncclComm* c) {
+  std::lock_guard<std::mutex> lock(injectMu);
+  if (inProgressPolls == 0) return ncclSuccess;
+  c->inProgressPolls.store(inProgressPolls);
+  return ncclInProgress;
 }
 
 size_t typeBytes(ncclDataType_t t) {
@@ -113,6 +229,7 @@ struct Pending {
   ncclComm* comm = nullptr;
   cudaStream_t stream = nullptr;
   std::vector<Message> sends, recvs;
+  ncclResult_t failed = ncclSuccess;  // a call of the group failed: ncclGroupEnd drops it
 };
 thread_local Pending pending;
 
@@ -120,11 +237,17 @@ ncclResult_t point(bool send, const void* buf, size_t count, ncclDataType_t type
                    ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || peer < 0 || peer >= comm->n || (pending.comm && pending.comm != comm))
     return ncclInvalidArgument;
+  if (const ncclResult_t r = injected(send ? "ncclSend" : "ncclRecv"); r != ncclSuccess) {
+    pending.comm = comm;
+    pending.failed = r;
+    if (groupDepth == 0) ncclGroupEnd();
+    return r;
+  }
   pending.comm = comm;
   pending.stream = stream;
   const Message m{peer, static_cast<char*>(const_cast<void*>(buf)), count * typeBytes(type)};
   (send ? pending.sends : pending.recvs).push_back(m);
-  if (groupDepth == 0) return ncclGroupEnd(), ncclSuccess;  // a lone call is its own group
+  if (groupDepth == 0) return ncclGroupEnd();  // a lone call is its own group
   return ncclSuccess;
 }
 
@@ -161,9 +284,14 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
                 : MAP_FAILED;
   close(fd);
   if (p == MAP_FAILED) return ncclSystemError;
-  auto* c = new ncclComm{static_cast<Shared*>(p), static_cast<char*>(p) + kHeader, nranks, rank};
+  auto* c = new ncclComm;
+  c->shared = static_cast<Shared*>(p);
+  c->slots = static_cast<char*>(p) + kHeader;
+  c->n = nranks;
+  c->rank = rank;
   barrier(c);  // every rank has the segment open: its name can go
   if (rank == 0) shm_unlink(id.internal);
+  c->worker = std::thread(serve, c);
   *comm = c;
   return ncclSuccess;
 }
@@ -180,17 +308,39 @@ ncclResult_t ncclCommCuDevice(const ncclComm_t, int* device) {
   *device = 0;
   return ncclSuccess;
 }
-ncclResult_t ncclCommGetAsyncError(ncclComm_t, ncclResult_t* state) {
-  *state = ncclSuccess;
+ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* state) {
+  {
+    std::lock_guard<std::mutex> lock(injectMu);
+    if (injectedAsync != ncclSuccess) return *state = injectedAsync, ncclSuccess;
+  }
+  ended(comm);  // a peer's abort shows here
+  int polls = comm->inProgressPolls.load();
+  while (polls != 0 && !comm->inProgressPolls.compare_exchange_weak(polls, polls - (polls > 0))) {
+  }
+  if (polls != 0) return *state = ncclInProgress, ncclSuccess;
+  *state = static_cast<ncclResult_t>(comm->asyncError.load());
   return ncclSuccess;
 }
+// Destroy waits for the communicator's collectives to end; abort ends them first.
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (comm == nullptr) return ncclSuccess;
+  {
+    std::lock_guard<std::mutex> lock(comm->mu);
+    comm->stop = true;
+  }
+  comm->wake.notify_one();
+  comm->worker.join();
   munmap(comm->shared, segmentBytes(comm->n));
   delete comm;
   return ncclSuccess;
 }
-ncclResult_t ncclCommAbort(ncclComm_t comm) { return ncclCommDestroy(comm); }
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  if (comm == nullptr) return ncclSuccess;
+  comm->aborted.store(true);
+  int none = 0;
+  comm->shared->abortedBy.compare_exchange_strong(none, comm->rank + 1);
+  return ncclCommDestroy(comm);
+}
 
 ncclResult_t ncclGroupStart() {
   ++groupDepth;
@@ -201,8 +351,10 @@ ncclResult_t ncclGroupEnd() {
   Pending p = std::move(pending);
   pending = Pending{};
   if (p.comm == nullptr) return ncclSuccess;
-  svemu::submitNow(p.stream, [p] { exchange(p.comm, p.sends, p.recvs); });
-  return ncclSuccess;
+  if (p.failed != ncclSuccess) return p.failed;
+  if (const ncclResult_t r = injected("ncclGroupEnd"); r != ncclSuccess) return r;
+  enqueue(p.comm, p.stream, [p] { exchange(p.comm, p.sends, p.recvs); });
+  return launched(p.comm);
 }
 ncclResult_t ncclSend(const void* buf, size_t count, ncclDataType_t type, int peer,
                       ncclComm_t comm, cudaStream_t stream) {
@@ -216,8 +368,9 @@ ncclResult_t ncclRecv(void* buf, size_t count, ncclDataType_t type, int peer, nc
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataType_t type,
                            ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0) return ncclInvalidArgument;
+  if (const ncclResult_t r = injected("ncclAllGather"); r != ncclSuccess) return r;
   const size_t bytes = count * typeBytes(type);
-  svemu::submitNow(stream, [=] {
+  enqueue(comm, stream, [=] {
     char* out = static_cast<char*>(recv);
     std::memmove(out + comm->rank * bytes, send, bytes);  // in place when send is that block
     std::vector<Message> sends, recvs;
@@ -228,7 +381,7 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataT
     }
     exchange(comm, sends, recvs);
   });
-  return ncclSuccess;
+  return launched(comm);
 }
 
 // Sums float32 in rank order (the benchmark's dense yardstick); other types and operations are
@@ -237,7 +390,8 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0 || type != ncclFloat32 || op != ncclSum)
     return ncclInvalidArgument;
-  svemu::submitNow(stream, [=] {
+  if (const ncclResult_t r = injected("ncclAllReduce"); r != ncclSuccess) return r;
+  enqueue(comm, stream, [=] {
     std::vector<float> all(count * comm->n);
     std::memcpy(&all[count * comm->rank], send, count * 4);
     std::vector<Message> sends, recvs;
@@ -254,7 +408,26 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
       out[i] = sum;
     }
   });
-  return ncclSuccess;
+  return launched(comm);
 }
 
 }  // extern "C"
+
+namespace svemu {
+
+void ncclFailCall(const char* call, int nth, int result) {
+  std::lock_guard<std::mutex> lock(injectMu);
+  failures.push_back({call, nth, static_cast<ncclResult_t>(result)});
+}
+
+void ncclReturnInProgress(int polls) {
+  std::lock_guard<std::mutex> lock(injectMu);
+  inProgressPolls = polls;
+}
+
+void ncclSetAsyncError(int result) {
+  std::lock_guard<std::mutex> lock(injectMu);
+  injectedAsync = static_cast<ncclResult_t>(result);
+}
+
+}  // namespace svemu

@@ -1,78 +1,15 @@
-// The NCCL transport with real processes: W ranks share this machine's one GPU, each in its own
-// process made to look like its own host (NCCL_HOSTID), so NCCL connects them through its
-// socket transport on lo. A correctness run, not a speed run: every rank's output and state
-// must be the bits of a loopback world of the host backend. The parent never touches CUDA
-// (a CUDA context does not survive fork); it learns whether a GPU is there from a child.
-#include <nccl.h>
-
+// The NCCL transport with real processes sharing this machine's one GPU (nccl_ranks.h). A
+// correctness run, not a speed run: every rank's output and state must be the bits of a
+// loopback world of the host backend.
 #include <chrono>
-#include <fstream>
 #include <thread>
 
-#include "gpu.h"
-#include "ranks.h"
+#include "nccl_ranks.h"
 #include "script.h"
-#include "world.h"
 
 namespace {
 
 using namespace svtest;
-
-bool gpuInAChild() {
-  const pid_t pid = fork();
-  if (pid == 0) _exit(gpuPresent() ? 0 : 1);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
-// Rank 0 publishes NCCL's unique id in the store directory; the others wait for it.
-svResult_t ncclJoin(int rank, int W, const std::string& store, ncclComm_t* nccl,
-                    std::string* why) {
-  const std::string host = "signvote-test-host-" + std::to_string(rank);
-  setenv("NCCL_HOSTID", host.c_str(), 1);
-  setenv("NCCL_SOCKET_IFNAME", "lo", 1);
-  setenv("NCCL_IB_DISABLE", "1", 1);
-  ncclUniqueId id{};
-  const std::string path = store + "/nccl-id";
-  if (rank == 0) {
-    if (ncclGetUniqueId(&id) != ncclSuccess) return *why = "ncclGetUniqueId failed", svSystemError;
-    std::ofstream(path + ".tmp", std::ios::binary).write(id.internal, sizeof(id.internal));
-    std::rename((path + ".tmp").c_str(), path.c_str());
-  } else {
-    const int64_t deadline = monotonicNs() + int64_t{60} * 1000000000;
-    std::ifstream in;
-    while (!(in = std::ifstream(path, std::ios::binary)).is_open()) {
-      if (monotonicNs() > deadline) return *why = "no NCCL id from rank 0", svTimeout;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    in.read(id.internal, sizeof(id.internal));
-  }
-  const ncclResult_t r = ncclCommInitRank(nccl, W, id, rank);
-  if (r != ncclSuccess) {
-    *why = std::string("ncclCommInitRank: ") + ncclGetErrorString(r);
-    return svSystemError;
-  }
-  return svSuccess;
-}
-
-svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
-                    svComm_t* comm, std::string* why) {
-  ncclComm_t nccl = nullptr;
-  if (const svResult_t j = ncclJoin(rank, W, store, &nccl, why); j != svSuccess) return j;
-  // The NCCL communicator lives until the child exits (it must outlive the svComm).
-  const svResult_t e = svCommInitFromNccl(comm, nccl, &config);
-  if (e != svSuccess) *why = svGetLastError(nullptr);
-  return e;
-}
-
-svConfig_t ncclConfig(svCheck_t check) {
-  svConfig_t c = SV_CONFIG_INITIALIZER;
-  c.backend = SV_BACKEND_CUDA;
-  c.timeoutMs = 60000;
-  c.check = check;
-  return c;
-}
 
 TEST(Nccl, EveryCudaSchemeGivesTheLoopbackBits) {
   SV_REQUIRE_GPU_IF(gpuInAChild());

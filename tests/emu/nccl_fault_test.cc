@@ -1,0 +1,210 @@
+// NCCL's failures through lib/transport/nccl.cc (docs/faults.md, row 18), injected into the
+// emulated NCCL (emu.h: svemu::ncclFailCall, ncclReturnInProgress, ncclSetAsyncError) between
+// forked ranks: a failed call, a peer that aborts, a non-blocking communicator's
+// ncclInProgress, settled or not, and an asynchronous error. Real NCCL cannot be made to fail
+// on cue, so these run on the emulated device only.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "emu.h"
+#include "process/nccl_ranks.h"
+#include "process/script.h"
+
+namespace {
+
+using namespace svtest;
+
+// One s3gd_mv bucket of a rank, with its buffers on the device.
+struct Step {
+  static constexpr size_t n = 1000;
+  Buffers mem{true};
+  svBucket_t b = nullptr;
+  void* ws = nullptr;
+  size_t bytes = 0;
+  std::mt19937_64 rng;
+
+  Step(svComm_t comm, uint64_t seed) : rng(seed) {
+    svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+    cfg.k = 30;
+    svBucketCreate(&b, comm, &cfg);
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    ws = mem.get(bytes);
+  }
+  ~Step() { svBucketDestroy(b); }
+  // One exchange of fresh gradients into `out` (7.0f before it).
+  svResult_t exchange(float** out) {
+    float* g = mem.floats(grads(1, n, rng)[0]);
+    *out = mem.floats(std::vector<float>(n, 7.0f));
+    size_t size = bytes;
+    return svExchange(b, g, *out, ws, &size, mem.stream());
+  }
+  std::vector<float> residual() {
+    std::vector<float> r(n);
+    svBucketGetResidual(b, r.data());
+    return r;
+  }
+  bool untouched(const float* out) {
+    const std::vector<float> v = mem.read(out, n);
+    return std::all_of(v.begin(), v.end(), [](float x) { return x == 7.0f; });
+  }
+};
+
+uint64_t sequence(svComm_t comm) {
+  uint64_t seq = 99;
+  svCommGetSequence(comm, &seq);
+  return seq;
+}
+
+// The first code other than svSuccess that svCommGetAsyncError reports within `seconds`.
+svResult_t awaitAsyncError(svComm_t comm, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  svResult_t code = svSuccess;
+  while (svCommGetAsyncError(comm, &code) == svSuccess && code == svSuccess &&
+         std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return code;
+}
+
+// Rank 1's ncclAllGather fails in the second exchange: that rank gets NCCL's code mapped, the call
+// named, its communicator broken, output, residual and sequence untouched. It then aborts its
+// ncclComm_t as docs/faults.md asks; rank 0, whose exchange was enqueued and waits for rank 1,
+// learns it from svCommGetAsyncError (NCCL's remote error), and once it aborts its own
+// ncclComm_t its stream moves on: the device refuses what never came, so its residual stays.
+TEST(NcclFault, FailedCallBreaksThatRankAndItsAbortReachesThePeer) {
+  Ranks ranks(2, ncclConfig(SV_CHECK_NONE), [](const Ranks::Child& ch) {
+    Report rep;
+    Step st(ch.comm, 11 + ch.rank);
+    float* out = nullptr;
+    rep.put(static_cast<int>(st.exchange(&out)));
+    rep.put(static_cast<int>(st.untouched(out)));
+    const std::vector<float> before = st.residual();
+    if (ch.rank == 1) svemu::ncclFailCall("ncclAllGather", 1, ncclSystemError);
+    rep.put(static_cast<int>(st.exchange(&out)));
+    rep.put(std::string(svGetLastError(ch.comm)));
+    if (ch.rank == 1) {
+      float* again = nullptr;
+      rep.put(static_cast<int>(st.exchange(&again)));
+      rep.put(std::string(svGetLastError(ch.comm)));
+      ncclCommAbort(borrowedNccl());
+    } else {
+      rep.put(static_cast<int>(awaitAsyncError(ch.comm, 30)));
+      rep.put(std::string(svGetLastError(ch.comm)));
+      ncclCommAbort(borrowedNccl());
+    }
+    rep.put(static_cast<int>(st.untouched(out)));
+    rep.put(static_cast<int>(sameBits(st.residual(), before)));
+    rep.put(sequence(ch.comm));
+    return rep.bytes;
+  }, {}, ncclInit);
+  const auto results = ranks.join(120);
+  for (int r = 0; r < 2; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+    Reader in{results[r].report};
+    EXPECT_EQ(in.get<int>(), svSuccess);
+    EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+    const int second = in.get<int>();
+    const std::string text = in.text();
+    if (r == 1) {
+      EXPECT_EQ(second, svSystemError) << text;
+      EXPECT_NE(text.find("ncclAllGather"), std::string::npos) << text;
+      EXPECT_NE(text.find("broken"), std::string::npos) << text;
+      EXPECT_EQ(in.get<int>(), svSystemError) << "the broken communicator took another exchange";
+      const std::string later = in.text();
+      EXPECT_NE(later.find("the communicator is broken"), std::string::npos) << later;
+    } else {
+      EXPECT_EQ(second, svSuccess) << "enqueued, as NCCL enqueues: " << text;
+      EXPECT_EQ(in.get<int>(), svRemoteError);
+      const std::string async = in.text();
+      EXPECT_NE(async.find("NCCL reports"), std::string::npos) << async;
+    }
+    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
+    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
+    EXPECT_EQ(in.get<uint64_t>(), r == 1 ? 1u : 2u) << "rank 1's failed call was counted";
+  }
+}
+
+// A non-blocking communicator answers ncclInProgress and settles later: every NCCL call of the
+// handshake, the checks and the exchanges is waited out (ncclCommGetAsyncError says
+// ncclInProgress three times after each), and the ranks get the loopback world's bits.
+TEST(NcclFault, InProgressIsWaitedOut) {
+  const uint64_t seed = testSeed();
+  SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
+  const int W = 2;
+  std::vector<svComm_t> comms(W);
+  ASSERT_EQ(svCommInitLoopback(comms.data(), W, nullptr), svSuccess);
+  const std::vector<Report> expect = script(comms, seed);
+  for (svComm_t c : comms) ASSERT_EQ(svCommDestroy(c), svSuccess);
+  for (svCheck_t check : {SV_CHECK_GLOBAL, SV_CHECK_NONE}) {
+    SCOPED_TRACE("check = " + std::to_string(check));
+    Ranks ranks(W, ncclConfig(check), [&](const Ranks::Child& ch) {
+      return script({ch.comm}, seed, true)[0].bytes;
+    }, {}, [](int rank, int w, const std::string& store, const svConfig_t& c, svComm_t* comm,
+              std::string* why) {
+      svemu::ncclReturnInProgress(3);
+      return ncclInit(rank, w, store, c, comm, why);
+    });
+    expectSameReports(ranks.join(300), expect);
+  }
+}
+
+// An ncclInProgress that never settles, and an asynchronous error NCCL reports: the exchange
+// fails within config->timeoutMs (svTimeout) or at its first wait (NCCL's code mapped), names
+// what it waited for, breaks the communicator and has no effect; svCommGetAsyncError reports
+// NCCL's error with its text.
+TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
+  for (const bool unsettled : {true, false}) {
+    SCOPED_TRACE(unsettled ? "ncclInProgress for ever" : "ncclSystemError reported");
+    svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
+    config.timeoutMs = 1500;
+    Ranks ranks(2, config, [&](const Ranks::Child& ch) {
+      Report rep;
+      Step st(ch.comm, 21 + ch.rank);
+      float* out = nullptr;
+      rep.put(static_cast<int>(st.exchange(&out)));
+      rep.put(static_cast<int>(st.untouched(out)));
+      const std::vector<float> before = st.residual();
+      if (unsettled) svemu::ncclReturnInProgress(-1);
+      else svemu::ncclSetAsyncError(ncclSystemError);
+      svResult_t async = svSuccess;
+      svCommGetAsyncError(ch.comm, &async);
+      rep.put(static_cast<int>(async));
+      rep.put(std::string(svGetLastError(ch.comm)));
+      rep.put(static_cast<int>(st.exchange(&out)));
+      rep.put(std::string(svGetLastError(ch.comm)));
+      ncclCommAbort(borrowedNccl());
+      rep.put(static_cast<int>(st.untouched(out)));
+      rep.put(static_cast<int>(sameBits(st.residual(), before)));
+      rep.put(sequence(ch.comm));
+      return rep.bytes;
+    }, {}, ncclInit);
+    const auto results = ranks.join(120);
+    for (int r = 0; r < 2; ++r) {
+      SCOPED_TRACE("rank " + std::to_string(r));
+      ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+      Reader in{results[r].report};
+      EXPECT_EQ(in.get<int>(), svSuccess);
+      EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+      const int async = in.get<int>();
+      const std::string asyncText = in.text();
+      const int code = in.get<int>();
+      const std::string text = in.text();
+      if (unsettled) {
+        EXPECT_EQ(async, svSuccess) << "ncclInProgress is not an error: " << asyncText;
+        EXPECT_EQ(code, svTimeout) << text;
+        EXPECT_NE(text.find("timeoutMs = 1500"), std::string::npos) << text;
+      } else {
+        EXPECT_EQ(async, svSystemError) << asyncText;
+        EXPECT_NE(asyncText.find("NCCL reports"), std::string::npos) << asyncText;
+        EXPECT_EQ(code, svSystemError) << text;
+      }
+      EXPECT_NE(text.find("broken"), std::string::npos) << text;
+      EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
+      EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
+      EXPECT_EQ(in.get<uint64_t>(), 1u) << "the failed exchange was counted";
+    }
+  }
+}
+
+}  // namespace
