@@ -13,7 +13,6 @@
 // inject failures.
 #include <fcntl.h>
 #include <nccl.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 

@@ -48,12 +48,41 @@ struct Step {
     const std::vector<float> v = mem.read(out, n);
     return std::all_of(v.begin(), v.end(), [](float x) { return x == 7.0f; });
   }
+  // A healthy exchange first (its result and whether it left the output alone), then the
+  // residual that the failing one must keep.
+  void healthy(Report& rep) {
+    float* out = nullptr;
+    rep.put(static_cast<int>(exchange(&out)));
+    rep.put(static_cast<int>(untouched(out)));
+    before = residual();
+  }
+  // After the failing exchange into `out`: whether it had an effect, and the sequence.
+  void effects(Report& rep, svComm_t comm, const float* out) {
+    rep.put(static_cast<int>(untouched(out)));
+    rep.put(static_cast<int>(sameBits(residual(), before)));
+    uint64_t seq = 99;
+    svCommGetSequence(comm, &seq);
+    rep.put(seq);
+  }
+  std::vector<float> before;
 };
 
-uint64_t sequence(svComm_t comm) {
-  uint64_t seq = 99;
-  svCommGetSequence(comm, &seq);
-  return seq;
+// A call's result and the communicator's last error text.
+void putWithText(Report& rep, svResult_t code, svComm_t comm) {
+  rep.put(static_cast<int>(code));
+  rep.put(std::string(svGetLastError(comm)));
+}
+
+// What Step::healthy reported, and Step::effects for a failed exchange with no effect and
+// `seq` exchanges counted.
+void expectHealthy(Reader& in) {
+  EXPECT_EQ(in.get<int>(), svSuccess);
+  EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+}
+void expectNoEffect(Reader& in, uint64_t seq) {
+  EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
+  EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
+  EXPECT_EQ(in.get<uint64_t>(), seq) << "sequence numbers";
 }
 
 // The first code other than svSuccess that svCommGetAsyncError reports within `seconds`.
@@ -75,26 +104,19 @@ TEST(NcclFault, FailedCallBreaksThatRankAndItsAbortReachesThePeer) {
   Ranks ranks(2, ncclConfig(SV_CHECK_NONE), [](const Ranks::Child& ch) {
     Report rep;
     Step st(ch.comm, 11 + ch.rank);
+    st.healthy(rep);
     float* out = nullptr;
-    rep.put(static_cast<int>(st.exchange(&out)));
-    rep.put(static_cast<int>(st.untouched(out)));
-    const std::vector<float> before = st.residual();
     if (ch.rank == 1) svemu::ncclFailCall("ncclAllGather", 1, ncclSystemError);
-    rep.put(static_cast<int>(st.exchange(&out)));
-    rep.put(std::string(svGetLastError(ch.comm)));
+    putWithText(rep, st.exchange(&out), ch.comm);
     if (ch.rank == 1) {
       float* again = nullptr;
-      rep.put(static_cast<int>(st.exchange(&again)));
-      rep.put(std::string(svGetLastError(ch.comm)));
+      putWithText(rep, st.exchange(&again), ch.comm);
       ncclCommAbort(borrowedNccl());
     } else {
-      rep.put(static_cast<int>(awaitAsyncError(ch.comm, 30)));
-      rep.put(std::string(svGetLastError(ch.comm)));
+      putWithText(rep, awaitAsyncError(ch.comm, 30), ch.comm);
       ncclCommAbort(borrowedNccl());
     }
-    rep.put(static_cast<int>(st.untouched(out)));
-    rep.put(static_cast<int>(sameBits(st.residual(), before)));
-    rep.put(sequence(ch.comm));
+    st.effects(rep, ch.comm, out);
     return rep.bytes;
   }, {}, ncclInit);
   const auto results = ranks.join(120);
@@ -102,8 +124,7 @@ TEST(NcclFault, FailedCallBreaksThatRankAndItsAbortReachesThePeer) {
     SCOPED_TRACE("rank " + std::to_string(r));
     ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
     Reader in{results[r].report};
-    EXPECT_EQ(in.get<int>(), svSuccess);
-    EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+    expectHealthy(in);
     const int second = in.get<int>();
     const std::string text = in.text();
     if (r == 1) {
@@ -119,9 +140,7 @@ TEST(NcclFault, FailedCallBreaksThatRankAndItsAbortReachesThePeer) {
       const std::string async = in.text();
       EXPECT_NE(async.find("NCCL reports"), std::string::npos) << async;
     }
-    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
-    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
-    EXPECT_EQ(in.get<uint64_t>(), r == 1 ? 1u : 2u) << "rank 1's failed call was counted";
+    expectNoEffect(in, r == 1 ? 1 : 2);  // rank 0's exchange was enqueued
   }
 }
 
@@ -161,22 +180,16 @@ TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
     Ranks ranks(2, config, [&](const Ranks::Child& ch) {
       Report rep;
       Step st(ch.comm, 21 + ch.rank);
+      st.healthy(rep);
       float* out = nullptr;
-      rep.put(static_cast<int>(st.exchange(&out)));
-      rep.put(static_cast<int>(st.untouched(out)));
-      const std::vector<float> before = st.residual();
       if (unsettled) svemu::ncclReturnInProgress(-1);
       else svemu::ncclSetAsyncError(ncclSystemError);
       svResult_t async = svSuccess;
       svCommGetAsyncError(ch.comm, &async);
-      rep.put(static_cast<int>(async));
-      rep.put(std::string(svGetLastError(ch.comm)));
-      rep.put(static_cast<int>(st.exchange(&out)));
-      rep.put(std::string(svGetLastError(ch.comm)));
+      putWithText(rep, async, ch.comm);
+      putWithText(rep, st.exchange(&out), ch.comm);
       ncclCommAbort(borrowedNccl());
-      rep.put(static_cast<int>(st.untouched(out)));
-      rep.put(static_cast<int>(sameBits(st.residual(), before)));
-      rep.put(sequence(ch.comm));
+      st.effects(rep, ch.comm, out);
       return rep.bytes;
     }, {}, ncclInit);
     const auto results = ranks.join(120);
@@ -184,8 +197,7 @@ TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
       SCOPED_TRACE("rank " + std::to_string(r));
       ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
       Reader in{results[r].report};
-      EXPECT_EQ(in.get<int>(), svSuccess);
-      EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+      expectHealthy(in);
       const int async = in.get<int>();
       const std::string asyncText = in.text();
       const int code = in.get<int>();
@@ -200,9 +212,7 @@ TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
         EXPECT_EQ(code, svSystemError) << text;
       }
       EXPECT_NE(text.find("broken"), std::string::npos) << text;
-      EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
-      EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
-      EXPECT_EQ(in.get<uint64_t>(), 1u) << "the failed exchange was counted";
+      expectNoEffect(in, 1);
     }
   }
 }
