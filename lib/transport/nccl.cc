@@ -40,6 +40,7 @@ class NcclTransport final : public DeviceTransport {
   ~NcclTransport() override {
     if (stuck_) {
       const bool done = stuckAt_ != nullptr && cudaEventQuery(stuckAt_) == cudaSuccess;
+      cudaGetLastError();  // "not ready" must not reach a later launch check
       if (stuckAt_ != nullptr) cudaEventDestroy(stuckAt_);
       if (!done) return;
     }
@@ -157,6 +158,7 @@ class NcclTransport final : public DeviceTransport {
     for (;;) {
       const cudaError_t q = cudaStreamQuery(s);
       if (q != cudaSuccess && q != cudaErrorNotReady) SVCUDACHECK_WHY(q, &error_);
+      if (q == cudaErrorNotReady) cudaGetLastError();  // as in timed.cc
       std::string why;  // also once the work is done: what NCCL moved may be wrong
       const svResult_t a = asyncError(&why);
       if (a != svSuccess) return mayBeStuck(s), error_ = why, a;

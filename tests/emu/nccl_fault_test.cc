@@ -5,6 +5,7 @@
 // on cue, so these run on the emulated device only.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "emu.h"
@@ -73,16 +74,50 @@ void putWithText(Report& rep, svResult_t code, svComm_t comm) {
   rep.put(std::string(svGetLastError(comm)));
 }
 
-// What Step::healthy reported, and Step::effects for a failed exchange with no effect and
-// `seq` exchanges counted.
-void expectHealthy(Reader& in) {
-  EXPECT_EQ(in.get<int>(), svSuccess);
-  EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
-}
-void expectNoEffect(Reader& in, uint64_t seq) {
-  EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
-  EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
-  EXPECT_EQ(in.get<uint64_t>(), seq) << "sequence numbers";
+// Two results with their texts, as a fault case reported them.
+struct Seen {
+  int code;
+  std::string text;
+  int later;
+  std::string laterText;
+};
+
+// Two ranks over the emulated NCCL: a healthy exchange, then `fault`, which reports two results
+// with putWithText and leaves its failing exchange's output in *out; then the rank aborts its
+// ncclComm_t and reports the failing exchange's effects. Each rank must have exited cleanly,
+// seen the healthy exchange, kept its output and residual, and counted seq(rank) exchanges;
+// `expect` checks what it saw.
+void runFault(const svConfig_t& config,
+              const std::function<void(const Ranks::Child&, Step&, Report&, float**)>& fault,
+              const std::function<uint64_t(int)>& seq,
+              const std::function<void(int, const Seen&)>& expect) {
+  Ranks ranks(2, config, [&](const Ranks::Child& ch) {
+    Report rep;
+    Step st(ch.comm, 11 + ch.rank);
+    st.healthy(rep);
+    float* out = nullptr;
+    fault(ch, st, rep, &out);
+    ncclCommAbort(borrowedNccl());
+    st.effects(rep, ch.comm, out);
+    return rep.bytes;
+  }, {}, ncclInit);
+  const auto results = ranks.join(120);
+  for (int r = 0; r < 2; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+    Reader in{results[r].report};
+    EXPECT_EQ(in.get<int>(), svSuccess);
+    EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
+    Seen seen;
+    seen.code = in.get<int>();
+    seen.text = in.text();
+    seen.later = in.get<int>();
+    seen.laterText = in.text();
+    expect(r, seen);
+    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
+    EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
+    EXPECT_EQ(in.get<uint64_t>(), seq(r)) << "sequence numbers";
+  }
 }
 
 // The first code other than svSuccess that svCommGetAsyncError reports within `seconds`.
@@ -95,52 +130,50 @@ svResult_t awaitAsyncError(svComm_t comm, double seconds) {
   return code;
 }
 
-// Rank 1's ncclAllGather fails in the second exchange: that rank gets NCCL's code mapped, the call
-// named, its communicator broken, output, residual and sequence untouched. It then aborts its
-// ncclComm_t as docs/faults.md asks; rank 0, whose exchange was enqueued and waits for rank 1,
-// learns it from svCommGetAsyncError (NCCL's remote error), and once it aborts its own
-// ncclComm_t its stream moves on: the device refuses what never came, so its residual stays.
-TEST(NcclFault, FailedCallBreaksThatRankAndItsAbortReachesThePeer) {
-  Ranks ranks(2, ncclConfig(SV_CHECK_NONE), [](const Ranks::Child& ch) {
-    Report rep;
-    Step st(ch.comm, 11 + ch.rank);
-    st.healthy(rep);
-    float* out = nullptr;
-    if (ch.rank == 1) svemu::ncclFailCall("ncclAllGather", 1, ncclSystemError);
-    putWithText(rep, st.exchange(&out), ch.comm);
-    if (ch.rank == 1) {
-      float* again = nullptr;
-      putWithText(rep, st.exchange(&again), ch.comm);
-      ncclCommAbort(borrowedNccl());
-    } else {
-      putWithText(rep, awaitAsyncError(ch.comm, 30), ch.comm);
-      ncclCommAbort(borrowedNccl());
-    }
-    st.effects(rep, ch.comm, out);
-    return rep.bytes;
-  }, {}, ncclInit);
-  const auto results = ranks.join(120);
-  for (int r = 0; r < 2; ++r) {
-    SCOPED_TRACE("rank " + std::to_string(r));
-    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
-    Reader in{results[r].report};
-    expectHealthy(in);
-    const int second = in.get<int>();
-    const std::string text = in.text();
-    if (r == 1) {
-      EXPECT_EQ(second, svSystemError) << text;
-      EXPECT_NE(text.find("ncclAllGather"), std::string::npos) << text;
-      EXPECT_NE(text.find("broken"), std::string::npos) << text;
-      EXPECT_EQ(in.get<int>(), svSystemError) << "the broken communicator took another exchange";
-      const std::string later = in.text();
-      EXPECT_NE(later.find("the communicator is broken"), std::string::npos) << later;
-    } else {
-      EXPECT_EQ(second, svSuccess) << "enqueued, as NCCL enqueues: " << text;
-      EXPECT_EQ(in.get<int>(), svRemoteError);
-      const std::string async = in.text();
-      EXPECT_NE(async.find("NCCL reports"), std::string::npos) << async;
-    }
-    expectNoEffect(in, r == 1 ? 1 : 2);  // rank 0's exchange was enqueued
+// Rank 1's ncclAllGather fails in the second exchange: that rank gets NCCL's code mapped, the
+// call named, its communicator broken, output, residual and sequence untouched, and it aborts
+// its ncclComm_t as docs/faults.md asks. Rank 0's exchange was enqueued (svSuccess) and waits
+// for rank 1. When rank 1 aborts at once, rank 0 learns it from svCommGetAsyncError (NCCL's
+// remote error; the emulated NCCL ends the wait then). When rank 1 stays silent for longer
+// than the timeout, rank 0's svCommGetTimes, which waits for the timed calls, gives up after
+// timeoutMs (svTimeout) instead of hanging, and rank 0's own abort ends the wait. Either way
+// the device refuses what never came: rank 0's output and residual stay.
+TEST(NcclFault, FailedCallBreaksThatRankAndThePeerNeitherHangsNorCommits) {
+  for (const bool silent : {false, true}) {
+    SCOPED_TRACE(silent ? "rank 1 silent for 8 s" : "rank 1 aborts at once");
+    svConfig_t config = ncclConfig(SV_CHECK_NONE);
+    config.timing = SV_TIMING_ON;
+    config.timeoutMs = 3000;
+    runFault(config, [&](const Ranks::Child& ch, Step& st, Report& rep, float** out) {
+      if (ch.rank == 1) svemu::ncclFailCall("ncclAllGather", 1, ncclSystemError);
+      putWithText(rep, st.exchange(out), ch.comm);
+      if (ch.rank == 1) {
+        float* again = nullptr;
+        putWithText(rep, st.exchange(&again), ch.comm);
+        if (silent) std::this_thread::sleep_for(std::chrono::seconds(8));
+      } else if (silent) {
+        svCommTimes_t times{};
+        putWithText(rep, svCommGetTimes(ch.comm, &times), ch.comm);
+      } else {
+        putWithText(rep, awaitAsyncError(ch.comm, 30), ch.comm);
+      }
+    }, [](int r) { return r == 1 ? 1 : 2; },  // rank 0's exchange was enqueued
+    [&](int r, const Seen& seen) {
+      if (r == 1) {
+        EXPECT_EQ(seen.code, svSystemError) << seen.text;
+        EXPECT_NE(seen.text.find("ncclAllGather"), std::string::npos) << seen.text;
+        EXPECT_NE(seen.text.find("broken"), std::string::npos) << seen.text;
+        EXPECT_EQ(seen.later, svSystemError) << "the broken communicator took another exchange";
+        EXPECT_NE(seen.laterText.find("the communicator is broken"), std::string::npos)
+            << seen.laterText;
+        return;
+      }
+      EXPECT_EQ(seen.code, svSuccess) << "enqueued, as NCCL enqueues: " << seen.text;
+      EXPECT_EQ(seen.later, silent ? svTimeout : svRemoteError) << seen.laterText;
+      EXPECT_NE(seen.laterText.find(silent ? "timeoutMs = 3000" : "NCCL reports"),
+                std::string::npos)
+          << seen.laterText;
+    });
   }
 }
 
@@ -177,43 +210,26 @@ TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
     SCOPED_TRACE(unsettled ? "ncclInProgress for ever" : "ncclSystemError reported");
     svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
     config.timeoutMs = 3000;
-    Ranks ranks(2, config, [&](const Ranks::Child& ch) {
-      Report rep;
-      Step st(ch.comm, 21 + ch.rank);
-      st.healthy(rep);
-      float* out = nullptr;
+    runFault(config, [&](const Ranks::Child& ch, Step& st, Report& rep, float** out) {
       if (unsettled) svemu::ncclReturnInProgress(-1);
       else svemu::ncclSetAsyncError(ncclSystemError);
       svResult_t async = svSuccess;
       svCommGetAsyncError(ch.comm, &async);
       putWithText(rep, async, ch.comm);
-      putWithText(rep, st.exchange(&out), ch.comm);
-      ncclCommAbort(borrowedNccl());
-      st.effects(rep, ch.comm, out);
-      return rep.bytes;
-    }, {}, ncclInit);
-    const auto results = ranks.join(120);
-    for (int r = 0; r < 2; ++r) {
-      SCOPED_TRACE("rank " + std::to_string(r));
-      ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
-      Reader in{results[r].report};
-      expectHealthy(in);
-      const int async = in.get<int>();
-      const std::string asyncText = in.text();
-      const int code = in.get<int>();
-      const std::string text = in.text();
+      putWithText(rep, st.exchange(out), ch.comm);
+    }, [](int) { return 1; },
+    [&](int, const Seen& seen) {
       if (unsettled) {
-        EXPECT_EQ(async, svSuccess) << "ncclInProgress is not an error: " << asyncText;
-        EXPECT_EQ(code, svTimeout) << text;
-        EXPECT_NE(text.find("timeoutMs = 3000"), std::string::npos) << text;
+        EXPECT_EQ(seen.code, svSuccess) << "ncclInProgress is not an error: " << seen.text;
+        EXPECT_EQ(seen.later, svTimeout) << seen.laterText;
+        EXPECT_NE(seen.laterText.find("timeoutMs = 3000"), std::string::npos) << seen.laterText;
       } else {
-        EXPECT_EQ(async, svSystemError) << asyncText;
-        EXPECT_NE(asyncText.find("NCCL reports"), std::string::npos) << asyncText;
-        EXPECT_EQ(code, svSystemError) << text;
+        EXPECT_EQ(seen.code, svSystemError) << seen.text;
+        EXPECT_NE(seen.text.find("NCCL reports"), std::string::npos) << seen.text;
+        EXPECT_EQ(seen.later, svSystemError) << seen.laterText;
       }
-      EXPECT_NE(text.find("broken"), std::string::npos) << text;
-      expectNoEffect(in, 1);
-    }
+      EXPECT_NE(seen.laterText.find("broken"), std::string::npos) << seen.laterText;
+    });
   }
 }
 
