@@ -26,11 +26,7 @@ T* at(const AsyncCall& c, const Region& r) {
   return reinterpret_cast<T*>(static_cast<char*>(c.ws) + r.offset);
 }
 const Plan& planOf(const AsyncCall& c) { return c.bucket->plan; }
-// The words after a message's header.
-template <class Word>
-Word* payloadOf(Word* message) {
-  return message + kHeaderBytes / 8;
-}
+using ref::payloadOf;
 
 // The worker's push into its workspace's record: u' = fma(m, u, g), its top-K and their
 // values. A NaN left in u' (SV_NONFINITE_ERROR or PROPAGATE) sends a flagged, empty record.

@@ -395,7 +395,7 @@ void dgsDownlink(const float* g, float* d, uint64_t n, uint64_t k, float* a, uin
 svResult_t checkAsyncPush(const uint64_t* record, size_t payloadWords, const HeaderExpect& e,
                           const SparseLayout& layout, uint64_t downK, const char** why) {
   const auto& h = *reinterpret_cast<const WireHeader*>(record);
-  const uint64_t* payload = record + sizeof(WireHeader) / 8;
+  const uint64_t* payload = payloadOf(record);
   if (const svResult_t r = validateHeader(h, e, why); r != svSuccess) return r;
   if (h.aux != downK) return *why = "downK", svMismatch;
   if (h.flags & kFlagNonFinite) return svSuccess;
@@ -408,7 +408,7 @@ svResult_t checkAsyncPush(const uint64_t* record, size_t payloadWords, const Hea
 svResult_t checkAsyncReply(const uint64_t* reply, size_t payloadWords, const HeaderExpect& e,
                            bool pushNaN, svResult_t* refusal, const char** why) {
   const auto& r = *reinterpret_cast<const WireHeader*>(reply);
-  const uint64_t* payload = reply + sizeof(WireHeader) / 8;
+  const uint64_t* payload = payloadOf(reply);
   HeaderExpect expect = e;
   expect.flags = kFlagNonFinite | kFlagRejected;
   *refusal = svSuccess;

@@ -20,7 +20,7 @@ void sealHeader(WireHeader* h) {
 }
 
 void sealRecord(WireHeader h, uint64_t* record, size_t payloadWords) {
-  h.payloadChecksum = checksumWords(record + 8, payloadWords);
+  h.payloadChecksum = checksumWords(payloadOf(record), payloadWords);
   sealHeader(&h);
   std::memcpy(record, &h, sizeof(h));
 }

@@ -34,6 +34,12 @@ struct WireHeader {
 };
 static_assert(sizeof(WireHeader) == 64, "the wire header is 64 bytes");
 
+// The words after a message's 64-byte header.
+template <class Word>
+Word* payloadOf(Word* message) {
+  return message + sizeof(WireHeader) / 8;
+}
+
 // Order-dependent checksum of 64-bit words, computable in parallel (each word is mixed with its
 // position, results XORed), folded to 32 bits.
 uint32_t checksumWords(const uint64_t* words, size_t nwords);
