@@ -161,6 +161,16 @@ bool flushAll(bool blockingOnly, bool wait = true) {
   return flush(&legacy, UINT64_MAX, wait) && done;
 }
 
+// Runs fn now, after the work queued on `stream` (or records it when capturing): a copy into
+// pageable memory returns only once it is done.
+void submitNow(cudaStream_t stream, std::function<void()> fn) {
+  Stream* s = created(stream);
+  if (s && s->capture) return s->capture->push_back({std::move(fn), nullptr});
+  if (s) flush(s);
+  else flushAll(true);
+  fn();
+}
+
 cudaError_t fail(cudaError_t e) {
   lastError = e;
   return e;
@@ -213,16 +223,6 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
     if (legacy.queue.empty()) fn();
     else push(&legacy, {std::move(fn), nullptr});
   }
-}
-
-// Runs fn now, after the work queued on `stream` (or records it when capturing): a copy into
-// pageable memory returns only once it is done.
-void submitNow(cudaStream_t stream, std::function<void()> fn) {
-  Stream* s = created(stream);
-  if (s && s->capture) return s->capture->push_back({std::move(fn), nullptr});
-  if (s) flush(s);
-  else flushAll(true);
-  fn();
 }
 
 void submitAsync(cudaStream_t stream, Launch launch) {
@@ -311,7 +311,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  svemu::submitNow(nullptr, [=] {
+  submitNow(nullptr, [=] {
     if (bytes) std::memmove(dst, src, bytes);
   });
   return cudaSuccess;
@@ -329,14 +329,14 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
                                                       static_cast<const char*>(src) + bytes);
     svemu::submit(stream, [=] { std::memcpy(dst, staged->data(), bytes); });
   } else if (pageable(dst)) {
-    svemu::submitNow(stream, [=] { std::memmove(dst, src, bytes); });
+    submitNow(stream, [=] { std::memmove(dst, src, bytes); });
   } else {
     svemu::submit(stream, [=] { std::memmove(dst, src, bytes); });
   }
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
-  svemu::submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
+  submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
