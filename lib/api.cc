@@ -19,6 +19,8 @@
 
 using namespace signvote::detail;
 
+const char signvote::detail::kAbortHold = 0;
+
 namespace {
 
 uint64_t newWorldId() {
@@ -55,10 +57,7 @@ svResult_t checkComm(svComm_t comm, const char* call) {
     return fail(nullptr, svInvalidArgument,
                 "%s: comm = %p is not a live communicator (NULL, destroyed or never created)",
                 call, static_cast<void*>(comm));
-  if (comm->stickyError != svSuccess)
-    return fail(comm, comm->stickyError, "%s: the communicator is broken (%s); destroy it",
-                call, comm->brokenBy.c_str());
-  return svSuccess;
+  return refuseBroken(comm, call);
 }
 
 svResult_t checkBucket(svBucket_t bucket, const char* call) {
@@ -547,8 +546,9 @@ extern "C" svResult_t svCommGetAsyncError(svComm_t comm, svResult_t* asyncError)
                 "communicator", static_cast<void*>(comm));
   if (asyncError == nullptr)
     return fail(comm, svInvalidArgument, "svCommGetAsyncError: asyncError = NULL");
-  svResult_t code = comm->stickyError;
-  const char* source = comm->brokenBy.c_str();
+  ErrorText broken;
+  svResult_t code = comm->broken.get(&broken);
+  const char* source = broken.c_str();
   std::string nccl;
   if (code == svSuccess && (code = cudaStickyError(comm)) != svSuccess)
     source = "the device rejected an exchange (the communicator's first such failure; every "
@@ -585,8 +585,7 @@ extern "C" svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times) {
       char text[1024];
       std::snprintf(text, sizeof(text), "%s: waiting for the timed transport calls failed: "
                     "%.900s", call, w.device->error().c_str());
-      comm->stickyError = r;
-      comm->brokenBy.set(text);
+      comm->broken.set(r, text);
       return fail(comm, r, "%s", text);
     }
   }
@@ -601,19 +600,13 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
                 static_cast<void*>(comm));
   char text[64];
   std::snprintf(text, sizeof(text), "aborted by rank %d (svCommAbort)", comm->rank);
-  for (svComm_t peer : comm->world->ranks) {
-    if (peer == nullptr || peer->stickyError != svSuccess) continue;
-    peer->stickyError = svRemoteError;
-    peer->brokenBy.set(text);
-  }
-  comm->stickyError = svRemoteError;  // also when it was broken before: it is aborted now
-  comm->brokenBy.set(text);
+  for (svComm_t peer : comm->world->ranks)
+    if (peer != nullptr) peer->broken.set(svRemoteError, text, /*onlyIfHealthy=*/true);
+  comm->broken.set(svRemoteError, text);  // also when it was broken before: it is aborted now
   // Closing a gloo world's connections makes peers waiting on this rank fail at once. Not
   // while another thread's exchange uses the transport: holding `user` keeps new ones out.
   const void* none = nullptr;
-  static const char kAborting = 0;
-  if (multiProcess(comm) &&
-      comm->user.compare_exchange_strong(none, &kAborting)) {
+  if (multiProcess(comm) && comm->user.compare_exchange_strong(none, &kAbortHold)) {
     comm->world->transport.reset();
     comm->user.store(nullptr);
   }

@@ -222,8 +222,7 @@ svResult_t report(const std::vector<AsyncCall>& calls, const char* call, svResul
                      std::to_string(b.plan.n) + ", rank " + std::to_string(b.comm->rank) +
                      "): " + why;
   if (brokenComm != nullptr) {
-    brokenComm->stickyError = code;
-    brokenComm->brokenBy.set(text.c_str());
+    brokenComm->broken.set(code, text.c_str());
     if (multiProcess(brokenComm)) brokenComm->world->transport.reset();
     text += "; the communicator is broken, destroy it";
   }

@@ -11,6 +11,7 @@ namespace signvote::detail {
 
 namespace {
 thread_local ErrorText tlsLastError;
+thread_local ErrorText tlsCommText;  // svGetLastError(comm)'s copy for this thread
 }
 
 void ErrorText::set(const char* text) noexcept {
@@ -67,6 +68,7 @@ extern "C" const char* svGetErrorString(svResult_t result) {
 
 extern "C" const char* svGetLastError(svComm_t comm) {
   using namespace signvote::detail;
-  if (comm != nullptr && isLiveComm(comm)) return comm->lastError.c_str();
-  return tlsLastError.c_str();
+  if (comm == nullptr || !isLiveComm(comm)) return tlsLastError.c_str();
+  comm->lastError.copyTo(&tlsCommText);
+  return tlsCommText.c_str();
 }

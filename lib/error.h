@@ -2,6 +2,8 @@
 // early and, under SIGNVOTE_DEBUG=INFO, logs one "file:line -> code" line per frame.
 #pragma once
 
+#include <mutex>
+
 #include "signvote/signvote.h"
 
 namespace signvote::detail {
@@ -15,6 +17,25 @@ class ErrorText {
 
  private:
   char text_[1024] = "";
+};
+
+// An ErrorText that several threads may set and read: a communicator's texts, since
+// svCommGetAsyncError and svCommAbort may come from a watchdog thread while another thread
+// drives the communicator. Readers take a copy.
+class SharedText {
+ public:
+  void set(const char* text) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    text_.set(text);
+  }
+  void copyTo(ErrorText* out) const noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    out->set(text_.c_str());
+  }
+
+ private:
+  mutable std::mutex m_;
+  ErrorText text_;
 };
 
 // Formats the text, stores it as the thread's last error (and the comm's, when comm is live)

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "async.h"
@@ -647,8 +648,7 @@ void breakComms(const std::vector<Op>& ops, svResult_t code, const char* why,
   for (const Op& op : ops) {
     svComm_t c = op.bucket->comm;
     if (onlyMultiProcess && !multiProcess(c)) continue;
-    c->stickyError = code;
-    c->brokenBy.set(why);
+    c->broken.set(code, why);
     if (multiProcess(c)) c->world->transport.reset();
   }
 }
@@ -850,9 +850,20 @@ struct ReleaseComms {
 
 }  // namespace
 
+// Takes comm for this thread (true), or says who holds it in *holder. svCommAbort's brief
+// hold is waited out.
+static bool takeComm(svComm_t comm, const void** holder) {
+  for (;;) {
+    const void* user = nullptr;
+    if (comm->user.compare_exchange_strong(user, &tg)) return *holder = nullptr, true;
+    if (user != &kAbortHold) return *holder = user, false;
+    std::this_thread::yield();
+  }
+}
+
 svResult_t claimComm(svComm_t comm, const char* call, CommClaim* claim) {
   const void* user = nullptr;
-  if (comm->user.compare_exchange_strong(user, &tg)) {
+  if (takeComm(comm, &user)) {
     claim->comm = comm;
     return svSuccess;
   }
@@ -893,9 +904,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                 "svExchange: bucket = %p is not a live bucket (NULL, destroyed or never created)",
                 static_cast<void*>(bucket));
   svComm_t comm = bucket->comm;
-  if (comm->stickyError != svSuccess)
-    return fail(comm, comm->stickyError, "svExchange: the communicator is broken (%s); destroy it",
-                comm->brokenBy.c_str());
+  SVCHECK(refuseBroken(comm, "svExchange"));
   if (workspaceBytes == nullptr)
     return fail(comm, svInvalidArgument, "svExchange: workspaceBytes = NULL");
   const Plan& p = bucket->plan;
@@ -972,14 +981,13 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
   // One thread at a time per communicator. The text goes to this thread's last error only:
   // the communicator's own text belongs to the thread using it.
   const void* user = nullptr;
-  if (!comm->user.compare_exchange_strong(user, &tg) && user != &tg)
+  if (!takeComm(comm, &user) && user != &tg)
     return fail(nullptr, svInvalidUsage,
                 "svExchange: comm (rank %d) is in use by another thread's exchange or open "
                 "group; use one thread per communicator", comm->rank);
-  if (user == nullptr && comm->stickyError != svSuccess) {  // aborted since the check above
+  if (user == nullptr && comm->broken.code() != svSuccess) {  // aborted since the check above
     comm->user.store(nullptr);
-    return fail(comm, comm->stickyError, "svExchange: the communicator is broken (%s); destroy "
-                "it", comm->brokenBy.c_str());
+    return refuseBroken(comm, "svExchange");
   }
   if (tg.depth > 0) {
     tg.ops.push_back(op);  // released at svGroupEnd

@@ -46,6 +46,13 @@ bool isLiveBucket(svBucket_t b) {
   return liveBuckets().count(b) != 0;
 }
 
+svResult_t refuseBroken(svComm_t comm, const char* call) {
+  ErrorText why;
+  const svResult_t code = comm->broken.get(&why);
+  if (code == svSuccess) return svSuccess;
+  return fail(comm, code, "%s: the communicator is broken (%s); destroy it", call, why.c_str());
+}
+
 size_t liveHandleCount() {
   std::lock_guard<std::mutex> g(gMutex);
   return liveComms().size() + liveBuckets().size();

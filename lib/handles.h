@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,33 @@ struct World {
   ~World();
 };
 
+// Whether a communicator is sticky-broken, and what broke it. Set by the thread driving it or
+// by svCommAbort from any thread; read by any thread (svCommGetAsyncError is a watchdog's
+// call). The code and its text change together.
+class Broken {
+ public:
+  svResult_t code() const noexcept { return code_.load(); }
+  // The code; when it is not svSuccess, its text in *why.
+  svResult_t get(ErrorText* why) const noexcept {
+    if (code_.load() == svSuccess) return svSuccess;  // every exchange asks: no lock then
+    std::lock_guard<std::mutex> g(m_);
+    if (code_.load() != svSuccess) why->set(why_.c_str());
+    return code_.load();
+  }
+  // Breaks it with code and why; with onlyIfHealthy, only when it was not broken yet.
+  void set(svResult_t code, const char* why, bool onlyIfHealthy = false) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    if (onlyIfHealthy && code_.load() != svSuccess) return;
+    why_.set(why);
+    code_.store(code);
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::atomic<svResult_t> code_{svSuccess};
+  ErrorText why_;
+};
+
 }  // namespace signvote::detail
 
 struct svComm {
@@ -45,14 +73,13 @@ struct svComm {
   int nranks = 1;
   svConfig_t config{};
   std::shared_ptr<signvote::detail::World> world;
-  uint64_t seq = 0;                  // completed exchanges
-  svResult_t stickyError = svSuccess;
-  signvote::detail::ErrorText brokenBy;  // what broke it, for the later calls' error text
+  std::atomic<uint64_t> seq{0};  // completed exchanges (a watchdog may read it)
+  signvote::detail::Broken broken;
   // The thread (its group state) whose exchange or open group uses this communicator, from
   // its first queued svExchange until its svGroupEnd; null when free.
   std::atomic<const void*> user{nullptr};
   int liveBuckets = 0;
-  signvote::detail::ErrorText lastError;
+  signvote::detail::SharedText lastError;
   // SV_BACKEND_CUDA (lib/cuda_backend.cc)
   int device = -1;
   CUevent_st* event = nullptr;  // recorded at the exchange's cross-rank barriers
@@ -92,6 +119,15 @@ size_t liveHandleCount();  // communicators and buckets
 inline bool multiProcess(svComm_t c) {
   return c->world->local.size() < static_cast<size_t>(c->nranks);
 }
+
+// svSuccess, or the stored error when comm is broken, with the text "<call>: the communicator is
+// broken (<what broke it>); destroy it".
+svResult_t refuseBroken(svComm_t comm, const char* call);
+
+// svCommAbort holds a gloo world's communicator with this marker while it closes the
+// connections. Never for long: other calls wait for it to end instead of reporting the
+// communicator in use by another thread.
+extern const char kAbortHold;
 
 // A bucket call other than svExchange (destroy, residual access) holds the bucket's
 // communicator like an exchange does, so that no other thread's exchange runs meanwhile.

@@ -65,8 +65,13 @@
  * on it until that thread's svGroupEnd (or the end of an ungrouped call); an svExchange from
  * another thread meanwhile returns svInvalidUsage with no effect, its text in
  * svGetLastError(NULL). svBucketDestroy, svBucketGetResidual and svBucketSetResidual hold the
- * communicator the same way for their duration and are refused likewise; svBucketGetInfo,
- * svCommAbort and the svComm getters are not guarded.
+ * communicator the same way for their duration and are refused likewise. svCommAbort,
+ * svCommGetAsyncError, svCommGetSequence, svCommCount, svCommUserRank and svGetLastError may
+ * be called from any thread until the communicator is destroyed, also while another thread
+ * drives it: a watchdog thread may poll and abort it, as with ncclCommGetAsyncError and
+ * ncclCommAbort (an exchange already under way completes; the later ones fail with no
+ * effect). svBucketGetInfo is not guarded: call it from the driving thread or between its
+ * calls.
  */
 #ifndef SIGNVOTE_H_
 #define SIGNVOTE_H_
@@ -110,8 +115,9 @@ typedef enum {
 const char* svGetErrorString(svResult_t result);
 
 /* The text of the last error on this communicator ("svBucketCreate: config->k = 200 exceeds
- * count = 100 ..."), or of the calling thread's last error when comm is NULL or invalid.
- * Valid until the next call on that communicator or thread. Never NULL; "" when none. */
+ * count = 100 ..."), made by whichever thread called it, or the calling thread's last error
+ * when comm is NULL or invalid. The pointer is the calling thread's copy, valid until that
+ * thread's next signvote call (as ncclGetLastError's). Never NULL; "" when none. */
 const char* svGetLastError(svComm_t comm);
 
 /* SIGNVOTE_VERSION_CODE of the library actually loaded (compare with the header's). */
@@ -474,8 +480,9 @@ svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times);
  * svRemoteError ("aborted by rank r"), so peers fail their next call instead of waiting for
  * this rank. Gloo worlds: this rank closes its connections, so peers waiting in an exchange
  * return svRemoteError at once (unless another thread is inside an exchange on this
- * communicator; then only this rank is marked and the peers wait for their timeout). Never
- * blocks and is safe on a broken communicator. Residuals stay readable
+ * communicator; then only this rank is marked, the exchange under way ends normally or at
+ * its timeout, and the peers wait for theirs). May come from a watchdog thread (see Thread
+ * safety). Never blocks and is safe on a broken communicator. Residuals stay readable
  * (svBucketGetResidual); destroy the buckets, then the communicator. */
 svResult_t svCommAbort(svComm_t comm);
 

@@ -2,6 +2,7 @@
 // bits; mismatched calls and NaN input fail on every rank with no effect; a peer that is
 // killed, stopped or aborts mid-exchange turns into svRemoteError / svTimeout on the others
 // within twice the timeout, with their residuals untouched and their communicators broken.
+#include <atomic>
 #include <thread>
 
 #include "dgs_async_model.h"
@@ -472,6 +473,99 @@ TEST(Gloo, AbortReachesPeersWaitingInAnExchange) {
     EXPECT_LT((s.failedAtNs - abortNs) / 1e6, 1500.0) << s.text;  // not the 30 s timeout
     EXPECT_TRUE(s.residualKept);
   }
+}
+
+// A watchdog thread in rank 0 polls its communicator and aborts it while rank 0's own thread
+// keeps exchanging (NCCL's ncclCommGetAsyncError / ncclCommAbort pattern). Rank 0's exchanges
+// end with svRemoteError, and its residual can be read at once (never "in use by another
+// thread"); its peers' end with svRemoteError or svTimeout; every exchange that succeeded on
+// every rank gave them all the same bits.
+TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
+  const int W = 3;
+  const size_t n = 2000;
+  const uint64_t seed = testSeed();
+  SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+  cfg.density = 0.02;
+  Ranks ranks(W, glooConfig(2000), [&](const Ranks::Child& ch) {
+    svBucket_t b = nullptr;
+    Report rep;
+    rep.put(static_cast<int>(svBucketCreate(&b, ch.comm, &cfg)));
+    size_t wsBytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &wsBytes, nullptr);
+    std::vector<unsigned char> ws(wsBytes);
+    std::atomic<bool> done{false};
+    std::atomic<int> badPolls{0};  // a failed poll, or an error seen before the abort
+    std::thread watchdog;
+    if (ch.rank == 0)
+      watchdog = std::thread([&] {
+        bool aborted = false;
+        while (!done.load()) {
+          svResult_t async = svInternalError;
+          uint64_t seq = 0;
+          if (svCommGetAsyncError(ch.comm, &async) != svSuccess ||
+              svCommGetSequence(ch.comm, &seq) != svSuccess || (!aborted && async != svSuccess))
+            ++badPolls;
+          if (!aborted && seq >= 5) {
+            badPolls += svCommAbort(ch.comm) != svSuccess;
+            aborted = true;
+          }
+          std::this_thread::yield();
+        }
+      });
+    std::vector<std::vector<float>> outs;
+    svResult_t r = svSuccess;
+    for (int step = 0; step < 100000 && r == svSuccess; ++step) {
+      std::mt19937_64 rng(seed + 1000 * ch.rank + step);
+      const std::vector<float> g = normal(n, rng);
+      std::vector<float> out(n);
+      size_t bytes = ws.size();
+      r = svExchange(b, g.data(), out.data(), ws.data(), &bytes, nullptr);
+      if (r == svSuccess) outs.push_back(out);
+    }
+    const std::string text = svGetLastError(ch.comm);
+    // Residuals stay readable for a checkpoint, also while the watchdog's abort is closing
+    // the connections.
+    std::vector<float> residual(n);
+    const svResult_t read = svBucketGetResidual(b, residual.data());
+    done.store(true);
+    if (watchdog.joinable()) watchdog.join();
+    rep.put(static_cast<int>(r));
+    rep.put(text);
+    rep.put(static_cast<int>(read));
+    rep.put(badPolls.load());
+    rep.put(static_cast<uint64_t>(outs.size()));
+    for (const auto& o : outs) rep.put(o);
+    svBucketDestroy(b);
+    return rep.bytes;
+  });
+  const auto results = ranks.join(60);
+  std::vector<std::vector<std::vector<float>>> outs(W);
+  for (int r = 0; r < W; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    ASSERT_TRUE(results[r].exited && results[r].status == 0) << results[r].report;
+    Reader rd{results[r].report};
+    ASSERT_EQ(rd.get<int>(), svSuccess);
+    const int code = rd.get<int>();
+    const std::string text = rd.text();
+    EXPECT_EQ(rd.get<int>(), svSuccess) << "reading the residual after the failure";
+    EXPECT_EQ(rd.get<int>(), 0) << "watchdog polls that failed or saw an error before the abort";
+    if (r == 0) {
+      EXPECT_EQ(code, svRemoteError) << text;
+      EXPECT_TRUE(mentions(text, "aborted by rank 0"));
+    } else {
+      EXPECT_TRUE(code == svRemoteError || code == svTimeout) << code << " " << text;
+    }
+    outs[r].resize(rd.get<uint64_t>());
+    for (auto& o : outs[r]) {
+      o.resize(rd.get<uint64_t>());
+      for (float& x : o) x = rd.get<float>();
+    }
+    EXPECT_GE(outs[r].size(), 5u);
+  }
+  for (int r = 1; r < W; ++r)
+    for (size_t s = 0; s < std::min(outs[0].size(), outs[r].size()); ++s)
+      ASSERT_TRUE(sameBits(outs[r][s], outs[0][s])) << "rank " << r << ", step " << s;
 }
 
 TEST(Gloo, RendezvousTimesOutWhenAPeerNeverComes) {
