@@ -424,7 +424,9 @@ svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const char* stor
  * svRemoteError, svUnhandledCudaError; svInternalError for arguments NCCL refused), and so
  * does NCCL's asynchronous error (ncclCommGetAsyncError) seen by any host wait, which
  * svCommGetAsyncError also reports; an exchange enqueued without a host wait (SV_CHECK_NONE)
- * returns svSuccess and its peers' failure shows there.
+ * returns svSuccess and its peers' failure shows there. Once NCCL holds an asynchronous
+ * error, NCCL's own calls return it, so the next exchange fails at its first NCCL call with
+ * that code (svRemoteError for a peer's abort), no effect, and the communicator broken.
  * svCommAbort marks the world broken but cannot stop NCCL kernels already waiting for a dead
  * peer: call ncclCommAbort on the NCCL communicator for that, then destroy the svComm (freeing
  * device memory waits for those kernels, since cudaFree synchronizes the device). After a

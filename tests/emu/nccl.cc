@@ -9,8 +9,9 @@
 // timeout can give up on a peer that never comes. ncclCommAbort ends the waits of its own
 // collectives and, as a peer's closed connections would, makes every other rank's waits end
 // with ncclRemoteError from ncclCommGetAsyncError; a collective that waits for a peer that
-// neither comes nor aborts ends the process after two minutes. emu.h's svemu::nccl* calls
-// inject failures.
+// neither comes nor aborts ends the process after two minutes. As NCCL's enqueue check does,
+// a call on a communicator with an asynchronous error returns that error. emu.h's
+// svemu::nccl* calls inject failures.
 #include <fcntl.h>
 #include <nccl.h>
 #include <sys/mman.h>
@@ -192,9 +193,15 @@ std::vector<Failure> failures;
 int inProgressPolls = 0;  // > 0 or -1: every launching call returns ncclInProgress
 ncclResult_t injectedAsync = ncclSuccess;
 
-// What the injected failures make of this call of `call`.
-ncclResult_t injected(const char* call) {
+// What the injected failures make of this call of `call` on c. As NCCL's enqueue checks
+// (ncclCommEnsureReady), a call on a communicator whose asynchronous error is set returns that
+// error, and one made while the previous call is still ncclInProgress is refused.
+ncclResult_t injected(const char* call, ncclComm* c) {
   std::lock_guard<std::mutex> lock(injectMu);
+  if (injectedAsync != ncclSuccess) return injectedAsync;  // as ncclCommGetAsyncError says
+  if (c->inProgressPolls.load() != 0) return ncclInvalidArgument;
+  ended(c);  // a peer's abort shows here
+  if (const int e = c->asyncError.load(); e != ncclSuccess) return static_cast<ncclResult_t>(e);
   for (auto it = failures.begin(); it != failures.end(); ++it) {
     if (it->call != call || --it->left > 0) continue;
     const ncclResult_t r = it->result;
@@ -236,7 +243,7 @@ ncclResult_t point(bool send, const void* buf, size_t count, ncclDataType_t type
                    ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || peer < 0 || peer >= comm->n || (pending.comm && pending.comm != comm))
     return ncclInvalidArgument;
-  if (const ncclResult_t r = injected(send ? "ncclSend" : "ncclRecv"); r != ncclSuccess) {
+  if (const ncclResult_t r = injected(send ? "ncclSend" : "ncclRecv", comm); r != ncclSuccess) {
     pending.comm = comm;
     pending.failed = r;
     if (groupDepth == 0) ncclGroupEnd();
@@ -351,7 +358,7 @@ ncclResult_t ncclGroupEnd() {
   pending = Pending{};
   if (p.comm == nullptr) return ncclSuccess;
   if (p.failed != ncclSuccess) return p.failed;
-  if (const ncclResult_t r = injected("ncclGroupEnd"); r != ncclSuccess) return r;
+  if (const ncclResult_t r = injected("ncclGroupEnd", p.comm); r != ncclSuccess) return r;
   enqueue(p.comm, p.stream, [p] { exchange(p.comm, p.sends, p.recvs); });
   return launched(p.comm);
 }
@@ -367,7 +374,7 @@ ncclResult_t ncclRecv(void* buf, size_t count, ncclDataType_t type, int peer, nc
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataType_t type,
                            ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0) return ncclInvalidArgument;
-  if (const ncclResult_t r = injected("ncclAllGather"); r != ncclSuccess) return r;
+  if (const ncclResult_t r = injected("ncclAllGather", comm); r != ncclSuccess) return r;
   const size_t bytes = count * typeBytes(type);
   enqueue(comm, stream, [=] {
     char* out = static_cast<char*>(recv);
@@ -389,7 +396,7 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   if (comm == nullptr || groupDepth > 0 || type != ncclFloat32 || op != ncclSum)
     return ncclInvalidArgument;
-  if (const ncclResult_t r = injected("ncclAllReduce"); r != ncclSuccess) return r;
+  if (const ncclResult_t r = injected("ncclAllReduce", comm); r != ncclSuccess) return r;
   enqueue(comm, stream, [=] {
     std::vector<float> all(count * comm->n);
     std::memcpy(&all[count * comm->rank], send, count * 4);

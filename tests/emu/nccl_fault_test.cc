@@ -3,8 +3,11 @@
 // forked ranks: a failed call, a peer that aborts, a non-blocking communicator's
 // ncclInProgress, settled or not, and an asynchronous error. Real NCCL cannot be made to fail
 // on cue, so these run on the emulated device only.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <thread>
 
@@ -68,27 +71,23 @@ struct Step {
   std::vector<float> before;
 };
 
-// A call's result and the communicator's last error text.
-void putWithText(Report& rep, svResult_t code, svComm_t comm) {
-  rep.put(static_cast<int>(code));
-  rep.put(std::string(svGetLastError(comm)));
-}
-
-// Two results with their texts, as a fault case reported them.
-struct Seen {
+// The results a fault case saw: each call's code and the communicator's last error text then.
+struct Result {
   int code;
   std::string text;
-  int later;
-  std::string laterText;
 };
+using Seen = std::vector<Result>;
+void note(Seen& seen, svResult_t code, svComm_t comm) {
+  seen.push_back({static_cast<int>(code), svGetLastError(comm)});
+}
 
-// Two ranks over the emulated NCCL: a healthy exchange, then `fault`, which reports two results
-// with putWithText and leaves its failing exchange's output in *out; then the rank aborts its
-// ncclComm_t and reports the failing exchange's effects. Each rank must have exited cleanly,
-// seen the healthy exchange, kept its output and residual, and counted seq(rank) exchanges;
-// `expect` checks what it saw.
+// Two ranks over the emulated NCCL: a healthy exchange, then `fault`, which notes what it saw
+// and leaves its failing exchange's output in *out; then the rank aborts its ncclComm_t and
+// reports the failing exchange's effects. Each rank must have exited cleanly, seen the
+// healthy exchange, kept its output and residual, and counted seq(rank) exchanges; `expect`
+// checks what it saw.
 void runFault(const svConfig_t& config,
-              const std::function<void(const Ranks::Child&, Step&, Report&, float**)>& fault,
+              const std::function<void(const Ranks::Child&, Step&, Seen&, float**)>& fault,
               const std::function<uint64_t(int)>& seq,
               const std::function<void(int, const Seen&)>& expect) {
   Ranks ranks(2, config, [&](const Ranks::Child& ch) {
@@ -96,7 +95,13 @@ void runFault(const svConfig_t& config,
     Step st(ch.comm, 11 + ch.rank);
     st.healthy(rep);
     float* out = nullptr;
-    fault(ch, st, rep, &out);
+    Seen seen;
+    fault(ch, st, seen, &out);
+    rep.put(static_cast<uint64_t>(seen.size()));
+    for (const Result& r : seen) {
+      rep.put(r.code);
+      rep.put(r.text);
+    }
     ncclCommAbort(borrowedNccl());
     st.effects(rep, ch.comm, out);
     return rep.bytes;
@@ -108,16 +113,26 @@ void runFault(const svConfig_t& config,
     Reader in{results[r].report};
     EXPECT_EQ(in.get<int>(), svSuccess);
     EXPECT_EQ(in.get<int>(), 0) << "the healthy exchange wrote no output";
-    Seen seen;
-    seen.code = in.get<int>();
-    seen.text = in.text();
-    seen.later = in.get<int>();
-    seen.laterText = in.text();
+    Seen seen(in.get<uint64_t>());
+    for (Result& s : seen) {
+      s.code = in.get<int>();
+      s.text = in.text();
+    }
     expect(r, seen);
     EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
     EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
     EXPECT_EQ(in.get<uint64_t>(), seq(r)) << "sequence numbers";
   }
+}
+
+// Whether `path` exists within `seconds`: one rank's word to another across the fork.
+bool awaitFile(const std::string& path, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (access(path.c_str(), F_OK) != 0) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 // The first code other than svSuccess that svCommGetAsyncError reports within `seconds`.
@@ -132,9 +147,11 @@ svResult_t awaitAsyncError(svComm_t comm, double seconds) {
 
 // Rank 1's ncclAllGather fails in the second exchange: that rank gets NCCL's code mapped, the
 // call named, its communicator broken, output, residual and sequence untouched, and it aborts
-// its ncclComm_t as docs/faults.md asks. Rank 0's exchange was enqueued (svSuccess) and waits
-// for rank 1. When rank 1 aborts at once, rank 0 learns it from svCommGetAsyncError (NCCL's
-// remote error; the emulated NCCL ends the wait then). When rank 1 stays silent for longer
+// its ncclComm_t as docs/faults.md asks, once rank 0's exchange was enqueued (svSuccess; it
+// waits for rank 1). When rank 1 aborts at once, rank 0 learns it from svCommGetAsyncError (NCCL's
+// remote error; the emulated NCCL ends the wait then), and its next exchange fails at its
+// first NCCL call, which returns that error (NCCL's enqueue check), with no effect and the
+// communicator broken. When rank 1 stays silent for longer
 // than the timeout, rank 0's svCommGetTimes, which waits for the timed calls, gives up after
 // timeoutMs (svTimeout) instead of hanging, and rank 0's own abort ends the wait. Either way
 // the device refuses what never came: rank 0's output and residual stay.
@@ -144,36 +161,52 @@ TEST(NcclFault, FailedCallBreaksThatRankAndThePeerNeitherHangsNorCommits) {
     svConfig_t config = ncclConfig(SV_CHECK_NONE);
     config.timing = SV_TIMING_ON;
     config.timeoutMs = 3000;
-    runFault(config, [&](const Ranks::Child& ch, Step& st, Report& rep, float** out) {
+    char dir[] = "/tmp/signvote-fault-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string enqueued = std::string(dir) + "/rank0-enqueued";
+    runFault(config, [&](const Ranks::Child& ch, Step& st, Seen& seen, float** out) {
       if (ch.rank == 1) svemu::ncclFailCall("ncclAllGather", 1, ncclSystemError);
-      putWithText(rep, st.exchange(out), ch.comm);
+      note(seen, st.exchange(out), ch.comm);
+      if (ch.rank == 0) std::fclose(std::fopen(enqueued.c_str(), "w"));
+      float* again = nullptr;
       if (ch.rank == 1) {
-        float* again = nullptr;
-        putWithText(rep, st.exchange(&again), ch.comm);
+        note(seen, st.exchange(&again), ch.comm);
+        // Not before rank 0's exchange is enqueued: NCCL refuses calls after a peer's abort.
+        if (!awaitFile(enqueued, 30)) seen.push_back({-1, "rank 0 never enqueued"});
         if (silent) std::this_thread::sleep_for(std::chrono::seconds(8));
       } else if (silent) {
         svCommTimes_t times{};
-        putWithText(rep, svCommGetTimes(ch.comm, &times), ch.comm);
+        note(seen, svCommGetTimes(ch.comm, &times), ch.comm);
       } else {
-        putWithText(rep, awaitAsyncError(ch.comm, 30), ch.comm);
+        note(seen, awaitAsyncError(ch.comm, 30), ch.comm);
+        note(seen, st.exchange(&again), ch.comm);
+        seen.push_back({st.untouched(again) ? 1 : 0, "the next exchange kept its output"});
       }
     }, [](int r) { return r == 1 ? 1 : 2; },  // rank 0's exchange was enqueued
     [&](int r, const Seen& seen) {
+      ASSERT_EQ(seen.size(), r == 0 && !silent ? 4u : 2u);
       if (r == 1) {
-        EXPECT_EQ(seen.code, svSystemError) << seen.text;
-        EXPECT_NE(seen.text.find("ncclAllGather"), std::string::npos) << seen.text;
-        EXPECT_NE(seen.text.find("broken"), std::string::npos) << seen.text;
-        EXPECT_EQ(seen.later, svSystemError) << "the broken communicator took another exchange";
-        EXPECT_NE(seen.laterText.find("the communicator is broken"), std::string::npos)
-            << seen.laterText;
+        EXPECT_EQ(seen[0].code, svSystemError) << seen[0].text;
+        EXPECT_NE(seen[0].text.find("ncclAllGather"), std::string::npos) << seen[0].text;
+        EXPECT_NE(seen[0].text.find("broken"), std::string::npos) << seen[0].text;
+        EXPECT_EQ(seen[1].code, svSystemError) << "the broken communicator took another exchange";
+        EXPECT_NE(seen[1].text.find("the communicator is broken"), std::string::npos)
+            << seen[1].text;
         return;
       }
-      EXPECT_EQ(seen.code, svSuccess) << "enqueued, as NCCL enqueues: " << seen.text;
-      EXPECT_EQ(seen.later, silent ? svTimeout : svRemoteError) << seen.laterText;
-      EXPECT_NE(seen.laterText.find(silent ? "timeoutMs = 3000" : "NCCL reports"),
+      EXPECT_EQ(seen[0].code, svSuccess) << "enqueued, as NCCL enqueues: " << seen[0].text;
+      EXPECT_EQ(seen[1].code, silent ? svTimeout : svRemoteError) << seen[1].text;
+      EXPECT_NE(seen[1].text.find(silent ? "timeoutMs = 3000" : "NCCL reports"),
                 std::string::npos)
-          << seen.laterText;
+          << seen[1].text;
+      if (silent) return;
+      EXPECT_EQ(seen[2].code, svRemoteError) << seen[2].text;
+      EXPECT_NE(seen[2].text.find("nccl"), std::string::npos) << seen[2].text;
+      EXPECT_NE(seen[2].text.find("broken"), std::string::npos) << seen[2].text;
+      EXPECT_EQ(seen[3].code, 1) << seen[3].text;
     });
+    std::remove(enqueued.c_str());
+    rmdir(dir);
   }
 }
 
@@ -202,33 +235,35 @@ TEST(NcclFault, InProgressIsWaitedOut) {
 }
 
 // An ncclInProgress that never settles, and an asynchronous error NCCL reports: the exchange
-// fails within config->timeoutMs (svTimeout) or at its first wait (NCCL's code mapped), names
-// what it waited for, breaks the communicator and has no effect; svCommGetAsyncError reports
-// NCCL's error with its text.
+// fails within config->timeoutMs (svTimeout) or at its first NCCL call, which returns the
+// error (NCCL's code mapped), names what it waited for or called, breaks the communicator and
+// has no effect; svCommGetAsyncError reports NCCL's error with its text.
 TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
   for (const bool unsettled : {true, false}) {
     SCOPED_TRACE(unsettled ? "ncclInProgress for ever" : "ncclSystemError reported");
     svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
     config.timeoutMs = 3000;
-    runFault(config, [&](const Ranks::Child& ch, Step& st, Report& rep, float** out) {
+    runFault(config, [&](const Ranks::Child& ch, Step& st, Seen& seen, float** out) {
       if (unsettled) svemu::ncclReturnInProgress(-1);
       else svemu::ncclSetAsyncError(ncclSystemError);
       svResult_t async = svSuccess;
       svCommGetAsyncError(ch.comm, &async);
-      putWithText(rep, async, ch.comm);
-      putWithText(rep, st.exchange(out), ch.comm);
+      note(seen, async, ch.comm);
+      note(seen, st.exchange(out), ch.comm);
     }, [](int) { return 1; },
     [&](int, const Seen& seen) {
+      ASSERT_EQ(seen.size(), 2u);
       if (unsettled) {
-        EXPECT_EQ(seen.code, svSuccess) << "ncclInProgress is not an error: " << seen.text;
-        EXPECT_EQ(seen.later, svTimeout) << seen.laterText;
-        EXPECT_NE(seen.laterText.find("timeoutMs = 3000"), std::string::npos) << seen.laterText;
+        EXPECT_EQ(seen[0].code, svSuccess) << "ncclInProgress is not an error: " << seen[0].text;
+        EXPECT_EQ(seen[1].code, svTimeout) << seen[1].text;
+        EXPECT_NE(seen[1].text.find("timeoutMs = 3000"), std::string::npos) << seen[1].text;
       } else {
-        EXPECT_EQ(seen.code, svSystemError) << seen.text;
-        EXPECT_NE(seen.text.find("NCCL reports"), std::string::npos) << seen.text;
-        EXPECT_EQ(seen.later, svSystemError) << seen.laterText;
+        EXPECT_EQ(seen[0].code, svSystemError) << seen[0].text;
+        EXPECT_NE(seen[0].text.find("NCCL reports"), std::string::npos) << seen[0].text;
+        EXPECT_EQ(seen[1].code, svSystemError) << seen[1].text;
+        EXPECT_NE(seen[1].text.find("ncclAllGather"), std::string::npos) << seen[1].text;
       }
-      EXPECT_NE(seen.laterText.find("broken"), std::string::npos) << seen.laterText;
+      EXPECT_NE(seen[1].text.find("broken"), std::string::npos) << seen[1].text;
     });
   }
 }
