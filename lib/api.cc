@@ -428,6 +428,7 @@ extern "C" svResult_t svCommInitGloo(svComm_t* comm, int nranks, int rank, const
       return r;
     }, cfg, rank, nranks));
     std::unique_ptr<svComm> c = newRank(newWorld(nranks, {rank}, cfg), rank, cfg);
+    c->world->closeConnections = transport->closer();
     c->world->transport = std::move(transport);
     SVCHECK(timeWorld(*c->world, cfg, call));
     registerComms(c->world->ranks);
@@ -601,14 +602,23 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
   char text[64];
   std::snprintf(text, sizeof(text), "aborted by rank %d (svCommAbort)", comm->rank);
   for (svComm_t peer : comm->world->ranks)
-    if (peer != nullptr) peer->broken.set(svRemoteError, text, /*onlyIfHealthy=*/true);
-  comm->broken.set(svRemoteError, text);  // also when it was broken before: it is aborted now
-  // Closing a gloo world's connections makes peers waiting on this rank fail at once. Not
-  // while another thread's exchange uses the transport: holding `user` keeps new ones out.
+    if (peer != nullptr) peer->broken.set(svRemoteError, text);
+  comm->broken.abort(text);
+  // Closing a gloo world's connections makes peers waiting on this rank fail at once. When
+  // the communicator is free, the transport goes (holding `user` keeps exchanges out
+  // meanwhile); while an exchange uses it, only its connections are closed, and that
+  // exchange fails or ends at its timeout.
   const void* none = nullptr;
-  if (multiProcess(comm) && comm->user.compare_exchange_strong(none, &kAbortHold)) {
-    comm->world->transport.reset();
-    comm->user.store(nullptr);
+  if (multiProcess(comm)) {
+    if (comm->user.compare_exchange_strong(none, &kAbortHold)) {
+      comm->world->transport.reset();
+      comm->user.store(nullptr);
+    } else if (comm->world->closeConnections) {
+      try {
+        comm->world->closeConnections();
+      } catch (const std::exception&) {  // closing is best effort; the world is broken anyway
+      }
+    }
   }
   return svSuccess;
 }

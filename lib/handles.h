@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,9 @@ struct World {
   std::vector<int> local;       // the ranks this process drives, ascending
   bool checkCalls = false;      // allgather fingerprints before each exchange (SV_CHECK_GLOBAL)
   std::unique_ptr<Transport> transport;  // host backend; null after svCommAbort closed it
+  // Its Transport::closer(), taken at creation: svCommAbort closes the connections with it
+  // while another thread's exchange uses the transport (which may reset it meanwhile).
+  std::function<void()> closeConnections;
   // SV_BACKEND_CUDA: kept until the world goes (a borrowed NCCL communicator is the caller's
   // to abort), so that svCommGetAsyncError may ask it at any time.
   std::unique_ptr<DeviceTransport> device;
@@ -52,15 +56,21 @@ class Broken {
     if (code_.load() != svSuccess) why->set(why_.c_str());
     return code_.load();
   }
-  // Breaks it with code and why; with onlyIfHealthy, only when it was not broken yet.
-  void set(svResult_t code, const char* why, bool onlyIfHealthy = false) noexcept {
+  // Breaks it with code and why unless it is broken already: the first cause stays (an
+  // exchange that fails because svCommAbort closed its connections reports its own failure,
+  // and the later calls say "aborted").
+  void set(svResult_t code, const char* why) noexcept { store(code, why, false); }
+  // svCommAbort on its own rank: aborted now, whatever broke it before.
+  void abort(const char* why) noexcept { store(svRemoteError, why, true); }
+
+ private:
+  void store(svResult_t code, const char* why, bool overrule) noexcept {
     std::lock_guard<std::mutex> g(m_);
-    if (onlyIfHealthy && code_.load() != svSuccess) return;
+    if (!overrule && code_.load() != svSuccess) return;
     why_.set(why);
     code_.store(code);
   }
 
- private:
   mutable std::mutex m_;
   std::atomic<svResult_t> code_{svSuccess};
   ErrorText why_;

@@ -480,11 +480,14 @@ svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times);
 /* Stops the communicator for good, as ncclCommAbort does for a fault the trainer cannot
  * recover from: this rank and every other live rank of its world become sticky-broken with
  * svRemoteError ("aborted by rank r"), so peers fail their next call instead of waiting for
- * this rank. Gloo worlds: this rank closes its connections, so peers waiting in an exchange
- * return svRemoteError at once (unless another thread is inside an exchange on this
- * communicator; then only this rank is marked, the exchange under way ends normally or at
- * its timeout, and the peers wait for theirs). May come from a watchdog thread (see Thread
- * safety). Never blocks and is safe on a broken communicator. Residuals stay readable
+ * this rank. Gloo worlds: this rank closes its connections, so peers waiting on it in an
+ * exchange return svRemoteError at once. That holds while another thread is inside an
+ * exchange on this communicator too (a watchdog's call, see Thread safety); that exchange
+ * then fails with the transport's error, svRemoteError or, when it waits to receive, svTimeout
+ * at config->timeoutMs (a closed connection does not wake a wait here), and the later calls
+ * return svRemoteError ("aborted"). Never blocks and is safe on a broken communicator. The
+ * first cause of a broken communicator is the one later calls report, except that an abort
+ * of this rank replaces it. Residuals stay readable
  * (svBucketGetResidual); destroy the buckets, then the communicator. */
 svResult_t svCommAbort(svComm_t comm);
 

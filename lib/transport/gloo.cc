@@ -86,6 +86,15 @@ class GlooTransport final : public Transport {
     });
   }
 
+  // gloo closes each pair under the pair's lock, so a call in another thread fails or waits
+  // out its timeout instead of racing. A weak reference: destroying the transport still
+  // closes everything, and a close under way keeps the context until it is done.
+  std::function<void()> closer() override {
+    return [weak = std::weak_ptr<gloo::Context>(ctx_)] {
+      if (const std::shared_ptr<gloo::Context> ctx = weak.lock()) ctx->closeConnections();
+    };
+  }
+
   // A reduce-scatter over W equal chunks (the last zero-padded), then an allgather.
   svResult_t allReduceSum(const Sends& send, const Recvs& recv, size_t count,
                           Elem type) override {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ class Transport {
   virtual svResult_t recv(const std::vector<int>& peers, void* buf, size_t bytes, uint32_t slot,
                           int* from);
   virtual const std::string& error() const { return error_; }
+  // What closes this process's connections to its peers from any thread, also while another
+  // thread is inside a call (svCommAbort): peers waiting on this rank then fail at once. Safe
+  // to call after the transport is gone (it does nothing then). Empty for transports without
+  // connections.
+  virtual std::function<void()> closer() { return {}; }
 
  protected:
   std::string error_;

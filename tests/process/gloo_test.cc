@@ -348,6 +348,7 @@ struct Survivor {
   bool residualKept = false, seqKept = false;
   int again = -1;          // the next call on the broken communicator
   int64_t againNs = 0;     // how long it took
+  uint64_t seq = 0;        // exchanges that had succeeded before
 };
 
 std::string survive(const Ranks::Child& ch, int readyAfter) {
@@ -382,14 +383,14 @@ std::string survive(const Ranks::Child& ch, int readyAfter) {
     const int64_t t0 = monotonicNs();
     rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr)));
     rep.put(monotonicNs() - t0);
+    rep.put(seq0);
     break;
   }
   svBucketDestroy(b);
   return rep.bytes;
 }
 
-Survivor readSurvivor(const Ranks::Result& res) {
-  Reader rd{res.report};
+Survivor readSurvivor(Reader& rd) {
   Survivor s;
   s.code = rd.get<int>();
   s.failedAtNs = rd.get<int64_t>();
@@ -398,7 +399,12 @@ Survivor readSurvivor(const Ranks::Result& res) {
   s.seqKept = rd.get<bool>();
   s.again = rd.get<int>();
   s.againNs = rd.get<int64_t>();
+  s.seq = rd.get<uint64_t>();
   return s;
+}
+Survivor readSurvivor(const Ranks::Result& res) {
+  Reader rd{res.report};
+  return readSurvivor(rd);
 }
 
 // The last rank is SIGKILLed or SIGSTOPped while every rank is exchanging.
@@ -475,11 +481,57 @@ TEST(Gloo, AbortReachesPeersWaitingInAnExchange) {
   }
 }
 
+// The same abort from a watchdog thread while rank 0's own thread waits inside an exchange
+// for rank 1, which comes 3 s late: rank 0's connections are closed all the same, so rank 1's
+// first exchange fails when it comes instead of completing with rank 0's. Rank 0's own
+// exchange fails too, at the latest at its timeout.
+TEST(Gloo, WatchdogAbortReachesAPeerWhileTheRankWaitsInAnExchange) {
+  const unsigned timeoutMs = 6000;
+  Ranks ranks(2, glooConfig(timeoutMs), [](const Ranks::Child& ch) {
+    if (ch.rank == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+      return survive(ch, 0);
+    }
+    int64_t abortNs = 0;
+    int aborted = -1;
+    std::thread watchdog([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // rank 0 is waiting now
+      abortNs = monotonicNs();
+      aborted = static_cast<int>(svCommAbort(ch.comm));
+    });
+    const std::string survivor = survive(ch, 0);
+    watchdog.join();
+    Report rep;
+    rep.put(abortNs);
+    rep.put(aborted);
+    return rep.bytes + survivor;
+  });
+  const auto results = ranks.join(30);
+  for (int r = 0; r < 2; ++r)
+    ASSERT_TRUE(results[r].exited && results[r].status == 0)
+        << "rank " << r << ": status " << results[r].status << ", signal " << results[r].signal
+        << ": " << results[r].report;
+  Reader rd{results[0].report};
+  const int64_t abortNs = rd.get<int64_t>();
+  EXPECT_EQ(rd.get<int>(), svSuccess);
+  const Survivor own = readSurvivor(rd);
+  EXPECT_TRUE(own.code == svRemoteError || own.code == svTimeout) << own.code << " " << own.text;
+  EXPECT_EQ(own.seq, 0u);
+  EXPECT_LT((own.failedAtNs - abortNs) / 1e6, 2.0 * timeoutMs) << own.text;
+  EXPECT_TRUE(own.residualKept);
+  const Survivor late = readSurvivor(results[1]);
+  EXPECT_EQ(late.code, svRemoteError) << late.text;
+  EXPECT_EQ(late.seq, 0u) << "rank 1's first exchange completed with the aborted rank's";
+  EXPECT_LT((late.failedAtNs - abortNs) / 1e6, 2700.0 + 1500.0) << late.text;
+  EXPECT_TRUE(late.residualKept);
+}
+
 // A watchdog thread in rank 0 polls its communicator and aborts it while rank 0's own thread
 // keeps exchanging (NCCL's ncclCommGetAsyncError / ncclCommAbort pattern). Rank 0's exchanges
-// end with svRemoteError, and its residual can be read at once (never "in use by another
-// thread"); its peers' end with svRemoteError or svTimeout; every exchange that succeeded on
-// every rank gave them all the same bits.
+// end with svRemoteError (or, for one under way when the abort closed its connections,
+// svTimeout), its communicator then says "aborted", and its residual can be read at once
+// (never "in use by another thread"); its peers' end with svRemoteError or svTimeout; every
+// exchange that succeeded on every rank gave them all the same bits.
 TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
   const int W = 3;
   const size_t n = 2000;
@@ -524,6 +576,9 @@ TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
       if (r == svSuccess) outs.push_back(out);
     }
     const std::string text = svGetLastError(ch.comm);
+    svResult_t async = svSuccess;
+    svCommGetAsyncError(ch.comm, &async);
+    const std::string asyncText = svGetLastError(ch.comm);
     // Residuals stay readable for a checkpoint, also while the watchdog's abort is closing
     // the connections.
     std::vector<float> residual(n);
@@ -532,6 +587,8 @@ TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
     if (watchdog.joinable()) watchdog.join();
     rep.put(static_cast<int>(r));
     rep.put(text);
+    rep.put(static_cast<int>(async));
+    rep.put(asyncText);
     rep.put(static_cast<int>(read));
     rep.put(badPolls.load());
     rep.put(static_cast<uint64_t>(outs.size()));
@@ -548,11 +605,14 @@ TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
     ASSERT_EQ(rd.get<int>(), svSuccess);
     const int code = rd.get<int>();
     const std::string text = rd.text();
+    const int async = rd.get<int>();
+    const std::string asyncText = rd.text();
     EXPECT_EQ(rd.get<int>(), svSuccess) << "reading the residual after the failure";
     EXPECT_EQ(rd.get<int>(), 0) << "watchdog polls that failed or saw an error before the abort";
     if (r == 0) {
-      EXPECT_EQ(code, svRemoteError) << text;
-      EXPECT_TRUE(mentions(text, "aborted by rank 0"));
+      EXPECT_TRUE(code == svRemoteError || code == svTimeout) << code << " " << text;
+      EXPECT_EQ(async, svRemoteError) << asyncText;
+      EXPECT_TRUE(mentions(asyncText, "aborted by rank 0"));
     } else {
       EXPECT_TRUE(code == svRemoteError || code == svTimeout) << code << " " << text;
     }
