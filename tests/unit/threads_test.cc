@@ -1,7 +1,7 @@
 // Threads: different communicators on different threads at once, and a watchdog thread that
 // polls and aborts a communicator another thread drives (NCCL's ncclCommGetAsyncError /
-// ncclCommAbort pattern). The bits are checked here; the ThreadSanitizer build (.ci/run,
-// label `threads`) checks that none of it races.
+// ncclCommAbort pattern). The bits are checked here; the ThreadSanitizer lane of .ci/run
+// checks that none of it races.
 #include <atomic>
 #include <thread>
 
