@@ -19,8 +19,6 @@
 
 using namespace signvote::detail;
 
-const char signvote::detail::kAbortHold = 0;
-
 namespace {
 
 uint64_t newWorldId() {
@@ -604,20 +602,13 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
   for (svComm_t peer : comm->world->ranks)
     if (peer != nullptr) peer->broken.set(svRemoteError, text);
   comm->broken.abort(text);
-  // Closing a gloo world's connections makes peers waiting on this rank fail at once. When
-  // the communicator is free, the transport goes (holding `user` keeps exchanges out
-  // meanwhile); while an exchange uses it, only its connections are closed, and that
-  // exchange fails or ends at its timeout.
-  const void* none = nullptr;
-  if (multiProcess(comm)) {
-    if (comm->user.compare_exchange_strong(none, &kAbortHold)) {
-      comm->world->transport.reset();
-      comm->user.store(nullptr);
-    } else if (comm->world->closeConnections) {
-      try {
-        comm->world->closeConnections();
-      } catch (const std::exception&) {  // closing is best effort; the world is broken anyway
-      }
+  // Closing a gloo world's connections makes peers waiting on this rank fail at once, also
+  // while another thread's exchange uses the transport (that exchange then fails, or ends at
+  // its timeout). The communicator is never held here, and the transport goes with the world.
+  if (comm->world->closeConnections) {
+    try {
+      comm->world->closeConnections();
+    } catch (const std::exception&) {  // closing is best effort; the world is broken anyway
     }
   }
   return svSuccess;

@@ -8,7 +8,6 @@
 #include <limits>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "async.h"
@@ -850,20 +849,9 @@ struct ReleaseComms {
 
 }  // namespace
 
-// Takes comm for this thread (true), or says who holds it in *holder. svCommAbort's brief
-// hold is waited out.
-static bool takeComm(svComm_t comm, const void** holder) {
-  for (;;) {
-    const void* user = nullptr;
-    if (comm->user.compare_exchange_strong(user, &tg)) return *holder = nullptr, true;
-    if (user != &kAbortHold) return *holder = user, false;
-    std::this_thread::yield();
-  }
-}
-
 svResult_t claimComm(svComm_t comm, const char* call, CommClaim* claim) {
   const void* user = nullptr;
-  if (takeComm(comm, &user)) {
+  if (comm->user.compare_exchange_strong(user, &tg)) {
     claim->comm = comm;
     return svSuccess;
   }
@@ -981,7 +969,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
   // One thread at a time per communicator. The text goes to this thread's last error only:
   // the communicator's own text belongs to the thread using it.
   const void* user = nullptr;
-  if (!takeComm(comm, &user) && user != &tg)
+  if (!comm->user.compare_exchange_strong(user, &tg) && user != &tg)
     return fail(nullptr, svInvalidUsage,
                 "svExchange: comm (rank %d) is in use by another thread's exchange or open "
                 "group; use one thread per communicator", comm->rank);

@@ -30,9 +30,10 @@ struct World {
   std::vector<svComm_t> ranks;  // nranks entries: this process's ranks, null once destroyed
   std::vector<int> local;       // the ranks this process drives, ascending
   bool checkCalls = false;      // allgather fingerprints before each exchange (SV_CHECK_GLOBAL)
-  std::unique_ptr<Transport> transport;  // host backend; null after svCommAbort closed it
+  std::unique_ptr<Transport> transport;  // host backend
   // Its Transport::closer(), taken at creation: svCommAbort closes the connections with it
-  // while another thread's exchange uses the transport (which may reset it meanwhile).
+  // from any thread, also while another thread's exchange uses the transport (which may
+  // reset it meanwhile).
   std::function<void()> closeConnections;
   // SV_BACKEND_CUDA: kept until the world goes (a borrowed NCCL communicator is the caller's
   // to abort), so that svCommGetAsyncError may ask it at any time.
@@ -133,11 +134,6 @@ inline bool multiProcess(svComm_t c) {
 // svSuccess, or the stored error when comm is broken, with the text "<call>: the communicator is
 // broken (<what broke it>); destroy it".
 svResult_t refuseBroken(svComm_t comm, const char* call);
-
-// svCommAbort holds a gloo world's communicator with this marker while it closes the
-// connections. Never for long: other calls wait for it to end instead of reporting the
-// communicator in use by another thread.
-extern const char kAbortHold;
 
 // A bucket call other than svExchange (destroy, residual access) holds the bucket's
 // communicator like an exchange does, so that no other thread's exchange runs meanwhile.

@@ -6,8 +6,8 @@
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
