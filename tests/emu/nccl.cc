@@ -193,15 +193,29 @@ std::vector<Failure> failures;
 int inProgressPolls = 0;  // > 0 or -1: every launching call returns ncclInProgress
 ncclResult_t injectedAsync = ncclSuccess;
 
-// What the injected failures make of this call of `call` on c. As NCCL's enqueue checks
+// What ncclCommGetAsyncError says of c; a poll (`consume`) counts down an injected
+// ncclInProgress.
+ncclResult_t asyncState(ncclComm* c, bool consume) {
+  {
+    std::lock_guard<std::mutex> lock(injectMu);
+    if (injectedAsync != ncclSuccess) return injectedAsync;
+  }
+  ended(c);  // a peer's abort shows here
+  int polls = c->inProgressPolls.load();
+  while (consume && polls != 0 &&
+         !c->inProgressPolls.compare_exchange_weak(polls, polls - (polls > 0))) {
+  }
+  if (polls != 0) return ncclInProgress;
+  return static_cast<ncclResult_t>(c->asyncError.load());
+}
+
+// What the injected failures make of this call of `call` on c. As NCCL's enqueue check
 // (ncclCommEnsureReady), a call on a communicator whose asynchronous error is set returns that
 // error, and one made while the previous call is still ncclInProgress is refused.
 ncclResult_t injected(const char* call, ncclComm* c) {
+  if (const ncclResult_t state = asyncState(c, false); state != ncclSuccess)
+    return state == ncclInProgress ? ncclInvalidArgument : state;
   std::lock_guard<std::mutex> lock(injectMu);
-  if (injectedAsync != ncclSuccess) return injectedAsync;  // as ncclCommGetAsyncError says
-  if (c->inProgressPolls.load() != 0) return ncclInvalidArgument;
-  ended(c);  // a peer's abort shows here
-  if (const int e = c->asyncError.load(); e != ncclSuccess) return static_cast<ncclResult_t>(e);
   for (auto it = failures.begin(); it != failures.end(); ++it) {
     if (it->call != call || --it->left > 0) continue;
     const ncclResult_t r = it->result;
@@ -315,16 +329,7 @@ ncclResult_t ncclCommCuDevice(const ncclComm_t, int* device) {
   return ncclSuccess;
 }
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* state) {
-  {
-    std::lock_guard<std::mutex> lock(injectMu);
-    if (injectedAsync != ncclSuccess) return *state = injectedAsync, ncclSuccess;
-  }
-  ended(comm);  // a peer's abort shows here
-  int polls = comm->inProgressPolls.load();
-  while (polls != 0 && !comm->inProgressPolls.compare_exchange_weak(polls, polls - (polls > 0))) {
-  }
-  if (polls != 0) return *state = ncclInProgress, ncclSuccess;
-  *state = static_cast<ncclResult_t>(comm->asyncError.load());
+  *state = asyncState(comm, true);
   return ncclSuccess;
 }
 // Destroy waits for the communicator's collectives to end; abort ends them first.
