@@ -69,8 +69,8 @@
  * svCommGetAsyncError, svCommGetSequence, svCommCount, svCommUserRank and svGetLastError may
  * be called from any thread until the communicator is destroyed, also while another thread
  * drives it: a watchdog thread may poll and abort it, as with ncclCommGetAsyncError and
- * ncclCommAbort (an exchange already under way completes; the later ones fail with no
- * effect). svBucketGetInfo is not guarded: call it from the driving thread or between its
+ * ncclCommAbort (an exchange already under way completes, or on a gloo world fails at once;
+ * the later ones fail with no effect). svBucketGetInfo is not guarded: call it from the driving thread or between its
  * calls.
  */
 #ifndef SIGNVOTE_H_
@@ -482,10 +482,9 @@ svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times);
  * svRemoteError ("aborted by rank r"), so peers fail their next call instead of waiting for
  * this rank. Gloo worlds: this rank closes its connections, so peers waiting on it in an
  * exchange return svRemoteError at once. That holds while another thread is inside an
- * exchange on this communicator too (a watchdog's call, see Thread safety); that exchange
- * then fails with the transport's error, svRemoteError or, when it waits to receive, svTimeout
- * at config->timeoutMs (a closed connection does not wake a wait here), and the later calls
- * return svRemoteError ("aborted"). Never blocks and is safe on a broken communicator. The
+ * exchange on this communicator too (a watchdog's call, see Thread safety); that exchange's
+ * waits end at once and it fails with svRemoteError and no effect, as a collective stuck in
+ * NCCL ends at ncclCommAbort, and the later calls return svRemoteError ("aborted"). Never blocks and is safe on a broken communicator. The
  * first cause of a broken communicator is the one later calls report, except that an abort
  * of this rank replaces it. Residuals stay readable
  * (svBucketGetResidual); destroy the buckets, then the communicator. */

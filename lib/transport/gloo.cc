@@ -11,11 +11,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <cerrno>
 #include <csignal>
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <vector>
@@ -39,6 +42,80 @@ svResult_t classify(const std::exception& e, std::string* why) {
 
 constexpr uint8_t kPointSlotPrefix = 0xA5;
 
+// What svCommAbort trips from any thread while this rank's calls may be waiting: every wait
+// on a buffer of this transport, under way or later, then fails at once. (Closing the
+// connections wakes only the peers: gloo does not wake a wait on a pair closed from this
+// side, and the call that would, tcp::Pair::signalExceptionExternal, is declared in a header
+// that includes gloo/common/memory.h, which Debian's libgloo-dev does not ship.)
+class AbortSwitch {
+ public:
+  bool tripped() const {
+    std::lock_guard<std::mutex> g(m_);
+    return tripped_;
+  }
+  void trip() {
+    std::lock_guard<std::mutex> g(m_);
+    tripped_ = true;
+    for (gloo::transport::UnboundBuffer* b : live_) {
+      b->abortWaitSend();
+      b->abortWaitRecv();
+    }
+  }
+  void add(gloo::transport::UnboundBuffer* b) {
+    std::lock_guard<std::mutex> g(m_);
+    live_.push_back(b);
+  }
+  void remove(gloo::transport::UnboundBuffer* b) {
+    std::lock_guard<std::mutex> g(m_);
+    live_.erase(std::find(live_.begin(), live_.end(), b));
+  }
+
+ private:
+  mutable std::mutex m_;
+  bool tripped_ = false;
+  std::vector<gloo::transport::UnboundBuffer*> live_;
+};
+
+constexpr const char* kAbortText = "connections closed by svCommAbort on this rank";
+
+// gloo's buffer, whose waits throw once the switch is tripped. gloo's collectives use only the
+// buffer's virtual calls and ignore a wait's "aborted" result, so the throw is what ends them.
+// A wait that starts after the trip throws before it waits; one under way is woken by the
+// trip's abortWait (set after tripped_, so no wait can miss both).
+class AbortableBuffer final : public gloo::transport::UnboundBuffer {
+ public:
+  AbortableBuffer(std::shared_ptr<AbortSwitch> sw,
+                  std::unique_ptr<gloo::transport::UnboundBuffer> inner)
+      : UnboundBuffer(inner->ptr, inner->size), sw_(std::move(sw)), inner_(std::move(inner)) {
+    sw_->add(inner_.get());
+  }
+  ~AbortableBuffer() override { sw_->remove(inner_.get()); }
+
+  bool waitRecv(int* rank, std::chrono::milliseconds timeout) override {
+    if (sw_->tripped() || !inner_->waitRecv(rank, timeout)) throw gloo::IoException(kAbortText);
+    return true;
+  }
+  bool waitSend(int* rank, std::chrono::milliseconds timeout) override {
+    if (sw_->tripped() || !inner_->waitSend(rank, timeout)) throw gloo::IoException(kAbortText);
+    return true;
+  }
+  void abortWaitRecv() override { inner_->abortWaitRecv(); }
+  void abortWaitSend() override { inner_->abortWaitSend(); }
+  void send(int dstRank, uint64_t slot, size_t offset, size_t nbytes) override {
+    inner_->send(dstRank, slot, offset, nbytes);
+  }
+  void recv(int srcRank, uint64_t slot, size_t offset, size_t nbytes) override {
+    inner_->recv(srcRank, slot, offset, nbytes);
+  }
+  void recv(std::vector<int> srcRanks, uint64_t slot, size_t offset, size_t nbytes) override {
+    inner_->recv(std::move(srcRanks), slot, offset, nbytes);
+  }
+
+ private:
+  std::shared_ptr<AbortSwitch> sw_;
+  std::unique_ptr<gloo::transport::UnboundBuffer> inner_;
+};
+
 class GlooTransport final : public Transport {
  public:
   GlooTransport(std::shared_ptr<gloo::Context> ctx, int nranks)
@@ -48,8 +125,8 @@ class GlooTransport final : public Transport {
     return guarded([&] {
       if (bytes == 0) return;
       gloo::AllgatherOptions o(ctx_);
-      o.setInput(const_cast<char*>(static_cast<const char*>(send[0])), bytes);
-      o.setOutput(static_cast<char*>(recv[0]), bytes * W_);
+      o.setInput<char>(buffer(send[0], bytes));
+      o.setOutput<char>(buffer(recv[0], bytes * W_));
       o.setTag(nextTag());
       gloo::allgather(o);
     });
@@ -72,26 +149,29 @@ class GlooTransport final : public Transport {
   // gloo's unbound buffers; the slots lie beyond the prefixes of gloo's collectives.
   svResult_t send(int peer, const void* buf, size_t bytes, uint32_t slot) override {
     return guarded([&] {
-      auto b = ctx_->createUnboundBuffer(const_cast<void*>(buf), bytes);
+      const auto b = buffer(buf, bytes);
       b->send(peer, gloo::Slot::build(kPointSlotPrefix, slot));
-      if (!b->waitSend(ctx_->getTimeout())) throw std::runtime_error("send aborted");
+      b->waitSend(ctx_->getTimeout());
     });
   }
   svResult_t recv(const std::vector<int>& peers, void* buf, size_t bytes, uint32_t slot,
                   int* from) override {
     return guarded([&] {
-      auto b = ctx_->createUnboundBuffer(buf, bytes);
+      const auto b = buffer(buf, bytes);
       b->recv(peers, gloo::Slot::build(kPointSlotPrefix, slot));
-      if (!b->waitRecv(from, ctx_->getTimeout())) throw std::runtime_error("receive aborted");
+      b->waitRecv(from, ctx_->getTimeout());
     });
   }
 
-  // gloo closes each pair under the pair's lock, so a call in another thread fails or waits
-  // out its timeout instead of racing. A weak reference: destroying the transport still
-  // closes everything, and a close under way keeps the context until it is done.
+  // First the close, which peers see at once; gloo closes each pair under the pair's lock, so
+  // nothing more lands in this rank's buffers. Then the switch, which ends this rank's own
+  // waits. Weak references: destroying the transport still closes everything, and a close
+  // under way keeps the context until it is done.
   std::function<void()> closer() override {
-    return [weak = std::weak_ptr<gloo::Context>(ctx_)] {
+    return [weak = std::weak_ptr<gloo::Context>(ctx_),
+            weakSwitch = std::weak_ptr<AbortSwitch>(switch_)] {
       if (const std::shared_ptr<gloo::Context> ctx = weak.lock()) ctx->closeConnections();
+      if (const std::shared_ptr<AbortSwitch> sw = weakSwitch.lock()) sw->trip();
     };
   }
 
@@ -109,8 +189,8 @@ class GlooTransport final : public Transport {
       sum(type, blocks_.data(), chunk, owned_.data());
       gathered_.resize(chunk * W_ * es);
       gloo::AllgatherOptions o(ctx_);
-      o.setInput(owned_.data(), owned_.size());
-      o.setOutput(gathered_.data(), gathered_.size());
+      o.setInput<char>(buffer(owned_.data(), owned_.size()));
+      o.setOutput<char>(buffer(gathered_.data(), gathered_.size()));
       o.setTag(nextTag());
       gloo::allgather(o);
       std::memcpy(recv[0], gathered_.data(), count * es);
@@ -138,10 +218,16 @@ class GlooTransport final : public Transport {
       return;
     }
     gloo::AlltoallOptions o(ctx_);
-    o.setInput(const_cast<char*>(static_cast<const char*>(in)), bytes * W_);
-    o.setOutput(static_cast<char*>(out), bytes * W_);
+    o.setInput<char>(buffer(in, bytes * W_));
+    o.setOutput<char>(buffer(out, bytes * W_));
     o.setTag(nextTag());
     gloo::alltoall(o);
+  }
+
+  // Every buffer handed to gloo: its waits end when svCommAbort trips the switch.
+  std::unique_ptr<gloo::transport::UnboundBuffer> buffer(const void* p, size_t bytes) {
+    return std::make_unique<AbortableBuffer>(
+        switch_, ctx_->createUnboundBuffer(const_cast<void*>(p), bytes));
   }
 
   // The W received blocks of count elements, added in rank order.
@@ -155,6 +241,7 @@ class GlooTransport final : public Transport {
   uint32_t nextTag() { return tag_++; }
 
   std::shared_ptr<gloo::Context> ctx_;
+  std::shared_ptr<AbortSwitch> switch_ = std::make_shared<AbortSwitch>();
   int W_;
   uint32_t tag_ = 0;
   std::vector<char> blocks_, padded_, owned_, gathered_;

@@ -183,6 +183,58 @@ TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
   EXPECT_EQ(server.get<int>(), svTimeout) << "the communicator stays broken";
 }
 
+// dgs_async's server waits for any worker's push (a receive from any peer, not a collective).
+// A watchdog's abort on the server ends that wait at once, with svRemoteError and no effect,
+// instead of at its 6 s timeout, and the worker that pushes late fails too.
+TEST(Gloo, WatchdogAbortEndsTheDgsAsyncServersWait) {
+  const unsigned timeoutMs = 6000;
+  Ranks ranks(2, glooConfig(timeoutMs), [&](const Ranks::Child& ch) {
+    const size_t n = 1000;
+    const svBucketConfig_t cfg = asyncConfig(n, 10, 0.9f, 0);
+    svBucket_t b = nullptr;
+    svBucketCreate(&b, ch.comm, &cfg);
+    size_t bytes = 0;
+    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+    std::vector<unsigned char> ws(bytes);
+    std::vector<float> g(n, 1.0f), out(n, 7.0f);
+    Report rep;
+    int64_t abortNs = 0;
+    std::thread watchdog;
+    if (ch.rank == 0)
+      watchdog = std::thread([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the server waits now
+        abortNs = monotonicNs();
+        svCommAbort(ch.comm);
+      });
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+    size_t wb = bytes;
+    const svResult_t r = svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr);
+    const int64_t endNs = monotonicNs();
+    if (watchdog.joinable()) watchdog.join();
+    rep.put(static_cast<int>(r));
+    rep.put(std::string(svGetLastError(ch.comm)));
+    rep.put(endNs - abortNs);
+    rep.put(out == std::vector<float>(n, 7.0f));
+    svBucketDestroy(b);
+    return rep.bytes;
+  });
+  const std::vector<Ranks::Result> res = ranks.join(30);
+  for (int r = 0; r < 2; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    ASSERT_TRUE(res[r].exited && res[r].status == 0) << res[r].report;
+    Reader rd{res[r].report};
+    EXPECT_EQ(rd.get<int>(), svRemoteError);
+    const std::string text = rd.text();
+    const int64_t afterAbortNs = rd.get<int64_t>();
+    if (r == 0) {
+      EXPECT_TRUE(mentions(text, "svCommAbort")) << text;
+      EXPECT_LT(afterAbortNs / 1e6, 1500.0) << text;  // not the 6 s timeout
+    }
+    EXPECT_TRUE(rd.get<bool>()) << "the output was written";
+  }
+}
+
 // One exchange of a bucket of n floats on every rank with rank-specific edits; reports the
 // code, the text, whether the output, the residual and the sequence number were left alone,
 // then whether a correct exchange afterwards succeeds.
@@ -483,8 +535,8 @@ TEST(Gloo, AbortReachesPeersWaitingInAnExchange) {
 
 // The same abort from a watchdog thread while rank 0's own thread waits inside an exchange
 // for rank 1, which comes 3 s late: rank 0's connections are closed all the same, so rank 1's
-// first exchange fails when it comes instead of completing with rank 0's. Rank 0's own
-// exchange fails too, at the latest at its timeout.
+// first exchange fails when it comes instead of completing with rank 0's, and rank 0's own
+// wait ends at once (as ncclCommAbort ends a stuck NCCL collective), not at its 6 s timeout.
 TEST(Gloo, WatchdogAbortReachesAPeerWhileTheRankWaitsInAnExchange) {
   const unsigned timeoutMs = 6000;
   Ranks ranks(2, glooConfig(timeoutMs), [](const Ranks::Child& ch) {
@@ -515,9 +567,10 @@ TEST(Gloo, WatchdogAbortReachesAPeerWhileTheRankWaitsInAnExchange) {
   const int64_t abortNs = rd.get<int64_t>();
   EXPECT_EQ(rd.get<int>(), svSuccess);
   const Survivor own = readSurvivor(rd);
-  EXPECT_TRUE(own.code == svRemoteError || own.code == svTimeout) << own.code << " " << own.text;
+  EXPECT_EQ(own.code, svRemoteError) << own.text;
+  EXPECT_TRUE(mentions(own.text, "svCommAbort")) << own.text;
   EXPECT_EQ(own.seq, 0u);
-  EXPECT_LT((own.failedAtNs - abortNs) / 1e6, 2.0 * timeoutMs) << own.text;
+  EXPECT_LT((own.failedAtNs - abortNs) / 1e6, 1500.0) << own.text;
   EXPECT_TRUE(own.residualKept);
   const Survivor late = readSurvivor(results[1]);
   EXPECT_EQ(late.code, svRemoteError) << late.text;
@@ -528,9 +581,9 @@ TEST(Gloo, WatchdogAbortReachesAPeerWhileTheRankWaitsInAnExchange) {
 
 // A watchdog thread in rank 0 polls its communicator and aborts it while rank 0's own thread
 // keeps exchanging (NCCL's ncclCommGetAsyncError / ncclCommAbort pattern). Rank 0's exchanges
-// end with svRemoteError (or, for one under way when the abort closed its connections,
-// svTimeout), its communicator then says "aborted", and its residual can be read at once
-// (never "in use by another thread"); its peers' end with svRemoteError or svTimeout; every
+// end with svRemoteError (one under way too: the abort ends its waits), its communicator then
+// says "aborted", and its residual can be read at once (never "in use by another thread");
+// its peers' end with svRemoteError or svTimeout; every
 // exchange that succeeded on every rank gave them all the same bits.
 TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
   const int W = 3;
@@ -611,6 +664,7 @@ TEST(Gloo, WatchdogAbortsWhileTheRankKeepsExchanging) {
     EXPECT_EQ(rd.get<int>(), 0) << "watchdog polls that failed or saw an error before the abort";
     EXPECT_TRUE(code == svRemoteError || code == svTimeout) << code << " " << text;
     if (r == 0) {
+      EXPECT_EQ(code, svRemoteError) << text;  // an exchange under way is ended, not timed out
       EXPECT_EQ(async, svRemoteError) << asyncText;
       EXPECT_TRUE(mentions(asyncText, "aborted by rank 0"));
     }
