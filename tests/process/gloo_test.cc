@@ -19,6 +19,17 @@ svConfig_t glooConfig(unsigned timeoutMs) {
   return c;
 }
 
+// A bucket of comm and, in *ws, the workspace its exchanges take.
+svBucket_t createSized(svComm_t comm, const svBucketConfig_t& cfg,
+                       std::vector<unsigned char>* ws) {
+  svBucket_t b = nullptr;
+  svBucketCreate(&b, comm, &cfg);
+  size_t bytes = 0;
+  svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
+  ws->resize(bytes);
+  return b;
+}
+
 TEST(Gloo, EverySchemeGivesTheLoopbackBits) {
   const uint64_t seed = testSeed();
   SCOPED_TRACE("SIGNVOTE_TEST_SEED=" + std::to_string(seed));
@@ -141,11 +152,8 @@ TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
   Ranks ranks(W, glooConfig(timeoutMs), [&](const Ranks::Child& ch) {
     const size_t n = 1000;
     const svBucketConfig_t cfg = asyncConfig(n, 10, 0.9f, 0);
-    svBucket_t b = nullptr;
-    svBucketCreate(&b, ch.comm, &cfg);
-    size_t bytes = 0;
-    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
-    std::vector<unsigned char> ws(bytes);
+    std::vector<unsigned char> ws;
+    svBucket_t b = createSized(ch.comm, cfg, &ws);
     std::vector<float> g(n, 1.0f), out(n);
     Report rep;
     int done = 0;
@@ -154,7 +162,7 @@ TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
     for (; done < (ch.rank == 0 ? 1000 : pushes); ++done) {
       if (ch.rank == 2 && done == 2) _exit(0);  // dies with its sockets open
       if (ch.rank == 1) usleep(20000);
-      size_t wb = bytes;
+      size_t wb = ws.size();
       if ((r = svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr)) != svSuccess) break;
       lastNs = monotonicNs();
     }
@@ -162,7 +170,7 @@ TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
     rep.put(static_cast<int>(r));
     rep.put(monotonicNs() - lastNs);
     if (ch.rank == 0) {  // the next call on the broken communicator
-      size_t wb = bytes;
+      size_t wb = ws.size();
       rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr)));
     }
     svBucketDestroy(b);
@@ -191,11 +199,8 @@ TEST(Gloo, WatchdogAbortEndsTheDgsAsyncServersWait) {
   Ranks ranks(2, glooConfig(timeoutMs), [&](const Ranks::Child& ch) {
     const size_t n = 1000;
     const svBucketConfig_t cfg = asyncConfig(n, 10, 0.9f, 0);
-    svBucket_t b = nullptr;
-    svBucketCreate(&b, ch.comm, &cfg);
-    size_t bytes = 0;
-    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
-    std::vector<unsigned char> ws(bytes);
+    std::vector<unsigned char> ws;
+    svBucket_t b = createSized(ch.comm, cfg, &ws);
     std::vector<float> g(n, 1.0f), out(n, 7.0f);
     Report rep;
     int64_t abortNs = 0;
@@ -208,7 +213,7 @@ TEST(Gloo, WatchdogAbortEndsTheDgsAsyncServersWait) {
       });
     else
       std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-    size_t wb = bytes;
+    size_t wb = ws.size();
     const svResult_t r = svExchange(b, g.data(), out.data(), ws.data(), &wb, nullptr);
     const int64_t endNs = monotonicNs();
     if (watchdog.joinable()) watchdog.join();
@@ -407,11 +412,8 @@ std::string survive(const Ranks::Child& ch, int readyAfter) {
   const size_t n = 1 << 15;
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
   cfg.density = 0.01;
-  svBucket_t b = nullptr;
-  svBucketCreate(&b, ch.comm, &cfg);
-  size_t bytes = 0;
-  svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
-  std::vector<unsigned char> ws(bytes);
+  std::vector<unsigned char> ws;
+  svBucket_t b = createSized(ch.comm, cfg, &ws);
   std::mt19937_64 rng(testSeed() + ch.rank);
   std::vector<float> out(n), before(n), after(n);
   Report rep;
@@ -422,7 +424,7 @@ std::string survive(const Ranks::Child& ch, int readyAfter) {
     svBucketGetResidual(b, before.data());
     uint64_t seq0 = 0, seq1 = 0;
     svCommGetSequence(ch.comm, &seq0);
-    size_t wsb = bytes;
+    size_t wsb = ws.size();
     const svResult_t r = svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr);
     if (r == svSuccess) continue;
     rep.put(static_cast<int>(r));
@@ -720,17 +722,14 @@ TEST(Gloo, TimingIsPerRankAndCountsEveryCall) {
     svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
     cfg.k = 10;
     cfg.format = SV_FORMAT_SPARSE;
-    svBucket_t b = nullptr;
-    svBucketCreate(&b, ch.comm, &cfg);
-    size_t bytes = 0;
-    svExchange(b, nullptr, nullptr, nullptr, &bytes, nullptr);
-    std::vector<unsigned char> ws(bytes);
+    std::vector<unsigned char> ws;
+    svBucket_t b = createSized(ch.comm, cfg, &ws);
     std::vector<float> out(n);
     Report rep;
     const int64_t t0 = monotonicNs();
     for (int step = 0; step < steps; ++step) {
       const std::vector<float> g = normal(n, rng);
-      size_t wsb = bytes;
+      size_t wsb = ws.size();
       rep.put(static_cast<int>(svExchange(b, g.data(), out.data(), ws.data(), &wsb, nullptr)));
     }
     const double wallUs = (monotonicNs() - t0) / 1e3;
