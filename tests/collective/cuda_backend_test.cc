@@ -1,7 +1,8 @@
 // SV_BACKEND_CUDA against SV_BACKEND_HOST through the public API: the same gradients through a
 // host world and a CUDA world must give the same output and residual bits on every rank, step
 // after step, for every scheme and format; NaN policies, the sticky device verdict, in-place
-// buffers, one stream per rank or one for all, CUDA graph replay, and adaptive K. GPU only.
+// buffers, one stream per rank or one for all, exchanges enqueued back to back, CUDA graph
+// replay, and adaptive K. GPU only.
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -104,6 +105,60 @@ TEST(CudaBackend, InPlaceExchangeMatchesTheHost) {
     dev.upload(grads);
     ASSERT_EQ(dev.exchange(true), svSuccess);
     for (int r = 0; r < W; ++r) expectSameBits(dev.output(r, true), host.out[r], "in place");
+  }
+}
+
+// As a trainer runs: the gradients of several steps are already on the device and their
+// exchanges are enqueued back to back, each into its own output, with no host synchronization
+// in between. A rank's stream then starts the next exchange while the others may still read
+// its last wire buffers, so this needs the exchange's own ordering (its final barrier on the
+// loopback transport), which the step-by-step tests, synchronizing after each upload, do not.
+TEST(CudaBackend, BackToBackExchangesNeedNoHostSync) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 48);
+  const int W = 3, T = 4;
+  const size_t n = 4099;
+  for (const Case& c : kCases) {
+    SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " + std::to_string(c.format) +
+                 ", momentum " + std::to_string(c.momentum));
+    const svBucketConfig_t cfg = caseConfig(c, n, 60);
+    World host(W, cfg);
+    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+    std::vector<std::vector<void*>> g(T, std::vector<void*>(W)), out = g;
+    std::vector<std::vector<std::vector<float>>> want(T);
+    for (int t = 0; t < T; ++t) {
+      std::vector<std::vector<float>> grads(W);
+      for (auto& v : grads) v = normal(n, rng);
+      ASSERT_EQ(host.exchange(grads), svSuccess);
+      want[t] = host.out;
+      for (int r = 0; r < W; ++r) {
+        CUDA_OK(cudaMalloc(&g[t][r], n * 4));
+        CUDA_OK(cudaMalloc(&out[t][r], n * 4));
+        CUDA_OK(cudaMemcpy(g[t][r], grads[r].data(), n * 4, cudaMemcpyHostToDevice));
+      }
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+    for (int t = 0; t < T; ++t) {
+      svGroupStart();
+      for (int r = 0; r < W; ++r) {
+        size_t bytes = dev.wsBytes[r];
+        svExchange(dev.buckets[r], g[t][r], out[t][r], dev.ws[r], &bytes, dev.streams[r]);
+      }
+      ASSERT_EQ(svGroupEnd(), svSuccess) << svGetLastError(dev.comms[0]);
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < W; ++r) {
+        std::vector<float> o(n);
+        CUDA_OK(cudaMemcpy(o.data(), out[t][r], n * 4, cudaMemcpyDeviceToHost));
+        SCOPED_TRACE("step " + std::to_string(t) + ", rank " + std::to_string(r));
+        expectSameBits(o, want[t][r], "output");
+        CUDA_OK(cudaFree(g[t][r]));
+        CUDA_OK(cudaFree(out[t][r]));
+      }
+    if (keepsState(c))
+      for (int r = 0; r < W; ++r) expectSameBits(dev.residual(r), host.residual(r), "residual");
+    EXPECT_EQ(dev.asyncError(0), svSuccess);
   }
 }
 

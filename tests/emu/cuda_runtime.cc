@@ -13,9 +13,17 @@
 // Asynchronous work (svemu::submitAsync: the emulated NCCL's collectives) is done by another
 // thread; until it is, queries of its stream or of a later event say cudaErrorNotReady and
 // synchronizing calls wait, as on a GPU.
+//
+// SVEMU_SCHEDULE_SEED=s draws other schedules that CUDA allows, as concurrent streams on a GPU
+// run at their own pace: each stream draws a pace at creation (never ahead, as above, or
+// running what it can right after 1 in 8, 1 in 2 or every enqueue), and streams run in a
+// shuffled order when several must. So one stream may run far ahead of another: work that
+// reads another stream's results without an event, or that overwrites what a queued item of
+// another stream still has to read, gives other bits under some seeds.
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <vector>
 
 #include "emu.h"
@@ -54,6 +63,7 @@ struct Stream {
   std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<Work> owned;  // the capture this stream began
   Work* capture = nullptr;      // the capture it is part of, if any
+  unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues (0: never)
 };
 struct Graph {
   Work work;
@@ -93,6 +103,24 @@ bool capturing(const Work* w) {
 }
 
 bool flush(Stream* s, uint64_t upTo = UINT64_MAX, bool wait = true);
+
+// SVEMU_SCHEDULE_SEED's generator (null: the lazy schedule alone); "random" draws a seed and
+// prints it, so that a failing schedule can be replayed. Used by the thread that drives the
+// device; the asynchronous work's threads never enqueue.
+std::mt19937_64* scheduleRng() {
+  static std::unique_ptr<std::mt19937_64> rng = []() -> std::unique_ptr<std::mt19937_64> {
+    const char* env = std::getenv("SVEMU_SCHEDULE_SEED");
+    if (env == nullptr || *env == '\0') return nullptr;
+    uint64_t seed = std::strtoull(env, nullptr, 10);
+    if (std::strcmp(env, "random") == 0) {
+      seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+      std::fprintf(stderr, "emulated device: SVEMU_SCHEDULE_SEED=%llu\n",
+                   static_cast<unsigned long long>(seed));
+    }
+    return std::make_unique<std::mt19937_64>(seed);
+  }();
+  return rng.get();
+}
 
 // Spins until ready(), running the items that asynchronous work waits for (another stream's,
 // which the host would otherwise run only when that stream is waited for).
@@ -140,6 +168,8 @@ bool flush(Stream* s, uint64_t upTo, bool wait) {
 void push(Stream* s, Item item) {
   s->queue.push_back(std::move(item));
   ++s->enqueued;
+  if (std::mt19937_64* rng = scheduleRng(); rng && s->pace != 0 && (*rng)() % s->pace == 0)
+    flush(s, UINT64_MAX, false);
 }
 
 // Every created stream's queue (or only the blocking ones').
@@ -149,6 +179,7 @@ bool flushCreated(bool blockingOnly, bool wait) {
     std::lock_guard<std::mutex> lock(mu);
     all = streams;
   }
+  if (std::mt19937_64* rng = scheduleRng()) std::shuffle(all.begin(), all.end(), *rng);
   bool done = true;
   for (Stream* s : all)
     if (!blockingOnly || s->blocking) done = flush(s, UINT64_MAX, wait) && done;
@@ -347,6 +378,8 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   auto* t = new Stream;
   t->blocking = (flags & cudaStreamNonBlocking) == 0;
+  if (std::mt19937_64* rng = scheduleRng())
+    t->pace = std::array<unsigned, 4>{0, 8, 2, 1}[(*rng)() % 4];
   std::lock_guard<std::mutex> lock(mu);
   streams.push_back(t);
   *s = reinterpret_cast<cudaStream_t>(t);

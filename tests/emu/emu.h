@@ -7,8 +7,9 @@
 //
 // Memory is host memory. Work enqueued on a stream is queued and runs, in order, only when
 // CUDA's rules say it must be done (cuda_runtime.cc), so missing synchronization shows as
-// stale data; asynchronous work (submitAsync) is done by another thread meanwhile. A
-// capturing stream records the work instead; a graph launch replays it.
+// stale data; SVEMU_SCHEDULE_SEED draws schedules in which streams keep their own pace instead.
+// Asynchronous work (submitAsync) is done by another thread meanwhile. A capturing stream
+// records the work instead; a graph launch replays it.
 #pragma once
 
 #include <cuda_runtime_api.h>
