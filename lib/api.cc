@@ -704,17 +704,20 @@ extern "C" svResult_t svBucketGetInfo(svBucket_t bucket, svBucketInfo_t* info) {
                       : 0.0;
   i.workspaceBytes = workspaceBytesFor(p);
   i.stateFloats = p.stateFloats;
-  i.lastK = bucket->lastK;
-  i.lastRecordBytes = bucket->lastRecordBytes;
-  i.lastWireBytes = bucket->lastWireBytes;
   i.downK = p.downK;
   i.chunk = p.chunk;
-  i.averageNext = averagesNext(p, bucket->config, bucket->exchanges);
   i.scheme = bucket->config.scheme;
   i.denseFallback = bucket->denseFallback;
   i.modeledUs = bucket->link.us;
   i.modeledDenseUs = bucket->link.denseUs;
-  i.lastPeer = bucket->lastPeer;
+  {
+    std::lock_guard<std::mutex> g(bucket->progress);
+    i.lastK = bucket->lastK;
+    i.lastRecordBytes = bucket->lastRecordBytes;
+    i.lastWireBytes = bucket->lastWireBytes;
+    i.averageNext = averagesNext(p, bucket->config, bucket->exchanges);
+    i.lastPeer = bucket->lastPeer;
+  }
   *info = i;
   return svSuccess;
 }

@@ -143,6 +143,7 @@ void commitServer(const AsyncCall& c, int from, const Reply& done) {
   }
   std::copy_n(T, p.n, static_cast<float*>(c.recv));
   ++b->served[from];
+  std::lock_guard<std::mutex> g(b->progress);
   b->lastPeer = from;
 }
 
@@ -198,6 +199,7 @@ void commitWorker(const AsyncCall& c) {
                            payloadOf(reply) + down.payloadWords(), out);
     }
   }
+  std::lock_guard<std::mutex> g(c.bucket->progress);
   ++c.bucket->exchanges;
 }
 

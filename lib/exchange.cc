@@ -631,10 +631,13 @@ svResult_t planAdaptiveCuda(Matched& m, const std::vector<CudaOp>& cops, std::st
 // state moves with every exchange that returns svSuccess, a propagated NaN included: its K_t
 // went on the wire.
 void noteExchange(svBucket& b, const Matched& m) {
-  ++b.exchanges;
-  b.lastK = m.plan.k;
-  b.lastRecordBytes = m.plan.recordBytes;
-  b.lastWireBytes = m.plan.wireBytes;
+  {
+    std::lock_guard<std::mutex> g(b.progress);
+    ++b.exchanges;
+    b.lastK = m.plan.k;
+    b.lastRecordBytes = m.plan.recordBytes;
+    b.lastWireBytes = m.plan.wireBytes;
+  }
   if (b.config.adaptiveK != SV_ADAPTIVE_K_NONE)
     b.adaptive = ref::adaptiveAdvance(b.config, b.adaptive, m.sumSquares, m.plan.k);
 }

@@ -112,6 +112,10 @@ struct svBucket {
   bool denseFallback = false;
   signvote::detail::LinkModel link;  // zeros without config.linkBusBW
   int lastPeer = -1;        // dgs_async: see svBucketInfo_t.lastPeer
+  // exchanges, lastK, lastRecordBytes, lastWireBytes and lastPeer change with each exchange:
+  // the driving thread writes them under this lock and reads them without it; svBucketGetInfo,
+  // which a watchdog thread may call, reads them under it.
+  mutable std::mutex progress;
   uint32_t asyncSlot = 0;   // dgs_async: the bucket's number among its world's, for the wire
   std::vector<uint64_t> served;  // dgs_async server: pushes served per worker (their seq)
 };

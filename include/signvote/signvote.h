@@ -70,8 +70,8 @@
  * be called from any thread until the communicator is destroyed, also while another thread
  * drives it: a watchdog thread may poll and abort it, as with ncclCommGetAsyncError and
  * ncclCommAbort (an exchange already under way completes, or on a gloo world fails at once;
- * the later ones fail with no effect). svBucketGetInfo is not guarded: call it from the driving thread or between its
- * calls.
+ * the later ones fail with no effect). So may svBucketGetInfo until the bucket is destroyed;
+ * its last-exchange fields then describe one exchange, the last that had completed.
  */
 #ifndef SIGNVOTE_H_
 #define SIGNVOTE_H_

@@ -3,7 +3,9 @@
 // ncclCommAbort pattern). The bits are checked here; the ThreadSanitizer lane of .ci/run
 // checks that none of it races.
 #include <atomic>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "world.h"
 
@@ -50,20 +52,34 @@ TEST(Threads, IndependentWorldsRunAtOnceAndGiveTheirOwnBits) {
   }
 }
 
-// A watchdog thread polls svCommGetAsyncError and svCommGetSequence while this thread drives
-// the world, then aborts rank 1: every exchange before the abort took effect gives the twin
-// world's bits, and the first one after fails with svRemoteError and no effect.
+// K_t and the bytes that follow it, as svBucketGetInfo reports the last exchange.
+using Progress = std::tuple<size_t, size_t, uint64_t>;
+Progress progressOf(svBucket_t b) {
+  svBucketInfo_t i{};
+  EXPECT_EQ(svBucketGetInfo(b, &i), svSuccess);
+  return {i.lastK, i.lastRecordBytes, i.lastWireBytes};
+}
+
+// A watchdog thread polls svCommGetAsyncError, svCommGetSequence and svBucketGetInfo while
+// this thread drives the world (adaptive K, so K_t and its bytes change), then aborts rank 1:
+// every exchange before the abort took effect gives the twin world's bits, the first one after
+// fails with svRemoteError and no effect, and every report the watchdog read is one the
+// driving thread saw after an exchange (never K_t of one exchange with the bytes of another).
 TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
   std::mt19937_64 rng(testSeed() + 210);
   const size_t n = 3000;
   svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
   cfg.density = 0.02;
+  cfg.adaptiveK = SV_ADAPTIVE_K_NORM_RATIO;
+  cfg.kMin = 1;
   World w(2, cfg), twin(2, cfg);
   std::atomic<bool> aborted{false}, ownerDone{false};
   std::string watchdogText;
+  std::set<Progress> polled, driven{progressOf(w.buckets[0])};
   std::thread watchdog([&] {
     uint64_t last = 0;
     while (!ownerDone.load()) {
+      polled.insert(progressOf(w.buckets[0]));
       svResult_t async = svInternalError;
       uint64_t seq = 0;
       EXPECT_EQ(svCommGetAsyncError(w.comms[0], &async), svSuccess);
@@ -86,7 +102,10 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
   });
   bool failed = false;
   for (int step = 0; step < 100000 && !failed; ++step) {
-    const auto g = grads(2, n, rng);
+    auto g = grads(2, n, rng);
+    for (auto& v : g)
+      for (float& x : v) x *= static_cast<float>(1 + step % 7);  // K_t follows the norm
+
     const World::Snapshot before = w.snapshot();
     const svResult_t r = w.exchange(g);
     if (r != svSuccess) {
@@ -97,6 +116,7 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
       w.expectUnchanged(before);
       break;
     }
+    driven.insert(progressOf(w.buckets[0]));
     ASSERT_EQ(twin.exchange(g), svSuccess);
     for (int q = 0; q < 2; ++q) {
       ASSERT_TRUE(sameBits(w.out[q], twin.out[q])) << "step " << step << ", rank " << q;
@@ -108,4 +128,8 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
   EXPECT_TRUE(failed) << "the abort never reached the owner's exchanges";
   EXPECT_GE(w.seq(0), 8u);
   EXPECT_TRUE(mentions(watchdogText, "aborted by rank 1"));
+  EXPECT_GE(driven.size(), 3u) << "K_t hardly changed";
+  for (const Progress& p : polled)
+    EXPECT_EQ(driven.count(p), 1u) << "K_t " << std::get<0>(p) << " with " << std::get<1>(p)
+                                    << " record bytes and " << std::get<2>(p) << " wire bytes";
 }
