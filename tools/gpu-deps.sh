@@ -12,7 +12,7 @@ pkgs=(libgtest-dev libboost-program-options1.74-dev libboost-program-options1.74
       libboost1.74-dev nlohmann-json3-dev
       libgloo-dev libgloo0 libhiredis0.14 libibverbs1 libnl-3-200 libnl-route-3-200
       libopenblas-dev libopenblas0 libopenblas0-pthread libopenblas-pthread-dev libgfortran5
-      libquadmath0 zlib1g-dev zlib1g dataset-fashion-mnist)
+      libquadmath0 zlib1g-dev zlib1g dataset-fashion-mnist pkgconf pkgconf-bin libpkgconf3)
 root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 case "${1:-}" in
   fetch)
@@ -43,6 +43,7 @@ case "${1:-}" in
     # LD_LIBRARY_PATH and by the compiler through CPATH.
     _gd_blas="x86_64-linux-gnu/openblas-pthread"
     export CMAKE_PREFIX_PATH="$_gd/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+    export PATH="$PATH:$_gd/usr/bin"  # pkg-config (the install test), after the machine's own
     export CPATH="$_gd/usr/include/$_gd_blas${CPATH:+:$CPATH}"
     export LD_LIBRARY_PATH="$_gd/usr/lib/$_gd_blas:$_gd/usr/lib/x86_64-linux-gnu:$_gd/lib/x86_64-linux-gnu:$_gd/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export SIGNVOTE_FASHION_MNIST="$_gd/usr/share/datasets/fashion-mnist"

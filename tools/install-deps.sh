@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev nlohmann-json3-dev
       libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
-      libgloo-dev openmpi-bin)
+      libgloo-dev openmpi-bin pkgconf)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
