@@ -484,10 +484,10 @@ svResult_t svCommGetTimes(svComm_t comm, svCommTimes_t* times);
  * exchange return svRemoteError at once. That holds while another thread is inside an
  * exchange on this communicator too (a watchdog's call, see Thread safety); that exchange's
  * waits end at once and it fails with svRemoteError and no effect, as a collective stuck in
- * NCCL ends at ncclCommAbort, and the later calls return svRemoteError ("aborted"). Never blocks and is safe on a broken communicator. The
- * first cause of a broken communicator is the one later calls report, except that an abort
- * of this rank replaces it. Residuals stay readable
- * (svBucketGetResidual); destroy the buckets, then the communicator. */
+ * NCCL ends at ncclCommAbort, and the later calls return svRemoteError ("aborted"). Never
+ * blocks and is safe on a broken communicator. The first cause of a broken communicator is
+ * the one later calls report, except that an abort of this rank replaces it. Residuals stay
+ * readable (svBucketGetResidual); destroy the buckets, then the communicator. */
 svResult_t svCommAbort(svComm_t comm);
 
 /* ------------------------------------------------------------------------------------------ */

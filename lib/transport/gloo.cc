@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-
 #include <cerrno>
 #include <csignal>
 #include <cctype>
@@ -20,7 +19,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <stdexcept>
 #include <vector>
 
 #include "transport.h"

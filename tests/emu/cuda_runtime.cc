@@ -63,7 +63,7 @@ struct Stream {
   std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<Work> owned;  // the capture this stream began
   Work* capture = nullptr;      // the capture it is part of, if any
-  unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues (0: never)
+  unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues
 };
 struct Graph {
   Work work;

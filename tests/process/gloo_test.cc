@@ -192,8 +192,8 @@ TEST(Gloo, DgsAsyncServerOutlivesADeadWorker) {
 }
 
 // dgs_async's server waits for any worker's push (a receive from any peer, not a collective).
-// A watchdog's abort on the server ends that wait at once, with svRemoteError and no effect,
-// instead of at its 6 s timeout, and the worker that pushes late fails too.
+// A watchdog's abort on the server ends that wait at once, with svRemoteError and the output
+// untouched, instead of at its 6 s timeout, and the worker that pushes late fails too.
 TEST(Gloo, WatchdogAbortEndsTheDgsAsyncServersWait) {
   const unsigned timeoutMs = 6000;
   Ranks ranks(2, glooConfig(timeoutMs), [&](const Ranks::Child& ch) {
@@ -236,7 +236,7 @@ TEST(Gloo, WatchdogAbortEndsTheDgsAsyncServersWait) {
       EXPECT_TRUE(mentions(text, "svCommAbort")) << text;
       EXPECT_LT(afterAbortNs / 1e6, 1500.0) << text;  // not the 6 s timeout
     }
-    EXPECT_TRUE(rd.get<bool>()) << "the output was written";
+    EXPECT_TRUE(rd.get<bool>()) << "the output was written to";
   }
 }
 

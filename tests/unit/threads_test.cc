@@ -105,7 +105,6 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
     auto g = grads(2, n, rng);
     for (auto& v : g)
       for (float& x : v) x *= static_cast<float>(1 + step % 7);  // K_t follows the norm
-
     const World::Snapshot before = w.snapshot();
     const svResult_t r = w.exchange(g);
     if (r != svSuccess) {
