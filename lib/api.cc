@@ -603,8 +603,8 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
     if (peer != nullptr) peer->broken.set(svRemoteError, text);
   comm->broken.abort(text);
   // Closing a gloo world's connections makes peers waiting on this rank fail at once, also
-  // while another thread's exchange uses the transport (that exchange then fails, or ends at
-  // its timeout). The communicator is never held here, and the transport goes with the world.
+  // while another thread's exchange uses the transport (whose waits then fail at once too).
+  // The communicator is never held here, and the transport goes with the world.
   if (comm->world->closeConnections) {
     try {
       comm->world->closeConnections();

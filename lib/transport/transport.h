@@ -43,9 +43,9 @@ class Transport {
                           int* from);
   virtual const std::string& error() const { return error_; }
   // What closes this process's connections to its peers from any thread, also while another
-  // thread is inside a call (svCommAbort): peers waiting on this rank then fail at once. Safe
-  // to call after the transport is gone (it does nothing then). Empty for transports without
-  // connections.
+  // thread is inside a call (svCommAbort): peers waiting on this rank, and that call's own
+  // waits, then fail at once. Safe to call after the transport is gone (it does nothing then).
+  // Empty for transports without connections.
   virtual std::function<void()> closer() { return {}; }
 
  protected:
