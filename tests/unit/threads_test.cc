@@ -78,7 +78,10 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
   std::set<Progress> polled, driven{progressOf(w.buckets[0])};
   std::thread watchdog([&] {
     uint64_t last = 0;
-    while (!ownerDone.load()) {
+    for (;;) {
+      // Read before polling, so that the poll after the owner's last exchange still runs (the
+      // owner may finish between the abort and the poll that sees it).
+      const bool ownerWasDone = ownerDone.load();
       polled.insert(progressOf(w.buckets[0]));
       svResult_t async = svInternalError;
       uint64_t seq = 0;
@@ -97,6 +100,7 @@ TEST(Threads, AWatchdogPollsAndAbortsAWorldInUse) {
         watchdogText = svGetLastError(w.comms[0]);
         return;
       }
+      if (ownerWasDone) return;
       std::this_thread::yield();
     }
   });
