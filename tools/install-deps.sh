@@ -2,7 +2,7 @@
 # Installs the Debian packages signvote needs to build and test, skipping those already there.
 # The CUDA toolkit (nvcc, NCCL, CUB) is expected under /usr/local/cuda.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev nlohmann-json3-dev
+pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev libboost-context-dev python3 nlohmann-json3-dev
       libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
       libgloo-dev openmpi-bin pkgconf)
 missing=()

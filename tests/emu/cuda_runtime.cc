@@ -256,6 +256,8 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
   }
 }
 
+void launchFailed(cudaError_t e) { fail(e); }
+
 void submitAsync(cudaStream_t stream, Launch launch) {
   Stream* s = created(stream);
   if (s && s->capture) return s->capture->push_back({nullptr, std::move(launch)});

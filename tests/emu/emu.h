@@ -3,7 +3,8 @@
 // and host twins of the launchers of kernels/kernels.h built from lib/reference (kernels.cc).
 // It checks lib/cuda_backend.cc's orchestration: workspace regions, the order of the steps,
 // the wire copies, the verdict, gates and commits, graph capture. The kernels themselves are
-// checked by tests/unit/kernel_logic_test.cc here and by tests/kernel on a GPU.
+// checked by tests/unit/kernel_logic_test.cc, by the SIMT emulator (tests/simt: the real
+// kernels on this device instead of the twins) and by tests/kernel on a GPU.
 //
 // Memory is host memory. Work enqueued on a stream is queued and runs, in order, only when
 // CUDA's rules say it must be done (cuda_runtime.cc), so missing synchronization shows as
@@ -25,6 +26,10 @@ namespace svemu {
 // Queues fn on `stream` (runs it now on the legacy stream, after the blocking streams' work,
 // unless asynchronous work is in flight there), or records it when `stream` is capturing.
 void submit(cudaStream_t stream, std::function<void()> fn);
+
+// Sets the error cudaGetLastError returns next, as a launch that fails does (the SIMT
+// emulator's launches, tests/simt).
+void launchFailed(cudaError_t e);
 
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
 // communicator's thread once every rank has come). `launch` is called when the work is

@@ -1,0 +1,191 @@
+// The SIMT emulator: kernels/*.cu compiled as host C++ (cu2cc.py turns each launch
+// `k<<<grid, block, shared, stream>>>(args)` into `::svsimt::Launch(grid, block, shared,
+// stream)(k, args)`), so that the kernels themselves, not twins of them, run on the emulated
+// device of tests/emu (emu.h) in CI.
+//
+// A launch is work on its stream (svemu::submit). Blocks run one after another, in an order
+// drawn per launch; the threads of a block are fibers (Boost.Context) that run, in an order
+// drawn per block, until they reach a barrier: __syncthreads waits for the whole block, a warp
+// operation (__ballot_sync, __shfl_down_sync, __reduce_add_sync) for its warp, whose mask must
+// name exactly the warp's lanes that have not exited. A barrier that not every thread it
+// names can reach (one some threads exited before, or two that different threads wait in) is
+// reported, with the kernel's name, and the process aborts, as a kernel fault would end it.
+//
+// What it checks: the kernels' indexing, their use of shared memory and barriers under
+// varying thread orders, the CUB and Thrust contracts they rely on (include/: host twins of
+// the CUB and Thrust parts kernels/ uses, with CUB's barrier counts and its results left
+// undefined where CUB leaves them so), and their results bit for bit against the host
+// reference through the kernel and collective suites. What it cannot: real concurrency
+// (threads between barriers, blocks, streams), the device's memory model, nvcc's code
+// (contracted multiply-adds where a kernel writes a plain a * b + c) and speed.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <math.h>  // the global fabsf, fmaf, signbit of device code
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// CUDA's headers leave these to the device compiler. Shared memory is a static of the OS
+// thread that runs the grid: its blocks run one after another there.
+#undef __shared__
+#define __shared__ static thread_local
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+
+namespace svsimt {
+
+struct Builtins {  // threadIdx, blockIdx, blockDim, gridDim
+  uint3 thread, block;
+  dim3 blockDims, gridDims;
+};
+// The CUDA thread that runs on this OS thread now.
+const Builtins& current();
+
+// Runs body(), the kernel call, once per thread of the grid (see above). `name` names the
+// kernel in reports.
+void runGrid(const char* name, dim3 grid, dim3 block, void (*body)(void*), void* arg);
+// Sets cudaGetLastError's error, as a launch with a bad configuration does.
+void launchFailed(cudaError_t e);
+// Queues fn on the stream (svemu::submit).
+void enqueue(cudaStream_t stream, std::function<void()> fn);
+
+// Reports a kernel's misuse of the device (or of CUB) and aborts, as a kernel fault would.
+[[noreturn]] void misuse(const char* what);
+// __syncthreads.
+void syncBlock();
+// A warp operation: each lane of `mask` gives `value`; *all receives the values of lanes
+// 0..31 (0 for lanes outside the mask). Returns the caller's lane.
+unsigned warpExchange(unsigned mask, uint64_t value, uint64_t (&all)[32]);
+
+template <class T>
+uint64_t bitsOf(T v) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a register of 8 bytes");
+  uint64_t b = 0;
+  std::memcpy(&b, &v, sizeof v);
+  return b;
+}
+template <class T>
+T fromBits(uint64_t b) {
+  T v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+// k<<<grid, block, shared, stream>>>(args...) is Launch(grid, block, shared, stream)("k",
+// [](auto... a) { k(a...); }, args...): the arguments are copied at the launch, as CUDA does,
+// and a template kernel's parameters deduced from them, as nvcc does.
+template <class Body, class... A>
+struct Kernel {
+  const char* name;
+  Body body;
+  std::tuple<A...> args;
+};
+
+class Launch {
+ public:
+  Launch(dim3 grid, dim3 block, size_t shared = 0, cudaStream_t stream = 0)
+      : grid_(grid), block_(block), shared_(shared), stream_(stream) {}
+
+  template <class Body, class... A>
+  void operator()(const char* name, Body body, A&&... a) const {
+    const uint64_t threads = uint64_t{block_.x} * block_.y * block_.z;
+    if (threads == 0 || threads > 1024 || grid_.x == 0 || grid_.y == 0 || grid_.z == 0 ||
+        grid_.y > 65535 || grid_.z > 65535 || shared_ > 0)  // no kernel takes dynamic shared
+      return launchFailed(cudaErrorInvalidConfiguration);
+    using K = Kernel<Body, std::decay_t<A>...>;
+    auto k = std::make_shared<K>(K{name, body, {std::forward<A>(a)...}});
+    const dim3 g = grid_, b = block_;
+    // A graph that captured the launch replays it, so the arguments live as long as the work.
+    enqueue(stream_, [k, g, b] { runGrid(k->name, g, b, &call<K>, k.get()); });
+  }
+
+ private:
+  template <class K>
+  static void call(void* p) {
+    auto* k = static_cast<K*>(p);
+    std::apply(k->body, k->args);  // each thread gets its own copy
+  }
+  dim3 grid_, block_;
+  size_t shared_;
+  cudaStream_t stream_;
+};
+
+}  // namespace svsimt
+
+#define threadIdx (::svsimt::current().thread)
+#define blockIdx (::svsimt::current().block)
+#define blockDim (::svsimt::current().blockDims)
+#define gridDim (::svsimt::current().gridDims)
+
+inline void __syncthreads() { ::svsimt::syncBlock(); }
+
+inline void __syncwarp(unsigned mask = ~0u) {
+  uint64_t all[32];
+  ::svsimt::warpExchange(mask, 0, all);
+}
+
+inline unsigned __ballot_sync(unsigned mask, int predicate) {
+  uint64_t all[32];
+  ::svsimt::warpExchange(mask, predicate != 0, all);
+  unsigned r = 0;
+  for (unsigned l = 0; l < 32; ++l) r |= (all[l] != 0 ? 1u : 0u) << l;
+  return r;
+}
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = 32) {
+  uint64_t all[32];
+  const unsigned lane = ::svsimt::warpExchange(mask, ::svsimt::bitsOf(value), all);
+  const unsigned w = static_cast<unsigned>(width);
+  if (lane % w + delta >= w) return value;  // past the segment: the lane keeps its own
+  return ::svsimt::fromBits<T>(all[lane + delta]);
+}
+
+inline unsigned __reduce_add_sync(unsigned mask, unsigned value) {
+  uint64_t all[32];
+  ::svsimt::warpExchange(mask, value, all);
+  unsigned r = 0;
+  for (unsigned l = 0; l < 32; ++l) r += static_cast<unsigned>(all[l]);
+  return r;
+}
+
+// Atomics: the threads of the emulator never run at the same time.
+template <class T, class U>
+T atomicAdd(T* p, U v) {
+  const T old = *p;
+  *p = static_cast<T>(old + static_cast<T>(v));
+  return old;
+}
+template <class T, class U>
+T atomicOr(T* p, U v) {
+  const T old = *p;
+  *p = static_cast<T>(old | static_cast<T>(v));
+  return old;
+}
+template <class T, class U>
+T atomicXor(T* p, U v) {
+  const T old = *p;
+  *p = static_cast<T>(old ^ static_cast<T>(v));
+  return old;
+}
+
+// Rounded to nearest like the host's IEEE operations; the host build must not contract
+// (CMake: -ffp-contract=off).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline float __ull2float_rn(unsigned long long x) { return static_cast<float>(x); }
+inline unsigned __float_as_uint(float x) { return ::svsimt::bitsOf(x) & 0xFFFFFFFFu; }
+inline float __uint_as_float(unsigned x) { return ::svsimt::fromBits<float>(x); }
