@@ -17,6 +17,10 @@
 
 #include "emu.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace svsimt {
 namespace {
 
@@ -71,12 +75,34 @@ struct PooledStack {
   void deallocate(bctx::stack_context& sc) noexcept { pool().give(sc); }
 };
 
+// AddressSanitizer must be told of every switch between stacks (a no-op without it): before
+// one, the stack it goes to (save is null when the fiber that leaves ends); after it, in the
+// fiber that resumed.
+struct Span {
+  const void* bottom = nullptr;
+  size_t size = 0;
+};
+thread_local Span schedulerStack;  // learned by the first fiber it starts
+
+void switching([[maybe_unused]] void** save, [[maybe_unused]] const Span& to) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(save, to.bottom, to.size);
+#endif
+}
+void switched([[maybe_unused]] void* save, [[maybe_unused]] Span* from) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(save, from ? &from->bottom : nullptr,
+                                  from ? &from->size : nullptr);
+#endif
+}
+
 enum class State : uint8_t { kReady, kBlockWait, kWarpWait, kDone };
 
 struct Thread {
   Builtins b{};
   State state = State::kReady;
   bctx::fiber fiber;  // the worker that runs the thread, while it is suspended
+  Span stack;         // the worker's
   bctx::fiber back;   // the scheduler, while the thread runs
   uint64_t value = 0;
   unsigned mask = 0;
@@ -119,7 +145,10 @@ std::mt19937_64& rng() {
 void suspend(State s) {
   Thread* t = running;
   t->state = s;
+  void* save = nullptr;
+  switching(&save, schedulerStack);
   t->back = std::move(t->back).resume();
+  switched(save, nullptr);
   running = t;
 }
 
@@ -159,8 +188,11 @@ bool releaseWarps(Block& blk) {
 
 // Resumes f, a fiber that runs CUDA threads; when it suspends in one (running), that thread
 // keeps it.
-void resume(bctx::fiber&& f) {
+void resume(bctx::fiber&& f, const Span& stack) {
+  void* save = nullptr;
+  switching(&save, stack);
   bctx::fiber r = std::move(f).resume();
+  switched(save, nullptr);
   if (r) running->fiber = std::move(r);
   running = nullptr;
 }
@@ -187,19 +219,28 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
   // that suspends keeps the worker, and a new one starts the rest. So a thread needs a fiber of
   // its own only once it reaches a barrier, and a kernel without barriers runs on one stack.
   size_t next = 0, done = 0;
-  auto worker = [&](bctx::fiber&& back) {
-    while (next < n) {
-      Thread& t = blk.threads[order[next++]];
-      running = &t;
-      t.back = std::move(back);
-      body(arg);
-      t.state = State::kDone;
-      ++done;
-      back = std::move(t.back);
-    }
-    return std::move(back);
-  };
-  while (next < n) resume(bctx::fiber(std::allocator_arg, PooledStack{}, worker));
+  while (next < n) {
+    bctx::stack_context sc = pool().take();
+    const Span stack{static_cast<char*>(sc.sp) - sc.size, sc.size};
+    auto worker = [&, stack](bctx::fiber&& back) {
+      switched(nullptr, &schedulerStack);
+      while (next < n) {
+        Thread& t = blk.threads[order[next++]];
+        running = &t;
+        t.stack = stack;
+        t.back = std::move(back);
+        body(arg);
+        t.state = State::kDone;
+        ++done;
+        back = std::move(t.back);
+      }
+      switching(nullptr, schedulerStack);
+      return std::move(back);
+    };
+    resume(bctx::fiber(std::allocator_arg, bctx::preallocated(sc.sp, sc.size, sc), PooledStack{},
+                       worker),
+           stack);
+  }
   while (done < n) {
     if (!releaseWarps(blk)) {
       size_t atBarrier = 0;
@@ -219,7 +260,7 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
       Thread& t = blk.threads[i];
       if (t.state != State::kReady) continue;
       running = &t;
-      resume(std::move(t.fiber));
+      resume(std::move(t.fiber), t.stack);
     }
   }
 }
