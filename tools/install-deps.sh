@@ -2,9 +2,9 @@
 # Installs the Debian packages signvote needs to build and test, skipping those already there.
 # The CUDA toolkit (nvcc, NCCL, CUB) is expected under /usr/local/cuda.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev libboost-context-dev python3 nlohmann-json3-dev
-      libopenblas-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
-      libgloo-dev openmpi-bin pkgconf)
+pkgs=(cmake ninja-build g++ libgtest-dev libboost-program-options-dev libboost-context-dev
+      python3 nlohmann-json3-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist clang
+      libclang-rt-14-dev libgloo-dev openmpi-bin pkgconf)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -298,6 +298,18 @@ cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* total) {
   *freeBytes = *total = size_t{8} << 30;
   return cudaSuccess;
 }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (prop == nullptr || device != 0) return fail(cudaErrorInvalidValue);
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "the emulated device (tests/emu; its times "
+                "measure the host, not a GPU)");
+  prop->major = 9;  // what CI compiles the kernels for
+  prop->multiProcessorCount = 1;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->totalGlobalMem = size_t{8} << 30;  // as cudaMemGetInfo
+  return cudaSuccess;
+}
 cudaError_t cudaGetLastError(void) {
   const cudaError_t e = lastError;
   lastError = cudaSuccess;

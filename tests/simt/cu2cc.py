@@ -3,7 +3,7 @@
 
 Each launch `k<<<grid, block, shared, stream>>>(args)` becomes
 `::svsimt::Launch(grid, block, shared, stream)("k", [](auto... svsimtArg) { k(svsimtArg...); },
-args)`, and
+args)`, each __shared__ variable is filled with junk when a block starts, and
 quoted includes of files beside IN become absolute, since OUT lives in the build tree. Lines keep their numbers (#line), so that
 compiler messages name IN."""
 import os
@@ -14,6 +14,27 @@ LAUNCH = re.compile(
     r"(?P<name>[A-Za-z_][\w:]*(?:<[^<>;]*>)?)\s*<<<(?P<cfg>.*?)>>>\s*\((?P<empty>\s*\))?",
     re.S)
 INCLUDE = re.compile(r'^(\s*#\s*include\s*)"([^"]+)"', re.M)
+SHARED = re.compile(r"^[ \t]*__shared__\b", re.M)
+DECLARED = re.compile(r"(\w+)\s*(?:\[[^\]]*\]\s*)*$")
+
+
+def poison_shared(text):
+    """After each `__shared__ ... name;`, a call that fills the variable with 0xFF bytes when a
+    block first passes it (simt.h: sharedDeclared), as a new block finds junk there."""
+    out, at = [], 0
+    for m in SHARED.finditer(text):
+        depth, i = 0, m.end()
+        while depth > 0 or text[i] != ";":
+            depth += text[i] in "{([" and 1 or text[i] in "})]" and -1 or 0
+            i += 1
+        decl = text[m.end():i]
+        name = DECLARED.search(decl[decl.rfind("}") + 1:])
+        if not name:
+            sys.exit("cu2cc.py: a __shared__ declaration it cannot read: %s" % decl)
+        out.append(text[at:i + 1])
+        out.append(" ::svsimt::sharedDeclared(&%s, sizeof %s);" % (name[1], name[1]))
+        at = i + 1
+    return "".join(out) + text[at:]
 
 
 def main(src, dst):
@@ -26,7 +47,7 @@ def main(src, dst):
             m["cfg"], m["name"], m["name"])
         return head + ")" if m["empty"] else head + ", "
 
-    out, n = LAUNCH.subn(launch, text)
+    out, n = LAUNCH.subn(launch, poison_shared(text))
     if "<<<" in out:
         sys.exit("cu2cc.py: %s: a launch it cannot read" % src)
     def include(m):

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "emu.h"
@@ -116,6 +117,8 @@ struct Block {
 
 thread_local Thread* running = nullptr;
 thread_local Block* block = nullptr;
+thread_local uint64_t blockSerial = 0;  // counts the blocks run on this OS thread
+thread_local std::unordered_map<void*, uint64_t> sharedFilled;  // variable -> its block
 
 [[noreturn]] void fault(const std::string& what) {
   std::fprintf(stderr, "SIMT emulator: kernel %s, block (%u,%u,%u): %s\n",
@@ -200,6 +203,7 @@ void resume(bctx::fiber&& f, const Span& stack) {
 void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(void*),
               void* arg) {
   const size_t n = size_t{dims.x} * dims.y * dims.z;
+  ++blockSerial;
   blk.threads.clear();
   blk.threads.resize(n);
   blk.snapshot.assign((n + 31) / 32 * 32, 0);
@@ -270,6 +274,13 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
 const Builtins& current() { return running->b; }
 
 void misuse(const char* what) { fault(what); }
+
+void sharedDeclared(void* p, size_t bytes) {
+  uint64_t& filled = sharedFilled[p];
+  if (filled == blockSerial) return;
+  std::memset(p, 0xFF, bytes);
+  filled = blockSerial;
+}
 
 void syncBlock() { suspend(State::kBlockWait); }
 

@@ -1,11 +1,10 @@
-// The SIMT emulator: kernels/*.cu compiled as host C++ (cu2cc.py turns each launch
-// `k<<<grid, block, shared, stream>>>(args)` into `::svsimt::Launch(grid, block, shared,
-// stream)(k, args)`), so that the kernels themselves, not twins of them, run on the emulated
+// The SIMT emulator: kernels/*.cu compiled as host C++ (cu2cc.py turns each launch into a
+// Launch, below), so that the kernels themselves, not twins of them, run on the emulated
 // device of tests/emu (emu.h) in CI.
 //
 // A launch is work on its stream (svemu::submit). Blocks run one after another, in an order
-// drawn per launch; the threads of a block are fibers (Boost.Context) that run, in an order
-// drawn per block, until they reach a barrier: __syncthreads waits for the whole block, a warp
+// drawn per launch; the threads of a block run on fibers (Boost.Context), in an order drawn
+// afresh each time the block's barriers release them, until they reach a barrier: __syncthreads waits for the whole block, a warp
 // operation (__ballot_sync, __shfl_down_sync, __reduce_add_sync) for its warp, whose mask must
 // name exactly the warp's lanes that have not exited. A barrier that not every thread it
 // names can reach (one some threads exited before, or two that different threads wait in) is
@@ -59,6 +58,10 @@ void enqueue(cudaStream_t stream, std::function<void()> fn);
 
 // Reports a kernel's misuse of the device (or of CUB) and aborts, as a kernel fault would.
 [[noreturn]] void misuse(const char* what);
+// Called after each __shared__ declaration (cu2cc.py): the first thread of a block to pass it
+// fills the variable with 0xFF bytes (NaN as float), so that a kernel that reads shared memory
+// before writing it does not find the last block's values, or zeros.
+void sharedDeclared(void* p, size_t bytes);
 // __syncthreads.
 void syncBlock();
 // A warp operation: each lane of `mask` gives `value`; *all receives the values of lanes
