@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/context/fiber.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -15,6 +14,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <boost/context/fiber.hpp>
 
 #include "emu.h"
 
@@ -27,8 +28,8 @@ namespace {
 
 namespace bctx = boost::context;
 
-// Fiber stacks, reused across blocks (a grid runs a fiber per thread), each above a guard
-// page so that an overflow faults instead of writing over its neighbour.
+// Fiber stacks, reused across blocks, each above a guard page so that an overflow faults
+// instead of writing over its neighbour.
 class StackPool {
  public:
   static constexpr size_t kSize = 64 * 1024;
@@ -43,14 +44,11 @@ class StackPool {
         std::fprintf(stderr, "SIMT emulator: no memory for a fiber stack\n");
         std::abort();
       }
-      // Stacks grow down. Their tops are staggered by cache lines: equal offsets within
-      // pages would put every fiber's top in the same cache set.
-      const size_t stagger = (made_++ % 64) * 64;
-      free_.push_back(static_cast<char*>(base) + page + kSize - stagger);
+      free_.push_back(static_cast<char*>(base) + page + kSize);  // stacks grow down
     }
     bctx::stack_context sc;
     sc.sp = free_.back();
-    sc.size = kSize - 64 * 64;
+    sc.size = kSize;
     free_.pop_back();
     return sc;
   }
@@ -62,7 +60,6 @@ class StackPool {
  private:
   std::mutex mu_;
   std::vector<void*> free_;
-  size_t made_ = 0;
 };
 
 StackPool& pool() {
@@ -70,7 +67,8 @@ StackPool& pool() {
   return *p;
 }
 
-// Boost.Context's StackAllocator concept over the pool.
+// Boost.Context's StackAllocator concept over the pool: a worker's stack, taken from the pool
+// before the fiber is made (its bounds are needed for ASan), goes back when the fiber ends.
 struct PooledStack {
   bctx::stack_context allocate() { return pool().take(); }
   void deallocate(bctx::stack_context& sc) noexcept { pool().give(sc); }
