@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """cu2cc.py IN.cu OUT.cc: a kernel source as host C++ for the SIMT emulator (simt.h).
 
-Each launch `k<<<grid, block, shared, stream>>>(args)` becomes
-`::svsimt::Launch(grid, block, shared, stream)("k", [](auto... svsimtArg) { k(svsimtArg...); },
-args)`, each __shared__ variable is filled with junk when a block starts, and
-quoted includes of files beside IN become absolute, since OUT lives in the build tree. Lines keep their numbers (#line), so that
-compiler messages name IN."""
+- Each launch `k<<<grid, block, shared, stream>>>(args)` becomes
+  `::svsimt::Launch(grid, block, shared, stream)("k", [](auto... svsimtArg) {
+  k(svsimtArg...); }, args)`.
+- Each __shared__ variable is filled with junk when a block first passes its declaration.
+- Quoted includes of files beside IN become absolute, since OUT lives in the build tree.
+Lines keep their numbers (#line), so that compiler messages name IN.
+"""
 import os
 import re
 import sys
@@ -24,8 +26,11 @@ def poison_shared(text):
     out, at = [], 0
     for m in SHARED.finditer(text):
         depth, i = 0, m.end()
-        while depth > 0 or text[i] != ";":
-            depth += text[i] in "{([" and 1 or text[i] in "})]" and -1 or 0
+        while depth > 0 or text[i] != ";":  # the `;` that ends it, past any braces
+            if text[i] in "{([":
+                depth += 1
+            elif text[i] in "})]":
+                depth -= 1
             i += 1
         decl = text[m.end():i]
         name = DECLARED.search(decl[decl.rfind("}") + 1:])
@@ -47,9 +52,10 @@ def main(src, dst):
             m["cfg"], m["name"], m["name"])
         return head + ")" if m["empty"] else head + ", "
 
-    out, n = LAUNCH.subn(launch, poison_shared(text))
+    out = LAUNCH.sub(launch, poison_shared(text))
     if "<<<" in out:
         sys.exit("cu2cc.py: %s: a launch it cannot read" % src)
+
     def include(m):
         near = os.path.join(here, m[2])
         return '%s"%s"' % (m[1], near) if os.path.exists(near) else m[0]
@@ -58,7 +64,6 @@ def main(src, dst):
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     with open(dst, "w") as f:
         f.write('#include "simt.h"\n#line 1 "%s"\n%s' % (os.path.abspath(src), out))
-    return n
 
 
 if __name__ == "__main__":
