@@ -294,8 +294,11 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaSetDevice(int device) {
   return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
 }
+// What the emulated device says it has (host memory, as much as the host gives).
+constexpr size_t kDeviceBytes = size_t{8} << 30;
+
 cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* total) {
-  *freeBytes = *total = size_t{8} << 30;
+  *freeBytes = *total = kDeviceBytes;
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
@@ -307,7 +310,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->multiProcessorCount = 1;
   prop->warpSize = 32;
   prop->maxThreadsPerBlock = 1024;
-  prop->totalGlobalMem = size_t{8} << 30;  // as cudaMemGetInfo
+  prop->totalGlobalMem = kDeviceBytes;
   return cudaSuccess;
 }
 cudaError_t cudaGetLastError(void) {

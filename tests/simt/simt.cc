@@ -17,8 +17,6 @@
 
 #include <boost/context/fiber.hpp>
 
-#include "emu.h"
-
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -67,10 +65,9 @@ StackPool& pool() {
   return *p;
 }
 
-// Boost.Context's StackAllocator concept over the pool: a worker's stack, taken from the pool
-// before the fiber is made (its bounds are needed for ASan), goes back when the fiber ends.
+// A worker's stack is taken from the pool before its fiber is made (its bounds are needed for
+// ASan); Boost.Context gives it back through this when the fiber ends.
 struct PooledStack {
-  bctx::stack_context allocate() { return pool().take(); }
   void deallocate(bctx::stack_context& sc) noexcept { pool().give(sc); }
 };
 
@@ -307,12 +304,6 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
     runBlock(blk, idx, grid, dims, body, arg);
   }
   block = outer;
-}
-
-void launchFailed(cudaError_t e) { svemu::launchFailed(e); }
-
-void enqueue(cudaStream_t stream, std::function<void()> fn) {
-  svemu::submit(stream, std::move(fn));
 }
 
 }  // namespace svsimt

@@ -31,6 +31,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "emu.h"
+
 // CUDA's headers leave these to the device compiler. Shared memory is a static of the OS
 // thread that runs the grid: its blocks run one after another there.
 #undef __shared__
@@ -51,10 +53,6 @@ const Builtins& current();
 // Runs body(), the kernel call, once per thread of the grid (see above). `name` names the
 // kernel in reports.
 void runGrid(const char* name, dim3 grid, dim3 block, void (*body)(void*), void* arg);
-// Sets cudaGetLastError's error, as a launch with a bad configuration does.
-void launchFailed(cudaError_t e);
-// Queues fn on the stream (svemu::submit).
-void enqueue(cudaStream_t stream, std::function<void()> fn);
 
 // Reports a kernel's misuse of the device (or of CUB) and aborts, as a kernel fault would.
 [[noreturn]] void misuse(const char* what);
@@ -102,12 +100,12 @@ class Launch {
     const uint64_t threads = uint64_t{block_.x} * block_.y * block_.z;
     if (threads == 0 || threads > 1024 || grid_.x == 0 || grid_.y == 0 || grid_.z == 0 ||
         grid_.y > 65535 || grid_.z > 65535 || shared_ > 0)  // no kernel takes dynamic shared
-      return launchFailed(cudaErrorInvalidConfiguration);
+      return svemu::launchFailed(cudaErrorInvalidConfiguration);
     using K = Kernel<Body, std::decay_t<A>...>;
     auto k = std::make_shared<K>(K{name, body, {std::forward<A>(a)...}});
     const dim3 g = grid_, b = block_;
     // A graph that captured the launch replays it, so the arguments live as long as the work.
-    enqueue(stream_, [k, g, b] { runGrid(k->name, g, b, &call<K>, k.get()); });
+    svemu::submit(stream_, [k, g, b] { runGrid(k->name, g, b, &call<K>, k.get()); });
   }
 
  private:

@@ -148,7 +148,7 @@ struct DeviceScan {
                                   cudaStream_t stream = 0) {
     if (simt::sizeOnly(temp, bytes)) return cudaSuccess;
     if (bytes < simt::kDeviceTemp) return cudaErrorInvalidValue;
-    ::svsimt::enqueue(stream, [in, out, num] {
+    ::svemu::submit(stream, [in, out, num] {
       using V = std::decay_t<decltype(in[0])>;
       V run{};
       for (Num i = 0; i < num; ++i) {
@@ -168,7 +168,7 @@ struct DeviceSelect {
                         Pred pred, cudaStream_t stream = 0) {
     if (simt::sizeOnly(temp, bytes)) return cudaSuccess;
     if (bytes < simt::kDeviceTemp) return cudaErrorInvalidValue;
-    ::svsimt::enqueue(stream, [in, out, selected, num, pred] {
+    ::svemu::submit(stream, [in, out, selected, num, pred] {
       Num j = 0;
       for (Num i = 0; i < num; ++i) {
         const auto x = in[i];
