@@ -7,10 +7,14 @@
 # accuracy is within 3 points. Perturbing the host model's gradients by a relative 1e-6, a
 # stand-in for cuBLAS's other rounding, moved that accuracy by at most 1.5 points (Signum,
 # 9 perturbations) and by at most 0.15 for the other cases. Exits 4 (skipped) without a GPU.
+#   gpu_model.sh TRAINER [STEPS [CASE...]]   (default 200 steps and every case of cases.sh; the
+#                                            SIMT emulator's trainer runs a few cases briefly)
 set -euo pipefail
 train="$1"
+steps="${2:-200}"
 . "$(dirname "$0")/cases.sh"
-common=(--steps 200 --eval-every 100 --ranks 4 --split iid --no-header)
+if [ $# -gt 2 ]; then cases=("${@:3}"); fi
+common=(--steps "$steps" --eval-every $((steps / 2)) --ranks 4 --split iid --no-header)
 for c in "${cases[@]}"; do
   set +e
   # shellcheck disable=SC2086 # each case is a list of flags

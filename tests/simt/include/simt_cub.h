@@ -1,5 +1,5 @@
-// Host twins of the parts of CUB that kernels/ uses, for the SIMT emulator (../simt.h). They
-// keep CUB's contracts, not its code: the block collectives need the whole block (blockDim
+// Host twins of the parts of CUB that kernels/ and the trainer's GPU model use, for the SIMT
+// emulator (../simt.h). They keep CUB's contracts, not its code (BlockReduce also its order): the block collectives need the whole block (blockDim
 // equal to BLOCK_THREADS) and take as many __syncthreads as CUB's default algorithms
 // (BlockReduce: one, thread 0 alone gets the result, the others an undefined value; BlockScan:
 // two; BlockLoad's warp transpose: one warp barrier, through its TempStorage), so a kernel that
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -31,10 +32,12 @@ T undefinedValue() {
 }
 }  // namespace simt
 
+// CUB's default algorithm (BLOCK_REDUCE_WARP_REDUCTIONS) in its order, which fixes the bits of
+// a float reduction: each warp by shuffles down at offsets 1, 2, 4, 8, 16 (lane l combines its
+// value with lane l + offset's, when that lane exists), then thread 0 folds the warps' results
+// in warp order.
 template <class T, int BLOCK_THREADS, int ALGORITHM = 0, int Y = 1, int Z = 1>
 class BlockReduce {
-  static_assert(std::is_integral_v<T>, "CUB sums floats in an order of its own: not modeled");
-
  public:
   struct TempStorage {
     T slot[BLOCK_THREADS];
@@ -48,8 +51,15 @@ class BlockReduce {
     s_.slot[t] = x;
     __syncthreads();
     if (t != 0) return simt::undefinedValue<T>();
-    T r = s_.slot[0];
-    for (int i = 1; i < BLOCK_THREADS; ++i) r = op(r, s_.slot[i]);
+    T r{};
+    for (int w = 0; w < BLOCK_THREADS; w += 32) {
+      T lane[32];
+      const int last = std::min(32, BLOCK_THREADS - w) - 1;
+      for (int l = 0; l <= last; ++l) lane[l] = s_.slot[w + l];
+      for (int offset = 1; offset < 32; offset *= 2)
+        for (int l = 0; l + offset <= last; ++l) lane[l] = op(lane[l], lane[l + offset]);
+      r = w == 0 ? lane[0] : op(r, lane[0]);
+    }
     return r;
   }
   T Sum(T x) {
