@@ -17,7 +17,9 @@ struct cublasContext {
 
 namespace {
 
-CBLAS_TRANSPOSE blasOp(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
+CBLAS_TRANSPOSE blasOp(cublasOperation_t op) {
+  return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
+}
 
 }  // namespace
 

@@ -1,14 +1,15 @@
 // Host twins of the parts of CUB that kernels/ and the trainer's GPU model use, for the SIMT
-// emulator (../simt.h). They keep CUB's contracts, not its code (BlockReduce also its order): the block collectives need the whole block (blockDim
-// equal to BLOCK_THREADS) and take as many __syncthreads as CUB's default algorithms
-// (BlockReduce: one, thread 0 alone gets the result, the others an undefined value; BlockScan:
-// two; BlockLoad's warp transpose: one warp barrier, through its TempStorage), so a kernel that
-// reuses a TempStorage without a barrier, or reads a result CUB leaves undefined, goes wrong
-// here as it may on a GPU. The device-wide calls are stream work over the whole input.
+// emulator (../simt.h). They keep CUB's contracts, not its code (BlockReduce also its order):
+// the block collectives need the whole block (blockDim equal to BLOCK_THREADS) and take as many
+// __syncthreads as CUB's default algorithms (BlockReduce: one, thread 0 alone gets the result,
+// the others an undefined value; BlockScan: two; BlockLoad's warp transpose: one warp barrier,
+// through its TempStorage), so a kernel that reuses a TempStorage without a barrier, or reads a
+// result CUB leaves undefined, goes wrong here as it may on a GPU. The device-wide calls are
+// stream work over the whole input.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
