@@ -4,6 +4,7 @@
 // the emulated device. Only plain fp32 is modeled: a math mode that allows TF32 or other
 // shortcuts is refused (CUBLAS_STATUS_NOT_SUPPORTED), so a change to one shows here instead of
 // giving fp32 results that the GPU would not. Scalars are read at the call (host pointer mode).
+// tests/kernel/cublas_contract_test.cc holds the twin, and cuBLAS on a GPU, to that contract.
 #include <cblas.h>
 #include <cublas_v2.h>
 
