@@ -4,7 +4,8 @@
 - Each launch `k<<<grid, block, shared, stream>>>(args)` becomes
   `::svsimt::Launch(grid, block, shared, stream)("k", [](auto... svsimtArg) {
   k(svsimtArg...); }, args)`.
-- Each __shared__ variable is filled with junk when a block first passes its declaration.
+- Each __shared__ variable becomes a reference to storage of the block that runs (simt.h:
+  blockShared), filled with junk when the block first passes its declaration.
 - Quoted includes of files beside IN become absolute, since OUT lives in the build tree.
 Lines keep their numbers (#line), so that compiler messages name IN.
 """
@@ -20,9 +21,10 @@ SHARED = re.compile(r"^[ \t]*__shared__\b", re.M)
 DECLARED = re.compile(r"(\w+)\s*(?:\[[^\]]*\]\s*)*$")
 
 
-def poison_shared(text):
-    """After each `__shared__ ... name;`, a call that fills the variable with 0xFF bytes when a
-    block first passes it (simt.h: sharedDeclared), as a new block finds junk there."""
+def block_shared(text):
+    """Each `__shared__ T name...;` becomes `__shared__ T svsimtKey_name...; auto& name =
+    ::svsimt::blockShared(svsimtKey_name);`: the declared static only names the variable, and
+    each block gets storage of its own, filled with 0xFF bytes, as a new block finds junk."""
     out, at = [], 0
     for m in SHARED.finditer(text):
         depth, i = 0, m.end()
@@ -32,12 +34,12 @@ def poison_shared(text):
             elif text[i] in "})]":
                 depth -= 1
             i += 1
-        decl = text[m.end():i]
-        name = DECLARED.search(decl[decl.rfind("}") + 1:])
+        tail = text.rfind("}", m.end(), i) + 1 or m.end()
+        name = DECLARED.search(text, tail, i)
         if not name:
-            sys.exit("cu2cc.py: a __shared__ declaration it cannot read: %s" % decl)
-        out.append(text[at:i + 1])
-        out.append(" ::svsimt::sharedDeclared(&%s, sizeof %s);" % (name[1], name[1]))
+            sys.exit("cu2cc.py: a __shared__ declaration it cannot read: %s" % text[m.end():i])
+        out.append(text[at:name.start(1)] + "svsimtKey_" + text[name.start(1):i + 1])
+        out.append(" auto& %s = ::svsimt::blockShared(svsimtKey_%s);" % (name[1], name[1]))
         at = i + 1
     return "".join(out) + text[at:]
 
@@ -52,7 +54,7 @@ def main(src, dst):
             m["cfg"], m["name"], m["name"])
         return head + ")" if m["empty"] else head + ", "
 
-    out = LAUNCH.sub(launch, poison_shared(text))
+    out = LAUNCH.sub(launch, block_shared(text))
     if "<<<" in out:
         sys.exit("cu2cc.py: %s: a launch it cannot read" % src)
 

@@ -6,19 +6,27 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <numeric>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <boost/context/fiber.hpp>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(SVSIMT_RACE_CHECK)
+#include <sanitizer/tsan_interface.h>
+// ThreadSanitizer's dynamic annotations (its runtime defines them; no header declares them).
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 #endif
 
 namespace svsimt {
@@ -33,6 +41,17 @@ class StackPool {
   static constexpr size_t kSize = 64 * 1024;
 
   bctx::stack_context take() {
+    bctx::stack_context sc;
+    sc.size = kSize;
+#if defined(SVSIMT_RACE_CHECK)
+    // The race check: new memory each time, which ThreadSanitizer takes as never used.
+    void* fresh = std::malloc(kSize);
+    if (fresh == nullptr) {
+      std::fprintf(stderr, "SIMT emulator: no memory for a fiber stack\n");
+      std::abort();
+    }
+    sc.sp = static_cast<char*>(fresh) + kSize;
+#else
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) {
       const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -44,15 +63,18 @@ class StackPool {
       }
       free_.push_back(static_cast<char*>(base) + page + kSize);  // stacks grow down
     }
-    bctx::stack_context sc;
     sc.sp = free_.back();
-    sc.size = kSize;
     free_.pop_back();
+#endif
     return sc;
   }
   void give(const bctx::stack_context& sc) {
+#if defined(SVSIMT_RACE_CHECK)
+    std::free(static_cast<char*>(sc.sp) - kSize);
+#else
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(sc.sp);
+#endif
   }
 
  private:
@@ -102,18 +124,72 @@ struct Thread {
   bctx::fiber back;   // the scheduler, while the thread runs
   uint64_t value = 0;
   unsigned mask = 0;
+  void* race = nullptr;  // its ThreadSanitizer fiber (race check)
+  uint32_t blockWaits = 0, warpWaits = 0;
 };
 
 struct Block {
   const char* kernel = nullptr;
   std::vector<Thread> threads;
   std::vector<uint64_t> snapshot;  // per warp, 32 values: the last exchange each warp finished
+  std::vector<std::pair<const void*, void*>> shared;  // __shared__ key -> this block's storage
+  // The race check's synchronisation objects, new for each block: two for __syncthreads and
+  // two per warp, each used by every other barrier, so that a thread that has already reached
+  // the next barrier releases into the other one.
+  std::unique_ptr<char[]> sync;
 };
 
 thread_local Thread* running = nullptr;
 thread_local Block* block = nullptr;
-thread_local uint64_t blockSerial = 0;  // counts the blocks run on this OS thread
-thread_local std::unordered_map<void*, uint64_t> sharedFilled;  // variable -> its block
+
+// The race check (SVSIMT_RACE_CHECK, in ThreadSanitizer builds, where the kernels are
+// instrumented and this file is not): each CUDA thread of a block is a ThreadSanitizer fiber of
+// its own, switched to without synchronisation, so that accesses of different threads that no
+// barrier orders are reported as data races. Barriers release into and acquire from
+// synchronisation objects, and atomics are atomic (simt.h). The emulator's own accesses and
+// calls are not seen (its calls of the C library are ignored), so each fiber's calls in kernel
+// code nest as on a thread. Threads get stacks of their own and blocks shared memory and
+// synchronisation objects of their own, allocated anew (which clears ThreadSanitizer's history
+// of the memory), so that reused memory is no false race. A thread starts after what its launch
+// saw (handoff), and what a grid wrote is seen after it (gridEnd).
+// ThreadSanitizer allows 8128 live threads and takes milliseconds to make one, so a block's
+// threads take fibers from one pool, drawn anew per block: a fiber carries what it did in
+// earlier blocks into a later block's barriers. So races between blocks are found only for
+// accesses that come before the later block's first barrier (in kernels without barriers,
+// always); races within a block always.
+// Without the race check these are no-ops.
+thread_local void* schedulerFiber = nullptr;  // the race check's fiber of the scheduler
+thread_local char handoff, gridEnd;
+#if defined(SVSIMT_RACE_CHECK)
+constexpr bool kRaceCheck = true;
+void ignoreBegin() {
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+}
+void ignoreEnd() {
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+void raceRelease(void* p) { __tsan_release(p); }
+void raceAcquire(void* p) { __tsan_acquire(p); }
+void raceSwitch(void* fiber) { __tsan_switch_to_fiber(fiber, __tsan_switch_to_fiber_no_sync); }
+void* raceCurrentFiber() { return __tsan_get_current_fiber(); }
+// The pool of ThreadSanitizer fibers for the threads of blocks, made once per OS thread.
+void* raceFiber(size_t i) {
+  thread_local std::vector<void*> fibers;
+  while (fibers.size() <= i) fibers.push_back(__tsan_create_fiber(0));
+  return fibers[i];
+}
+#else
+constexpr bool kRaceCheck = false;
+void ignoreBegin() {}
+void ignoreEnd() {}
+void raceRelease(void*) {}
+void raceAcquire(void*) {}
+void raceSwitch(void*) {}
+void* raceCurrentFiber() { return nullptr; }
+void* raceFiber(size_t) { return nullptr; }
+#endif
 
 [[noreturn]] void fault(const std::string& what) {
   std::fprintf(stderr, "SIMT emulator: kernel %s, block (%u,%u,%u): %s\n",
@@ -140,14 +216,20 @@ std::mt19937_64& rng() {
   return r;
 }
 
-void suspend(State s) {
+// Parks the running thread until the scheduler releases the barrier it waits at: `sync`, the
+// barrier's synchronisation object, orders what the threads did before it before what they
+// do after it (race check).
+void suspend(State s, char* sync) {
+  raceRelease(sync);
   Thread* t = running;
   t->state = s;
   void* save = nullptr;
   switching(&save, schedulerStack);
+  raceSwitch(schedulerFiber);
   t->back = std::move(t->back).resume();
   switched(save, nullptr);
   running = t;
+  raceAcquire(sync);
 }
 
 // Releases the warps whose every live lane waits in a warp operation with the mask of the live
@@ -186,9 +268,10 @@ bool releaseWarps(Block& blk) {
 
 // Resumes f, a fiber that runs CUDA threads; when it suspends in one (running), that thread
 // keeps it.
-void resume(bctx::fiber&& f, const Span& stack) {
+void resume(bctx::fiber&& f, const Span& stack, void* race) {
   void* save = nullptr;
   switching(&save, stack);
+  raceSwitch(race);
   bctx::fiber r = std::move(f).resume();
   switched(save, nullptr);
   if (r) running->fiber = std::move(r);
@@ -198,10 +281,15 @@ void resume(bctx::fiber&& f, const Span& stack) {
 void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(void*),
               void* arg) {
   const size_t n = size_t{dims.x} * dims.y * dims.z;
-  ++blockSerial;
   blk.threads.clear();
   blk.threads.resize(n);
   blk.snapshot.assign((n + 31) / 32 * 32, 0);
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  if (kRaceCheck) {
+    std::shuffle(order.begin(), order.end(), rng());  // the threads' fibers in the pool
+    blk.sync.reset(new char[2 + (n + 31) / 32 * 2]);
+  }
   for (size_t i = 0; i < n; ++i) {
     Thread& t = blk.threads[i];
     t.b.thread = uint3{static_cast<unsigned>(i % dims.x),
@@ -210,35 +298,39 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
     t.b.block = blockIdx3;
     t.b.blockDims = dims;
     t.b.gridDims = grid;
+    t.race = raceFiber(order[i]);
   }
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
   std::shuffle(order.begin(), order.end(), rng());
   // A worker fiber starts the threads in `order` one after another on its stack; a thread
   // that suspends keeps the worker, and a new one starts the rest. So a thread needs a fiber of
   // its own only once it reaches a barrier, and a kernel without barriers runs on one stack.
+  // The race check gives each thread a worker, on a new stack, of its own.
   size_t next = 0, done = 0;
   while (next < n) {
     bctx::stack_context sc = pool().take();
     const Span stack{static_cast<char*>(sc.sp) - sc.size, sc.size};
     auto worker = [&, stack](bctx::fiber&& back) {
       switched(nullptr, &schedulerStack);
-      while (next < n) {
+      do {
         Thread& t = blk.threads[order[next++]];
         running = &t;
         t.stack = stack;
         t.back = std::move(back);
+        raceAcquire(&handoff);
         body(arg);
+        raceRelease(&gridEnd);
         t.state = State::kDone;
         ++done;
         back = std::move(t.back);
-      }
+      } while (!kRaceCheck && next < n);
       switching(nullptr, schedulerStack);
+      raceSwitch(schedulerFiber);
       return std::move(back);
     };
+    raceRelease(&handoff);
     resume(bctx::fiber(std::allocator_arg, bctx::preallocated(sc.sp, sc.size, sc), PooledStack{},
                        worker),
-           stack);
+           stack, blk.threads[order[next]].race);
   }
   while (done < n) {
     if (!releaseWarps(blk)) {
@@ -259,9 +351,12 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
       Thread& t = blk.threads[i];
       if (t.state != State::kReady) continue;
       running = &t;
-      resume(std::move(t.fiber), t.stack);
+      resume(std::move(t.fiber), t.stack, t.race);
     }
   }
+  for (auto& [key, storage] : blk.shared) std::free(storage);
+  blk.shared.clear();
+  blk.sync.reset();
 }
 
 }  // namespace
@@ -270,22 +365,37 @@ const Builtins& current() { return running->b; }
 
 void misuse(const char* what) { fault(what); }
 
-void sharedDeclared(void* p, size_t bytes) {
-  uint64_t& filled = sharedFilled[p];
-  if (filled == blockSerial) return;
-  std::memset(p, 0xFF, bytes);
-  filled = blockSerial;
+void* blockStorage(const void* key, size_t bytes, size_t align) {
+  void* p = nullptr;
+  for (const auto& [k, storage] : block->shared)
+    if (k == key) p = storage;
+  if (p == nullptr) {
+    const size_t a = std::max(align, alignof(std::max_align_t));
+    ignoreBegin();  // neither counts as the thread's write (the race check)
+    p = std::aligned_alloc(a, (bytes + a - 1) / a * a);
+    if (p != nullptr) std::memset(p, 0xFF, bytes);
+    ignoreEnd();
+    if (p == nullptr) fault("no host memory for shared memory");
+    block->shared.emplace_back(key, p);
+  }
+  return p;
 }
 
-void syncBlock() { suspend(State::kBlockWait); }
+void syncBlock() {
+  Thread* t = running;
+  suspend(State::kBlockWait, kRaceCheck ? &block->sync[t->blockWaits++ % 2] : nullptr);
+}
 
 unsigned warpExchange(unsigned mask, uint64_t value, uint64_t (&all)[32]) {
   Thread* t = running;
   const size_t i = static_cast<size_t>(t - block->threads.data());
   t->value = value;
   t->mask = mask;
-  suspend(State::kWarpWait);
+  suspend(State::kWarpWait, kRaceCheck ? &block->sync[2 + i / 32 * 2 + t->warpWaits++ % 2]
+                                       : nullptr);
+  ignoreBegin();
   std::copy_n(block->snapshot.begin() + static_cast<ptrdiff_t>(i / 32 * 32), 32, all);
+  ignoreEnd();
   return static_cast<unsigned>(i % 32);
 }
 
@@ -298,11 +408,15 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   blk.kernel = name;
   Block* outer = block;
   block = &blk;
+  schedulerFiber = raceCurrentFiber();
+  ignoreBegin();  // the scheduler's calls of the C library (memset, memcpy) are intercepted
   for (uint64_t b : order) {
     const uint3 idx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                     static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
     runBlock(blk, idx, grid, dims, body, arg);
   }
+  ignoreEnd();
+  raceAcquire(&gridEnd);
   block = outer;
 }
 

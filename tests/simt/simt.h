@@ -4,9 +4,10 @@
 //
 // A launch is work on its stream (svemu::submit). Blocks run one after another, in an order
 // drawn per launch; the threads of a block run on fibers (Boost.Context), in an order drawn
-// afresh each time the block's barriers release them, until they reach a barrier: __syncthreads waits for the whole block, a warp
-// operation (__ballot_sync, __shfl_down_sync, __reduce_add_sync) for its warp, whose mask must
-// name exactly the warp's lanes that have not exited. A barrier that not every thread it
+// afresh each time the block's barriers release them, until they reach a barrier:
+// __syncthreads waits for the whole block, a warp operation (__ballot_sync, __shfl_down_sync,
+// __reduce_add_sync) for its warp, whose mask must name exactly the warp's lanes that have not
+// exited. A barrier that not every thread it
 // names can reach (one some threads exited before, or two that different threads wait in) is
 // reported, with the kernel's name, and the process aborts, as a kernel fault would end it.
 //
@@ -14,8 +15,9 @@
 // varying thread orders, the CUB and Thrust contracts they rely on (include/: host twins of
 // the CUB and Thrust parts kernels/ uses, with CUB's barrier counts and its results left
 // undefined where CUB leaves them so), and their results bit for bit against the host
-// reference through the kernel and collective suites. What it cannot: real concurrency
-// (threads between barriers, blocks, streams), the device's memory model, nvcc's code
+// reference through the kernel and collective suites; in a ThreadSanitizer build, data races
+// between its threads (the race check, simt.cc). What it cannot: real concurrency (threads
+// between barriers, blocks, streams, run at once), the device's memory model, nvcc's code
 // (contracted multiply-adds where a kernel writes a plain a * b + c) and speed.
 #pragma once
 
@@ -33,8 +35,8 @@
 
 #include "emu.h"
 
-// CUDA's headers leave these to the device compiler. Shared memory is a static of the OS
-// thread that runs the grid: its blocks run one after another there.
+// CUDA's headers leave these to the device compiler. A __shared__ variable is a static of the
+// OS thread that runs the grid only to name it (blockShared, below).
 #undef __shared__
 #define __shared__ static thread_local
 #ifndef __launch_bounds__
@@ -56,10 +58,15 @@ void runGrid(const char* name, dim3 grid, dim3 block, void (*body)(void*), void*
 
 // Reports a kernel's misuse of the device (or of CUB) and aborts, as a kernel fault would.
 [[noreturn]] void misuse(const char* what);
-// Called after each __shared__ declaration (cu2cc.py): the first thread of a block to pass it
-// fills the variable with 0xFF bytes (NaN as float), so that a kernel that reads shared memory
-// before writing it does not find the last block's values, or zeros.
-void sharedDeclared(void* p, size_t bytes);
+// The storage of the running block for a __shared__ variable, which cu2cc.py declares as
+// `key` and refers to through this: the first thread of the block to ask gets it filled with
+// 0xFF bytes (NaN as float), so that a kernel that reads shared memory before writing it does
+// not find the last block's values, or zeros. It is freed when the block ends.
+void* blockStorage(const void* key, size_t bytes, size_t align);
+template <class T>
+T& blockShared(T& key) {
+  return *static_cast<T*>(blockStorage(&key, sizeof(T), alignof(T)));
+}
 // __syncthreads.
 void syncBlock();
 // A warp operation: each lane of `mask` gives `value`; *all receives the values of lanes
@@ -158,24 +165,34 @@ inline unsigned __reduce_add_sync(unsigned mask, unsigned value) {
   return r;
 }
 
-// Atomics: the threads of the emulator never run at the same time.
+// Atomics: the threads of the emulator never run at the same time, but ThreadSanitizer (the
+// race check, simt.cc) must see them as atomic, relaxed as on the device.
+namespace svsimt {
+template <class T, class Op>
+T atomicApply(T* p, T v, Op op) {
+  static_assert(std::is_integral_v<T>, "the kernels' atomics are on integers");
+#if defined(__SANITIZE_THREAD__)
+  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(p, &old, op(old, v), false, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED)) {
+  }
+  return old;
+#else
+  return std::exchange(*p, op(*p, v));
+#endif
+}
+}  // namespace svsimt
 template <class T, class U>
 T atomicAdd(T* p, U v) {
-  const T old = *p;
-  *p = static_cast<T>(old + static_cast<T>(v));
-  return old;
+  return ::svsimt::atomicApply(p, static_cast<T>(v), std::plus<T>());
 }
 template <class T, class U>
 T atomicOr(T* p, U v) {
-  const T old = *p;
-  *p = static_cast<T>(old | static_cast<T>(v));
-  return old;
+  return ::svsimt::atomicApply(p, static_cast<T>(v), std::bit_or<T>());
 }
 template <class T, class U>
 T atomicXor(T* p, U v) {
-  const T old = *p;
-  *p = static_cast<T>(old ^ static_cast<T>(v));
-  return old;
+  return ::svsimt::atomicApply(p, static_cast<T>(v), std::bit_xor<T>());
 }
 
 // Rounded to nearest like the host's IEEE operations; the host build must not contract
