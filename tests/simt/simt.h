@@ -4,12 +4,12 @@
 //
 // A launch is work on its stream (svemu::submit). Blocks run one after another, in an order
 // drawn per launch; the threads of a block run on fibers (Boost.Context), in an order drawn
-// afresh each time the block's barriers release them, until they reach a barrier:
-// __syncthreads waits for the whole block, a warp operation (__ballot_sync, __shfl_down_sync,
+// afresh each time the block's barriers release them, until they reach a barrier: __syncthreads
+// waits for the whole block, a warp operation (__ballot_sync, __shfl_down_sync,
 // __reduce_add_sync) for its warp, whose mask must name exactly the warp's lanes that have not
-// exited. A barrier that not every thread it
-// names can reach (one some threads exited before, or two that different threads wait in) is
-// reported, with the kernel's name, and the process aborts, as a kernel fault would end it.
+// exited. A barrier that not every thread it names can reach (one some threads exited before, or
+// two that different threads wait in) is reported, with the kernel's name, and the process
+// aborts, as a kernel fault would end it.
 //
 // What it checks: the kernels' indexing, their use of shared memory and barriers under
 // varying thread orders, the CUB and Thrust contracts they rely on (include/: host twins of
