@@ -152,11 +152,13 @@ thread_local Block* block = nullptr;
 // synchronisation objects of their own, allocated anew (which clears ThreadSanitizer's history
 // of the memory), so that reused memory is no false race. A thread starts after what its launch
 // saw (handoff), and what a grid wrote is seen after it (gridEnd).
-// ThreadSanitizer allows 8128 live threads and takes milliseconds to make one, so a block's
-// threads take fibers from one pool, drawn anew per block: a fiber carries what it did in
-// earlier blocks into a later block's barriers. So races between blocks are found only for
-// accesses that come before the later block's first barrier (in kernels without barriers,
-// always); races within a block always.
+// A fiber carries what it did into the barriers it reaches later, so a fiber that ran in one
+// block of a grid and then in another would order the first block before the second's
+// barriers. ThreadSanitizer allows 8128 live threads and takes milliseconds to make one: a
+// grid of up to kGridFibers threads gets a fiber per thread, and its races between blocks are
+// all found; a larger grid's blocks take one block's worth of fibers, drawn anew per block,
+// and its races between blocks are found only for accesses before the later block's first
+// barrier (in kernels without barriers, always). Races within a block are always found.
 // Without the race check these are no-ops.
 thread_local void* schedulerFiber = nullptr;  // the race check's fiber of the scheduler
 thread_local char handoff, gridEnd;
@@ -174,7 +176,9 @@ void raceRelease(void* p) { __tsan_release(p); }
 void raceAcquire(void* p) { __tsan_acquire(p); }
 void raceSwitch(void* fiber) { __tsan_switch_to_fiber(fiber, __tsan_switch_to_fiber_no_sync); }
 void* raceCurrentFiber() { return __tsan_get_current_fiber(); }
-// The pool of ThreadSanitizer fibers for the threads of blocks, made once per OS thread.
+// The pool of ThreadSanitizer fibers for the threads of grids, made as needed once per OS
+// thread (up to kGridFibers, below ThreadSanitizer's limit of 8128 threads).
+constexpr uint64_t kGridFibers = 7000;
 void* raceFiber(size_t i) {
   thread_local std::vector<void*> fibers;
   while (fibers.size() <= i) fibers.push_back(__tsan_create_fiber(0));
@@ -182,6 +186,7 @@ void* raceFiber(size_t i) {
 }
 #else
 constexpr bool kRaceCheck = false;
+constexpr uint64_t kGridFibers = 0;
 void ignoreBegin() {}
 void ignoreEnd() {}
 void raceRelease(void*) {}
@@ -278,8 +283,9 @@ void resume(bctx::fiber&& f, const Span& stack, void* race) {
   running = nullptr;
 }
 
+// fibers: where the block's threads' ThreadSanitizer fibers start in the pool (race check).
 void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(void*),
-              void* arg) {
+              void* arg, size_t fibers) {
   const size_t n = size_t{dims.x} * dims.y * dims.z;
   blk.threads.clear();
   blk.threads.resize(n);
@@ -298,7 +304,7 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
     t.b.block = blockIdx3;
     t.b.blockDims = dims;
     t.b.gridDims = grid;
-    t.race = raceFiber(order[i]);
+    t.race = raceFiber(fibers + order[i]);
   }
   std::shuffle(order.begin(), order.end(), rng());
   // A worker fiber starts the threads in `order` one after another on its stack; a thread
@@ -410,10 +416,15 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   block = &blk;
   schedulerFiber = raceCurrentFiber();
   ignoreBegin();  // the scheduler's calls of the C library (memset, memcpy) are intercepted
+  // The race check gives a grid of up to kGridFibers threads a fiber per thread, so that
+  // blocks are ordered by nothing; a larger grid's blocks share one block's worth.
+  const uint64_t threads = uint64_t{dims.x} * dims.y * dims.z;
+  const bool fiberPerThread = blocks * threads <= kGridFibers;
+  uint64_t serial = 0;
   for (uint64_t b : order) {
     const uint3 idx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                     static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
-    runBlock(blk, idx, grid, dims, body, arg);
+    runBlock(blk, idx, grid, dims, body, arg, fiberPerThread ? serial++ * threads : 0);
   }
   ignoreEnd();
   raceAcquire(&gridEnd);
