@@ -1,10 +1,11 @@
 // The race check's own test (SIMT emulator in a ThreadSanitizer build, simt.cc): three kernels,
 // each run racy, which the check must report, or correct, which it must not.
-//   race_probe shared|warp|global|barrier-global racy|correct
+//   race_probe shared|warp|global|barrier-global|large-grid racy|correct
 // shared: threads read a neighbour's shared memory with or without __syncthreads between;
 // warp: lanes do the same through __syncwarp; global: every block's thread 0 writes one word,
 // or a word of its own; barrier-global: the same after a __syncthreads, which orders nothing
-// between blocks.
+// between blocks; large-grid: barrier-global in a grid of 16,384 threads, more than the check
+// has fibers for.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -39,7 +40,8 @@ __global__ void barrierGlobalKernel(int* out, bool correct) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: race_probe shared|warp|global|barrier-global racy|correct\n");
+    std::fprintf(stderr,
+                 "usage: race_probe shared|warp|global|barrier-global|large-grid racy|correct\n");
     return 2;
   }
   const bool correct = std::strcmp(argv[2], "correct") == 0;
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
     globalKernel<<<8, 32>>>(out, correct);
   } else if (std::strcmp(argv[1], "barrier-global") == 0) {
     barrierGlobalKernel<<<8, 32>>>(out, correct);
+  } else if (std::strcmp(argv[1], "large-grid") == 0) {
+    barrierGlobalKernel<<<64, 256>>>(out, correct);
   } else {
     return 2;
   }

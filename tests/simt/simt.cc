@@ -154,11 +154,15 @@ thread_local Block* block = nullptr;
 // saw (handoff), and what a grid wrote is seen after it (gridEnd).
 // A fiber carries what it did into the barriers it reaches later, so a fiber that ran in one
 // block of a grid and then in another would order the first block before the second's
-// barriers. ThreadSanitizer allows 8128 live threads and takes milliseconds to make one: a
-// grid of up to kGridFibers threads gets a fiber per thread, and its races between blocks are
-// all found; a larger grid's blocks take one block's worth of fibers, drawn anew per block,
-// and its races between blocks are found only for accesses before the later block's first
-// barrier (in kernels without barriers, always). Races within a block are always found.
+// barriers. ThreadSanitizer allows 8128 live threads and takes milliseconds to make one, so
+// kGridFibers fibers make S = kGridFibers / (threads per block) sets, one block's worth each,
+// and the blocks of a grid, in the (drawn) order they run, take the sets in turn. A grid of up
+// to S blocks thus gets a fiber per thread, and its races between blocks are all found. In a
+// larger grid, blocks on different sets are ordered by nothing, and a race between two blocks
+// that share a set is found only for accesses before the later block's first barrier (in
+// kernels without barriers, always). Which blocks share a set is drawn with the order, so a
+// race between two given blocks is missed with a chance of about 1/S, one that many blocks
+// take part in far more rarely. Races within a block are always found.
 // Without the race check these are no-ops.
 thread_local void* schedulerFiber = nullptr;  // the race check's fiber of the scheduler
 thread_local char handoff, gridEnd;
@@ -416,15 +420,15 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   block = &blk;
   schedulerFiber = raceCurrentFiber();
   ignoreBegin();  // the scheduler's calls of the C library (memset, memcpy) are intercepted
-  // The race check gives a grid of up to kGridFibers threads a fiber per thread, so that
-  // blocks are ordered by nothing; a larger grid's blocks share one block's worth.
+  // The race check's fibers: as many sets of one block's worth as kGridFibers holds, taken in
+  // turn by the blocks in the order they run (see above).
   const uint64_t threads = uint64_t{dims.x} * dims.y * dims.z;
-  const bool fiberPerThread = blocks * threads <= kGridFibers;
+  const uint64_t sets = std::max<uint64_t>(1, kGridFibers / threads);
   uint64_t serial = 0;
   for (uint64_t b : order) {
     const uint3 idx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                     static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
-    runBlock(blk, idx, grid, dims, body, arg, fiberPerThread ? serial++ * threads : 0);
+    runBlock(blk, idx, grid, dims, body, arg, serial++ % sets * threads);
   }
   ignoreEnd();
   raceAcquire(&gridEnd);
