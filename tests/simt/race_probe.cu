@@ -1,4 +1,4 @@
-// The race check's own test (SIMT emulator in a ThreadSanitizer build, simt.cc): three kernels,
+// The race check's own test (SIMT emulator in a ThreadSanitizer build, simt.cc): four kernels,
 // each run racy, which the check must report, or correct, which it must not.
 //   race_probe shared|warp|global|barrier-global|large-grid racy|correct
 // shared: threads read a neighbour's shared memory with or without __syncthreads between;
