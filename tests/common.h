@@ -23,6 +23,26 @@ inline uint64_t testSeed() {
   return seed;
 }
 
+// Sizes above SVTEST_FULL_SWEEP_MAX (undefined: no limit) take only the first case of a
+// test's inner loops: `CaseFilter cases(n); ... if (!cases.take()) continue;`. The sanitizer
+// builds define it for the SIMT kernel suites, where each case of their largest sizes costs
+// seconds; those sizes are there for the grid-stride loops' later passes (past 4096 blocks of
+// 256 threads), which one case reaches. Every case of every size runs in the plain build and
+// on a GPU.
+class CaseFilter {
+ public:
+#ifdef SVTEST_FULL_SWEEP_MAX
+  explicit CaseFilter(uint64_t n) : limited_(n > SVTEST_FULL_SWEEP_MAX) {}
+#else
+  explicit CaseFilter(uint64_t) {}
+#endif
+  bool take() { return !limited_ || taken_++ == 0; }
+
+ private:
+  bool limited_ = false;
+  uint64_t taken_ = 0;
+};
+
 // An error text names what it should.
 inline ::testing::AssertionResult mentions(const std::string& text, const std::string& needle) {
   if (text.find(needle) != std::string::npos) return ::testing::AssertionSuccess();

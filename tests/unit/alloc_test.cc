@@ -43,6 +43,9 @@ void* operator new(size_t n, const std::nothrow_t&) noexcept {
   }
 }
 void* operator new[](size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+// GCC (with inlining, as at -O1) takes these for free() on memory from the standard operator
+// new; here both are the replacements above, which pair posix_memalign with free.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
