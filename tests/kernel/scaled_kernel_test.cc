@@ -440,4 +440,79 @@ TEST(LiecKernel, CompressOwnerAndOutputMatchTheHost) {
   }
 }
 
+// Many threads find a fault at once: every plane word of one rank's ef_sign record, and of
+// every liec chunk message, holds a negative bit without its nonzero bit (records resealed).
+// The verdicts are the host checks', for the faulty records only. Under the race check
+// (simt.race_malformed_words) a plain |= in place of a check's atomicOr is reported here.
+TEST(ScaledKernel, EveryWordMalformedGivesTheVerdict) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 54);
+  const uint64_t n = 4097, words = (n + 63) / 64;
+  const int W = 3;
+  {
+    const uint64_t stride = 64 + 16 * words;
+    std::vector<char> records(W * stride);
+    std::vector<uint32_t> want(W);
+    for (int s = 0; s < W; ++s) {
+      const std::vector<float> g = svtest::normal(n, rng), e = svtest::ties(n, rng);
+      std::vector<float> p(n);
+      auto* planes = reinterpret_cast<uint64_t*>(records.data() + s * stride + 64);
+      float scale = 0.0f;
+      ref::efSignCompress(g.data(), e.data(), n, SV_NONFINITE_ERROR, p.data(), planes, &scale);
+      if (s == 1)
+        for (uint64_t w = 0; w < words; ++w) {
+          planes[w] = 0;
+          planes[words + w] = ~uint64_t{0};
+        }
+      want[s] = ref::scaledPlanesValid(planes, n) ? 0u : uint32_t{k::kRecordMalformed};
+      ref::WireHeader h{};
+      uint32_t bits;
+      std::memcpy(&bits, &scale, 4);
+      h.aux = bits;
+      h.payloadChecksum = ref::checksumWords(planes, 2 * words);
+      std::memcpy(records.data() + s * stride, &h, sizeof(h));
+    }
+    DeviceArray<char> drec(records.size());
+    DeviceArray<uint32_t> flags(W);
+    drec.upload(records);
+    flags.upload(std::vector<uint32_t>(W, 0));
+    size_t bytes = 0;
+    CUDA_OK(k::checkScaledRecords(nullptr, &bytes, nullptr, stride, W, n, nullptr, nullptr));
+    DeviceArray<char> temp(bytes);
+    CUDA_OK(k::checkScaledRecords(temp.get(), &bytes, drec.get(), stride, W, n, flags.get(),
+                                  nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_EQ(want[1], uint32_t{k::kRecordMalformed});
+    EXPECT_EQ(flags.download(), want);
+  }
+  {
+    const uint64_t cw = (words + W - 1) / W, chunk = 64 * cw, mw = ref::chunkSignsWords(cw);
+    std::vector<uint64_t> msgs(W * mw);
+    std::vector<float> clean(W * chunk);
+    const std::vector<float> g = svtest::ties(n, rng);
+    ref::liecCompress(g.data(), n, cw, W, SV_NONFINITE_ERROR, clean.data(), msgs.data());
+    DeviceArray<uint64_t> dmsgs(msgs.size());
+    DeviceArray<uint32_t> flags(1);
+    for (bool corrupt : {false, true}) {
+      std::vector<uint64_t> m = msgs;
+      int invalid = 0;
+      for (int s = 0; s < W; ++s) {
+        if (corrupt)
+          for (uint64_t w = 0; w < cw; ++w) {
+            m[s * mw + w] = 0;
+            m[s * mw + cw + w] = ~uint64_t{0};
+          }
+        const uint64_t first = s * chunk, len = n > first ? std::min(chunk, n - first) : 0;
+        invalid += !ref::chunkSignsValid(&m[s * mw], len, cw);
+      }
+      EXPECT_EQ(invalid, corrupt ? W : 0);
+      dmsgs.upload(m);
+      flags.upload({0});
+      CUDA_OK(k::checkChunkSigns(dmsgs.get(), W, cw, n, -1, flags.get(), nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      EXPECT_EQ(flags.download()[0], invalid ? 1u : 0u);
+    }
+  }
+}
+
 }  // namespace
