@@ -28,6 +28,18 @@ struct Compressed {
   unsigned long long nans = 0;
 };
 
+// An ef_sign record's header, after its planes (at record + 64) are written: the scale in aux
+// and the planes' checksum.
+void sealScaledRecord(char* record, float scale, uint64_t words) {
+  ref::WireHeader h{};
+  uint32_t bits;
+  std::memcpy(&bits, &scale, 4);
+  h.aux = bits;
+  h.payloadChecksum =
+      ref::checksumWords(reinterpret_cast<const uint64_t*>(record + 64), 2 * words);
+  std::memcpy(record, &h, sizeof(h));
+}
+
 bool compressOnDevice(const std::vector<float>& g, const std::vector<float>& e,
                       svNonFinitePolicy_t policy, Compressed* out) {
   const uint64_t n = g.size(), words = (n + 63) / 64;
@@ -135,12 +147,7 @@ TEST(ScaledKernel, RecordChecksMeanAndCommitMatchTheHost) {
         ref::efSignCompress(g.data(), e.data(), n, SV_NONFINITE_ERROR, p.data(), planes,
                             &scales[s]);
         if (s == 0) p0 = p;
-        ref::WireHeader h{};
-        uint32_t bits;
-        std::memcpy(&bits, &scales[s], 4);
-        h.aux = bits;
-        h.payloadChecksum = ref::checksumWords(planes, 2 * words);
-        std::memcpy(records.data() + s * stride, &h, sizeof(h));
+        sealScaledRecord(records.data() + s * stride, scales[s], words);
         planePtrs[s] = planes;
       }
       std::vector<float> mean(n), err(n);
@@ -465,12 +472,7 @@ TEST(ScaledKernel, EveryWordMalformedGivesTheVerdict) {
           planes[words + w] = ~uint64_t{0};
         }
       want[s] = ref::scaledPlanesValid(planes, n) ? 0u : uint32_t{k::kRecordMalformed};
-      ref::WireHeader h{};
-      uint32_t bits;
-      std::memcpy(&bits, &scale, 4);
-      h.aux = bits;
-      h.payloadChecksum = ref::checksumWords(planes, 2 * words);
-      std::memcpy(records.data() + s * stride, &h, sizeof(h));
+      sealScaledRecord(records.data() + s * stride, scale, words);
     }
     DeviceArray<char> drec(records.size());
     DeviceArray<uint32_t> flags(W);
