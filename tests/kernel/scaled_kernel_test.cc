@@ -203,8 +203,7 @@ TEST(ScaledKernel, RecordChecksMeanAndCommitMatchTheHost) {
         return reinterpret_cast<uint64_t*>(r.data() + s * stride + 64);
       };
       auto reseal = [&](std::vector<char>& r) {
-        auto* h = reinterpret_cast<ref::WireHeader*>(r.data() + s * stride);
-        h->payloadChecksum = ref::checksumWords(planes(r), 2 * words);
+        sealScaledRecord(r.data() + s * stride, scales[s], words);
       };
       std::vector<uint32_t> f = flagsAfter([&](std::vector<char>& r) {
         planes(r)[words + words - 1] |= uint64_t{1} << ((n - 1) & 63);

@@ -34,7 +34,7 @@ TEST(ValuesKernel, TopkEfStepAndSelectionMatchTheHost) {
     svtest::CaseFilter cases(n);
     for (float momentum : {0.0f, 0.9f})
       for (svNonFinitePolicy_t policy : {SV_NONFINITE_ERROR, SV_NONFINITE_IGNORE})
-        for (uint64_t kk : {n / 10, uint64_t{1}, n}) {
+        for (uint64_t kk : {n / 10, uint64_t{1}, n}) {  // n/10 first: the one case CaseFilter keeps
           if (kk > n || !cases.take()) continue;
           SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(kk) +
                        ", momentum = " + std::to_string(momentum) + ", policy = " +
@@ -124,7 +124,7 @@ TEST(ValuesKernel, RecordsGiveTheHostBytes) {
   for (uint64_t n : kSizes) {
     if (n == 0) continue;
     svtest::CaseFilter cases(n);
-    for (uint64_t kk : {(n + 9) / 10, uint64_t{1}, uint64_t{2}, n}) {
+    for (uint64_t kk : {(n + 9) / 10, uint64_t{1}, uint64_t{2}, n}) {  // as above
       if (kk > n || !cases.take()) continue;
       SCOPED_TRACE("n = " + std::to_string(n) + ", k = " + std::to_string(kk));
       const ref::SparseLayout L = ref::sparseLayout(n, kk);
