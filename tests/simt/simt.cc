@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <numeric>
 #include <random>
 #include <string>
@@ -35,56 +34,70 @@ namespace {
 namespace bctx = boost::context;
 
 // Fiber stacks, reused across blocks, each above a guard page so that an overflow faults
-// instead of writing over its neighbour.
+// instead of writing over its neighbour. One pool per OS thread (a fiber ends on the thread
+// that made it, and every fiber of a grid ends before runGrid returns), so taking a stack
+// needs no lock; a thread's stacks are unmapped when it exits. The tops of the stacks are
+// staggered by a cache line each (64 colours): 68 KiB apart they would all fall in the same
+// sets of the caches, and every switch between fibers touches a stack's top.
 class StackPool {
  public:
   static constexpr size_t kSize = 64 * 1024;
 
+  StackPool() = default;
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+  ~StackPool() {
+    for (const bctx::stack_context& sc : free_)
+      munmap(static_cast<char*>(sc.sp) - sc.size - page_, kSize + page_);
+  }
+
   bctx::stack_context take() {
-    bctx::stack_context sc;
-    sc.size = kSize;
 #if defined(SVSIMT_RACE_CHECK)
     // The race check: new memory each time, which ThreadSanitizer takes as never used.
+    bctx::stack_context sc;
+    sc.size = kSize;
     void* fresh = std::malloc(kSize);
     if (fresh == nullptr) {
       std::fprintf(stderr, "SIMT emulator: no memory for a fiber stack\n");
       std::abort();
     }
     sc.sp = static_cast<char*>(fresh) + kSize;
+    return sc;
 #else
-    std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) {
-      const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-      void* base = mmap(nullptr, kSize + page, PROT_READ | PROT_WRITE,
+      void* base = mmap(nullptr, kSize + page_, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (base == MAP_FAILED || mprotect(base, page, PROT_NONE) != 0) {
+      if (base == MAP_FAILED || mprotect(base, page_, PROT_NONE) != 0) {
         std::fprintf(stderr, "SIMT emulator: no memory for a fiber stack\n");
         std::abort();
       }
-      free_.push_back(static_cast<char*>(base) + page + kSize);  // stacks grow down
+      bctx::stack_context sc;
+      sc.size = kSize - made_++ % 64 * 64;
+      sc.sp = static_cast<char*>(base) + page_ + sc.size;  // stacks grow down
+      free_.push_back(sc);
     }
-    sc.sp = free_.back();
+    const bctx::stack_context sc = free_.back();
     free_.pop_back();
-#endif
     return sc;
+#endif
   }
   void give(const bctx::stack_context& sc) {
 #if defined(SVSIMT_RACE_CHECK)
     std::free(static_cast<char*>(sc.sp) - kSize);
 #else
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(sc.sp);
+    free_.push_back(sc);
 #endif
   }
 
  private:
-  std::mutex mu_;
-  std::vector<void*> free_;
+  const size_t page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<bctx::stack_context> free_;
+  size_t made_ = 0;
 };
 
 StackPool& pool() {
-  static StackPool* p = new StackPool;  // fibers may outlive static destruction order
-  return *p;
+  thread_local StackPool p;
+  return p;
 }
 
 // A worker's stack is taken from the pool before its fiber is made (its bounds are needed for
@@ -128,9 +141,28 @@ struct Thread {
   uint32_t blockWaits = 0, warpWaits = 0;
 };
 
+// One grid's blocks, run one after another on the same threads: what does not change between
+// blocks (threadIdx, the dimensions) is set once per grid.
 struct Block {
-  const char* kernel = nullptr;
+  Block(const char* name, dim3 grid, dim3 dims) : kernel(name) {
+    const size_t n = size_t{dims.x} * dims.y * dims.z;
+    threads.resize(n);
+    snapshot.assign((n + 31) / 32 * 32, 0);
+    order.resize(n);
+    std::iota(order.begin(), order.end(), size_t{0});
+    size_t i = 0;
+    for (unsigned z = 0; z < dims.z; ++z)
+      for (unsigned y = 0; y < dims.y; ++y)
+        for (unsigned x = 0; x < dims.x; ++x) {
+          Builtins& b = threads[i++].b;
+          b.thread = uint3{x, y, z};
+          b.blockDims = dims;
+          b.gridDims = grid;
+        }
+  }
+  const char* kernel;
   std::vector<Thread> threads;
+  std::vector<size_t> order;  // a permutation of the threads, drawn afresh as they run
   std::vector<uint64_t> snapshot;  // per warp, 32 values: the last exchange each warp finished
   std::vector<std::pair<const void*, void*>> shared;  // __shared__ key -> this block's storage
   // The race check's synchronisation objects, new for each block: two for __syncthreads and
@@ -140,6 +172,11 @@ struct Block {
 };
 
 thread_local Thread* running = nullptr;
+// Every change of the running thread goes through this, which keeps current() in step.
+void setRunning(Thread* t) {
+  running = t;
+  runningBuiltins = t ? &t->b : nullptr;
+}
 thread_local Block* block = nullptr;
 
 // The race check (SVSIMT_RACE_CHECK, in ThreadSanitizer builds, where the kernels are
@@ -209,10 +246,34 @@ void* raceFiber(size_t) { return nullptr; }
   std::abort();
 }
 
-// SVSIMT_SEED draws the orders of blocks and threads (default 1; "random" draws a seed and
+// The orders of blocks and threads: SplitMix64 (Steele et al.), which draws them at a fraction
+// of mt19937_64's cost (the shuffles were a tenth of the emulator's time), and a Fisher-Yates
+// shuffle whose index is the high half of a 64 x 64-bit product (Lemire), with a bias below
+// 2^-32 that no order check can tell. SVSIMT_SEED seeds it (default 1; "random" draws a seed and
 // prints it, so that a failing order can be replayed).
-std::mt19937_64& rng() {
-  thread_local std::mt19937_64 r = [] {
+class Orders {
+ public:
+  explicit Orders(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = state_ += 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+  }
+  template <class T>
+  void shuffle(std::vector<T>& v) {
+    for (size_t i = v.size(); i > 1; --i) {
+      const auto j = static_cast<size_t>((static_cast<unsigned __int128>(next()) * i) >> 64);
+      std::swap(v[i - 1], v[j]);
+    }
+  }
+
+ private:
+  uint64_t state_;
+};
+
+Orders& orders() {
+  thread_local Orders r = [] {
     const char* env = std::getenv("SVSIMT_SEED");
     uint64_t seed = env && *env ? std::strtoull(env, nullptr, 10) : 1;
     if (env && std::string(env) == "random") {
@@ -220,7 +281,7 @@ std::mt19937_64& rng() {
       std::fprintf(stderr, "SIMT emulator: SVSIMT_SEED=%llu\n",
                    static_cast<unsigned long long>(seed));
     }
-    return std::mt19937_64(seed);
+    return Orders(seed);
   }();
   return r;
 }
@@ -237,7 +298,7 @@ void suspend(State s, char* sync) {
   raceSwitch(schedulerFiber);
   t->back = std::move(t->back).resume();
   switched(save, nullptr);
-  running = t;
+  setRunning(t);
   raceAcquire(sync);
 }
 
@@ -284,33 +345,25 @@ void resume(bctx::fiber&& f, const Span& stack, void* race) {
   bctx::fiber r = std::move(f).resume();
   switched(save, nullptr);
   if (r) running->fiber = std::move(r);
-  running = nullptr;
+  setRunning(nullptr);
 }
 
 // fibers: where the block's threads' ThreadSanitizer fibers start in the pool (race check).
-void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(void*),
-              void* arg, size_t fibers) {
-  const size_t n = size_t{dims.x} * dims.y * dims.z;
-  blk.threads.clear();
-  blk.threads.resize(n);
-  blk.snapshot.assign((n + 31) / 32 * 32, 0);
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
+void runBlock(Block& blk, uint3 blockIdx3, void (*body)(void*), void* arg, size_t fibers) {
+  const size_t n = blk.threads.size();
+  std::vector<size_t>& order = blk.order;
   if (kRaceCheck) {
-    std::shuffle(order.begin(), order.end(), rng());  // the threads' fibers in the pool
+    orders().shuffle(order);  // the threads' fibers in the pool
     blk.sync.reset(new char[2 + (n + 31) / 32 * 2]);
   }
   for (size_t i = 0; i < n; ++i) {
-    Thread& t = blk.threads[i];
-    t.b.thread = uint3{static_cast<unsigned>(i % dims.x),
-                       static_cast<unsigned>(i / dims.x % dims.y),
-                       static_cast<unsigned>(i / (size_t{dims.x} * dims.y))};
+    Thread& t = blk.threads[i];  // its fibers were given back when it exited
     t.b.block = blockIdx3;
-    t.b.blockDims = dims;
-    t.b.gridDims = grid;
+    t.state = State::kReady;
+    t.blockWaits = t.warpWaits = 0;
     t.race = raceFiber(fibers + order[i]);
   }
-  std::shuffle(order.begin(), order.end(), rng());
+  orders().shuffle(order);
   // A worker fiber starts the threads in `order` one after another on its stack; a thread
   // that suspends keeps the worker, and a new one starts the rest. So a thread needs a fiber of
   // its own only once it reaches a barrier, and a kernel without barriers runs on one stack.
@@ -323,7 +376,7 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
       switched(nullptr, &schedulerStack);
       do {
         Thread& t = blk.threads[order[next++]];
-        running = &t;
+        setRunning(&t);
         t.stack = stack;
         t.back = std::move(back);
         raceAcquire(&handoff);
@@ -346,21 +399,21 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
     if (!releaseWarps(blk)) {
       size_t atBarrier = 0;
       for (const Thread& t : blk.threads) atBarrier += t.state == State::kBlockWait;
-      running = &blk.threads[order[0]];
+      setRunning(&blk.threads[order[0]]);
       if (atBarrier != n - done)
         fault(std::to_string(atBarrier) + " threads wait in __syncthreads while " +
               std::to_string(n - done - atBarrier) + " wait in a warp operation");
       if (done != 0)
         fault("__syncthreads reached by " + std::to_string(atBarrier) + " threads after " +
               std::to_string(done) + " threads of the block exited");
-      running = nullptr;
+      setRunning(nullptr);
       for (Thread& t : blk.threads) t.state = State::kReady;
     }
-    std::shuffle(order.begin(), order.end(), rng());
+    orders().shuffle(order);
     for (size_t i : order) {
       Thread& t = blk.threads[i];
       if (t.state != State::kReady) continue;
-      running = &t;
+      setRunning(&t);
       resume(std::move(t.fiber), t.stack, t.race);
     }
   }
@@ -371,7 +424,7 @@ void runBlock(Block& blk, uint3 blockIdx3, dim3 grid, dim3 dims, void (*body)(vo
 
 }  // namespace
 
-const Builtins& current() { return running->b; }
+thread_local const Builtins* runningBuiltins = nullptr;
 
 void misuse(const char* what) { fault(what); }
 
@@ -413,9 +466,8 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
   std::vector<uint64_t> order(blocks);
   std::iota(order.begin(), order.end(), uint64_t{0});
-  std::shuffle(order.begin(), order.end(), rng());
-  Block blk;
-  blk.kernel = name;
+  orders().shuffle(order);
+  Block blk(name, grid, dims);
   Block* outer = block;
   block = &blk;
   schedulerFiber = raceCurrentFiber();
@@ -428,7 +480,7 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   for (uint64_t b : order) {
     const uint3 idx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                     static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
-    runBlock(blk, idx, grid, dims, body, arg, serial++ % sets * threads);
+    runBlock(blk, idx, body, arg, serial++ % sets * threads);
   }
   ignoreEnd();
   raceAcquire(&gridEnd);

@@ -49,8 +49,9 @@ struct Builtins {  // threadIdx, blockIdx, blockDim, gridDim
   uint3 thread, block;
   dim3 blockDims, gridDims;
 };
-// The CUDA thread that runs on this OS thread now.
-const Builtins& current();
+// The CUDA thread that runs on this OS thread now (inline: kernels read it at every threadIdx).
+extern thread_local const Builtins* runningBuiltins;
+inline const Builtins& current() { return *runningBuiltins; }
 
 // Runs body(), the kernel call, once per thread of the grid (see above). `name` names the
 // kernel in reports.
