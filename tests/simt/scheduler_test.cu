@@ -1,0 +1,224 @@
+// The SIMT emulator's own promises (simt.h), which every simt.* suite relies on: threads run in
+// orders drawn afresh at each launch and after each barrier, blocks in a drawn order, the
+// built-ins name each thread of a 3-D launch once, each block finds its shared memory filled
+// with 0xFF bytes, and a barrier some thread cannot reach aborts naming the kernel. A scheduler
+// that ran threads in index order would still pass every kernel suite while checking nothing of
+// the kernels' order-independence; these tests fail then.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+#include <vector>
+
+namespace {
+
+// Each thread takes the next slot of a phase and writes its index there, so that `order`
+// holds the threads in the order they ran, per phase; a barrier separates the phases.
+__global__ void logOrder(unsigned* counters, unsigned* order, int phases) {
+  for (int p = 0; p < phases; ++p) {
+    const unsigned slot = atomicAdd(&counters[p], 1u);
+    order[p * blockDim.x + slot] = threadIdx.x;
+    if (p + 1 < phases) __syncthreads();
+  }
+}
+
+// Thread 0 of each block logs the block's index in the order the blocks ran.
+__global__ void logBlocks(unsigned* counter, unsigned* order) {
+  if (threadIdx.x == 0) order[atomicAdd(counter, 1u)] = blockIdx.x;
+}
+
+// Each thread of a 3-D launch writes its coordinates into the cell of its linear index.
+__global__ void writeCoordinates(unsigned* cells) {
+  const unsigned tx = threadIdx.x, ty = threadIdx.y, tz = threadIdx.z;
+  const unsigned bx = blockIdx.x, by = blockIdx.y, bz = blockIdx.z;
+  const unsigned block = bx + gridDim.x * (by + gridDim.y * bz);
+  const unsigned thread = tx + blockDim.x * (ty + blockDim.y * tz);
+  const unsigned i = block * blockDim.x * blockDim.y * blockDim.z + thread;
+  cells[i * 2] = tx | ty << 8 | tz << 16;
+  cells[i * 2 + 1] = bx | by << 8 | bz << 16;
+}
+
+// Each thread of a 3-D block gives its linear index to a warp shuffle: a warp is the threads of
+// 32 consecutive linear indices (x fastest, then y, then z), as on the device.
+__global__ void shuffleLinearIndex(unsigned* out) {
+  const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  out[linear] = __shfl_down_sync(0xFFFFFFFFu, linear, 1);
+}
+
+// Thread 0 of each block reads the block's shared word before writing it.
+__global__ void readSharedFirst(unsigned* out) {
+  __shared__ unsigned word;
+  if (threadIdx.x == 0) {
+    out[blockIdx.x] = word;
+    word = blockIdx.x;
+  }
+}
+
+__global__ void exitBeforeBarrier() {
+  if (threadIdx.x < 16) return;
+  __syncthreads();
+}
+
+__global__ void ballotAfterExit(unsigned* out) {
+  if (threadIdx.x % 2 == 0) return;
+  out[threadIdx.x] = __ballot_sync(0xFFFFFFFFu, 1);
+}
+
+template <class T>
+std::vector<T> download(const T* device, size_t n) {
+  std::vector<T> host(n);
+  EXPECT_EQ(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return host;
+}
+
+struct DeviceWords {
+  explicit DeviceWords(size_t count) : n(count) {
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(unsigned)), cudaSuccess);
+    EXPECT_EQ(cudaMemset(p, 0, n * sizeof(unsigned)), cudaSuccess);
+  }
+  ~DeviceWords() { cudaFree(p); }
+  DeviceWords(const DeviceWords&) = delete;
+  DeviceWords& operator=(const DeviceWords&) = delete;
+  std::vector<unsigned> get() const { return download(p, n); }
+  size_t n;
+  unsigned* p = nullptr;
+};
+
+bool isPermutation(std::vector<unsigned> v) {
+  std::sort(v.begin(), v.end());
+  for (size_t i = 0; i < v.size(); ++i)
+    if (v[i] != i) return false;
+  return true;
+}
+
+std::vector<unsigned> identity(size_t n) {
+  std::vector<unsigned> v(n);
+  std::iota(v.begin(), v.end(), 0u);
+  return v;
+}
+
+// Over 800 launches of 8 threads, each thread runs first about 100 times (binomial, standard
+// deviation 9.4): outside [40, 160] is more than 6 deviations, which a uniform draw misses with
+// a chance of about 1e-9, and which a scheduler favouring some thread fails.
+TEST(Scheduler, EveryThreadRunsFirstAboutEquallyOften) {
+  constexpr unsigned kThreads = 8, kLaunches = 800;
+  DeviceWords counters(kLaunches), order(kLaunches * kThreads);
+  for (unsigned l = 0; l < kLaunches; ++l)
+    logOrder<<<1, kThreads>>>(counters.p + l, order.p + l * kThreads, 1);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<unsigned> all = order.get();
+  std::vector<unsigned> first(kThreads, 0);
+  for (unsigned l = 0; l < kLaunches; ++l) {
+    const std::vector<unsigned> one(all.begin() + l * kThreads, all.begin() + (l + 1) * kThreads);
+    ASSERT_TRUE(isPermutation(one)) << "launch " << l;
+    ++first[one[0]];
+  }
+  for (unsigned t = 0; t < kThreads; ++t) {
+    EXPECT_GE(first[t], 40u) << "thread " << t;
+    EXPECT_LE(first[t], 160u) << "thread " << t;
+  }
+}
+
+// 256 threads (8 warps) and 3 barriers: each phase's order is a permutation, none is the index
+// order, and no two phases share one (a chance of 1/256! each for a uniform draw).
+TEST(Scheduler, OrdersAreDrawnAfreshAfterEachBarrier) {
+  constexpr unsigned kThreads = 256;
+  constexpr int kPhases = 4;
+  DeviceWords counters(kPhases), order(kPhases * kThreads);
+  logOrder<<<1, kThreads>>>(counters.p, order.p, kPhases);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<unsigned> all = order.get();
+  std::set<std::vector<unsigned>> seen;
+  for (int p = 0; p < kPhases; ++p) {
+    const std::vector<unsigned> one(all.begin() + p * kThreads,
+                                    all.begin() + (p + 1) * kThreads);
+    ASSERT_TRUE(isPermutation(one)) << "phase " << p;
+    EXPECT_NE(one, identity(kThreads)) << "phase " << p;
+    EXPECT_TRUE(seen.insert(one).second) << "phase " << p << " repeats an earlier order";
+  }
+}
+
+// 64 blocks: they run one after another in a drawn order (a permutation, not the index order),
+// and two launches draw different orders.
+TEST(Scheduler, BlocksRunInADrawnOrder) {
+  constexpr unsigned kBlocks = 64;
+  DeviceWords counter(2), order(2 * kBlocks);
+  for (unsigned l = 0; l < 2; ++l) logBlocks<<<kBlocks, 32>>>(counter.p + l, order.p + l * kBlocks);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<unsigned> all = order.get();
+  const std::vector<unsigned> a(all.begin(), all.begin() + kBlocks), b(all.begin() + kBlocks,
+                                                                         all.end());
+  ASSERT_TRUE(isPermutation(a));
+  ASSERT_TRUE(isPermutation(b));
+  EXPECT_NE(a, identity(kBlocks));
+  EXPECT_NE(a, b);
+}
+
+// A 3-D grid of 3-D blocks: every thread of every block runs once, with its own coordinates
+// (the blocks reuse the emulator's threads, whose blockIdx must follow).
+TEST(Scheduler, BuiltinsNameEachThreadOfA3DLaunchOnce) {
+  const dim3 grid(3, 2, 5), block(4, 3, 2);
+  const unsigned threads = 3 * 2 * 5 * 4 * 3 * 2;
+  DeviceWords cells(2 * threads);
+  ASSERT_EQ(cudaMemset(cells.p, 0xFF, 2 * threads * sizeof(unsigned)), cudaSuccess);
+  writeCoordinates<<<grid, block>>>(cells.p);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<unsigned> got = cells.get();
+  unsigned i = 0;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx)
+        for (unsigned tz = 0; tz < block.z; ++tz)
+          for (unsigned ty = 0; ty < block.y; ++ty)
+            for (unsigned tx = 0; tx < block.x; ++tx, ++i) {
+              ASSERT_EQ(got[i * 2], tx | ty << 8 | tz << 16) << "cell " << i;
+              ASSERT_EQ(got[i * 2 + 1], bx | by << 8 | bz << 16) << "cell " << i;
+            }
+}
+
+// Warps of a 3-D block: lane l + 1 of a warp holds the next linear index; the last lane keeps
+// its own.
+TEST(Scheduler, WarpsAreConsecutiveLinearIndices) {
+  const dim3 block(8, 4, 3);
+  const unsigned threads = 8 * 4 * 3;
+  DeviceWords out(threads);
+  shuffleLinearIndex<<<1, block>>>(out.p);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<unsigned> got = out.get();
+  for (unsigned l = 0; l < threads; ++l)
+    EXPECT_EQ(got[l], l % 32 == 31 ? l : l + 1) << "linear index " << l;
+}
+
+// Every block, not only the first, finds its shared memory filled with 0xFF bytes, never the
+// value the block before it left.
+TEST(Scheduler, EachBlockFindsFreshSharedMemory) {
+  constexpr unsigned kBlocks = 16;
+  DeviceWords out(kBlocks);
+  readSharedFirst<<<kBlocks, 32>>>(out.p);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (unsigned v : out.get()) EXPECT_EQ(v, 0xFFFFFFFFu);
+}
+
+TEST(SchedulerDeathTest, BarrierAfterSomeThreadsExitedAbortsNamingTheKernel) {
+  EXPECT_DEATH(
+      {
+        exitBeforeBarrier<<<2, 64>>>();
+        cudaDeviceSynchronize();
+      },
+      "kernel exitBeforeBarrier, block .*__syncthreads reached by 48 threads after 16");
+}
+
+TEST(SchedulerDeathTest, WarpOperationOverExitedLanesAbortsNamingTheKernel) {
+  EXPECT_DEATH(
+      {
+        DeviceWords out(32);
+        ballotAfterExit<<<1, 32>>>(out.p);
+        cudaDeviceSynchronize();
+      },
+      "kernel ballotAfterExit, block .*a warp operation's mask 4294967295 is not the warp's "
+      "live lanes 2863311530");
+}
+
+}  // namespace
