@@ -7,7 +7,10 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include "gpu.h"
+
 #include <algorithm>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <vector>
@@ -66,25 +69,14 @@ __global__ void ballotAfterExit(unsigned* out) {
   out[threadIdx.x] = __ballot_sync(0xFFFFFFFFu, 1);
 }
 
-template <class T>
-std::vector<T> download(const T* device, size_t n) {
-  std::vector<T> host(n);
-  EXPECT_EQ(cudaMemcpy(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return host;
-}
+using Words = svtest::DeviceArray<unsigned>;
 
-struct DeviceWords {
-  explicit DeviceWords(size_t count) : n(count) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(unsigned)), cudaSuccess);
-    EXPECT_EQ(cudaMemset(p, 0, n * sizeof(unsigned)), cudaSuccess);
-  }
-  ~DeviceWords() { cudaFree(p); }
-  DeviceWords(const DeviceWords&) = delete;
-  DeviceWords& operator=(const DeviceWords&) = delete;
-  std::vector<unsigned> get() const { return download(p, n); }
-  size_t n;
-  unsigned* p = nullptr;
-};
+// n words on the device, zeroed (the slot counters).
+std::unique_ptr<Words> zeros(size_t n) {
+  auto w = std::make_unique<Words>(n);
+  w->upload(std::vector<unsigned>(n, 0));
+  return w;
+}
 
 bool isPermutation(std::vector<unsigned> v) {
   std::sort(v.begin(), v.end());
@@ -104,11 +96,12 @@ std::vector<unsigned> identity(size_t n) {
 // a chance of about 1e-9, and which a scheduler favouring some thread fails.
 TEST(Scheduler, EveryThreadRunsFirstAboutEquallyOften) {
   constexpr unsigned kThreads = 8, kLaunches = 800;
-  DeviceWords counters(kLaunches), order(kLaunches * kThreads);
+  const auto counters = zeros(kLaunches);
+  Words order(kLaunches * kThreads);
   for (unsigned l = 0; l < kLaunches; ++l)
-    logOrder<<<1, kThreads>>>(counters.p + l, order.p + l * kThreads, 1);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<unsigned> all = order.get();
+    logOrder<<<1, kThreads>>>(counters->get() + l, order.get() + l * kThreads, 1);
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> all = order.download();
   std::vector<unsigned> first(kThreads, 0);
   for (unsigned l = 0; l < kLaunches; ++l) {
     const std::vector<unsigned> one(all.begin() + l * kThreads, all.begin() + (l + 1) * kThreads);
@@ -126,10 +119,11 @@ TEST(Scheduler, EveryThreadRunsFirstAboutEquallyOften) {
 TEST(Scheduler, OrdersAreDrawnAfreshAfterEachBarrier) {
   constexpr unsigned kThreads = 256;
   constexpr int kPhases = 4;
-  DeviceWords counters(kPhases), order(kPhases * kThreads);
-  logOrder<<<1, kThreads>>>(counters.p, order.p, kPhases);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<unsigned> all = order.get();
+  const auto counters = zeros(kPhases);
+  Words order(kPhases * kThreads);
+  logOrder<<<1, kThreads>>>(counters->get(), order.get(), kPhases);
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> all = order.download();
   std::set<std::vector<unsigned>> seen;
   for (int p = 0; p < kPhases; ++p) {
     const std::vector<unsigned> one(all.begin() + p * kThreads,
@@ -144,10 +138,12 @@ TEST(Scheduler, OrdersAreDrawnAfreshAfterEachBarrier) {
 // and two launches draw different orders.
 TEST(Scheduler, BlocksRunInADrawnOrder) {
   constexpr unsigned kBlocks = 64;
-  DeviceWords counter(2), order(2 * kBlocks);
-  for (unsigned l = 0; l < 2; ++l) logBlocks<<<kBlocks, 32>>>(counter.p + l, order.p + l * kBlocks);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<unsigned> all = order.get();
+  const auto counters = zeros(2);
+  Words order(2 * kBlocks);
+  for (unsigned l = 0; l < 2; ++l)
+    logBlocks<<<kBlocks, 32>>>(counters->get() + l, order.get() + l * kBlocks);
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> all = order.download();
   const std::vector<unsigned> a(all.begin(), all.begin() + kBlocks), b(all.begin() + kBlocks,
                                                                          all.end());
   ASSERT_TRUE(isPermutation(a));
@@ -161,11 +157,10 @@ TEST(Scheduler, BlocksRunInADrawnOrder) {
 TEST(Scheduler, BuiltinsNameEachThreadOfA3DLaunchOnce) {
   const dim3 grid(3, 2, 5), block(4, 3, 2);
   const unsigned threads = 3 * 2 * 5 * 4 * 3 * 2;
-  DeviceWords cells(2 * threads);
-  ASSERT_EQ(cudaMemset(cells.p, 0xFF, 2 * threads * sizeof(unsigned)), cudaSuccess);
-  writeCoordinates<<<grid, block>>>(cells.p);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<unsigned> got = cells.get();
+  Words cells(2 * threads);  // 0xA5 bytes where no thread wrote
+  writeCoordinates<<<grid, block>>>(cells.get());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> got = cells.download();
   unsigned i = 0;
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
@@ -183,10 +178,10 @@ TEST(Scheduler, BuiltinsNameEachThreadOfA3DLaunchOnce) {
 TEST(Scheduler, WarpsAreConsecutiveLinearIndices) {
   const dim3 block(8, 4, 3);
   const unsigned threads = 8 * 4 * 3;
-  DeviceWords out(threads);
-  shuffleLinearIndex<<<1, block>>>(out.p);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<unsigned> got = out.get();
+  Words out(threads);
+  shuffleLinearIndex<<<1, block>>>(out.get());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> got = out.download();
   for (unsigned l = 0; l < threads; ++l)
     EXPECT_EQ(got[l], l % 32 == 31 ? l : l + 1) << "linear index " << l;
 }
@@ -195,10 +190,10 @@ TEST(Scheduler, WarpsAreConsecutiveLinearIndices) {
 // value the block before it left.
 TEST(Scheduler, EachBlockFindsFreshSharedMemory) {
   constexpr unsigned kBlocks = 16;
-  DeviceWords out(kBlocks);
-  readSharedFirst<<<kBlocks, 32>>>(out.p);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  for (unsigned v : out.get()) EXPECT_EQ(v, 0xFFFFFFFFu);
+  Words out(kBlocks);
+  readSharedFirst<<<kBlocks, 32>>>(out.get());
+  CUDA_OK(cudaDeviceSynchronize());
+  for (unsigned v : out.download()) EXPECT_EQ(v, 0xFFFFFFFFu);
 }
 
 TEST(SchedulerDeathTest, BarrierAfterSomeThreadsExitedAbortsNamingTheKernel) {
@@ -213,8 +208,8 @@ TEST(SchedulerDeathTest, BarrierAfterSomeThreadsExitedAbortsNamingTheKernel) {
 TEST(SchedulerDeathTest, WarpOperationOverExitedLanesAbortsNamingTheKernel) {
   EXPECT_DEATH(
       {
-        DeviceWords out(32);
-        ballotAfterExit<<<1, 32>>>(out.p);
+        Words out(32);
+        ballotAfterExit<<<1, 32>>>(out.get());
         cudaDeviceSynchronize();
       },
       "kernel ballotAfterExit, block .*a warp operation's mask 4294967295 is not the warp's "
