@@ -10,7 +10,6 @@
 #include "gpu.h"
 
 #include <algorithm>
-#include <memory>
 #include <numeric>
 #include <set>
 #include <vector>
@@ -71,19 +70,8 @@ __global__ void ballotAfterExit(unsigned* out) {
 
 using Words = svtest::DeviceArray<unsigned>;
 
-// n words on the device, zeroed (the slot counters).
-std::unique_ptr<Words> zeros(size_t n) {
-  auto w = std::make_unique<Words>(n);
-  w->upload(std::vector<unsigned>(n, 0));
-  return w;
-}
-
-bool isPermutation(std::vector<unsigned> v) {
-  std::sort(v.begin(), v.end());
-  for (size_t i = 0; i < v.size(); ++i)
-    if (v[i] != i) return false;
-  return true;
-}
+// Zeroes the slot counters.
+void zero(Words& w) { w.upload(std::vector<unsigned>(w.size(), 0)); }
 
 std::vector<unsigned> identity(size_t n) {
   std::vector<unsigned> v(n);
@@ -91,15 +79,20 @@ std::vector<unsigned> identity(size_t n) {
   return v;
 }
 
+bool isPermutation(const std::vector<unsigned>& v) {
+  const std::vector<unsigned> all = identity(v.size());
+  return std::is_permutation(v.begin(), v.end(), all.begin());
+}
+
 // Over 800 launches of 8 threads, each thread runs first about 100 times (binomial, standard
 // deviation 9.4): outside [40, 160] is more than 6 deviations, which a uniform draw misses with
 // a chance of about 1e-9, and which a scheduler favouring some thread fails.
 TEST(Scheduler, EveryThreadRunsFirstAboutEquallyOften) {
   constexpr unsigned kThreads = 8, kLaunches = 800;
-  const auto counters = zeros(kLaunches);
-  Words order(kLaunches * kThreads);
+  Words counters(kLaunches), order(kLaunches * kThreads);
+  zero(counters);
   for (unsigned l = 0; l < kLaunches; ++l)
-    logOrder<<<1, kThreads>>>(counters->get() + l, order.get() + l * kThreads, 1);
+    logOrder<<<1, kThreads>>>(counters.get() + l, order.get() + l * kThreads, 1);
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<unsigned> all = order.download();
   std::vector<unsigned> first(kThreads, 0);
@@ -119,9 +112,9 @@ TEST(Scheduler, EveryThreadRunsFirstAboutEquallyOften) {
 TEST(Scheduler, OrdersAreDrawnAfreshAfterEachBarrier) {
   constexpr unsigned kThreads = 256;
   constexpr int kPhases = 4;
-  const auto counters = zeros(kPhases);
-  Words order(kPhases * kThreads);
-  logOrder<<<1, kThreads>>>(counters->get(), order.get(), kPhases);
+  Words counters(kPhases), order(kPhases * kThreads);
+  zero(counters);
+  logOrder<<<1, kThreads>>>(counters.get(), order.get(), kPhases);
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<unsigned> all = order.download();
   std::set<std::vector<unsigned>> seen;
@@ -138,10 +131,10 @@ TEST(Scheduler, OrdersAreDrawnAfreshAfterEachBarrier) {
 // and two launches draw different orders.
 TEST(Scheduler, BlocksRunInADrawnOrder) {
   constexpr unsigned kBlocks = 64;
-  const auto counters = zeros(2);
-  Words order(2 * kBlocks);
+  Words counters(2), order(2 * kBlocks);
+  zero(counters);
   for (unsigned l = 0; l < 2; ++l)
-    logBlocks<<<kBlocks, 32>>>(counters->get() + l, order.get() + l * kBlocks);
+    logBlocks<<<kBlocks, 32>>>(counters.get() + l, order.get() + l * kBlocks);
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<unsigned> all = order.download();
   const std::vector<unsigned> a(all.begin(), all.begin() + kBlocks), b(all.begin() + kBlocks,

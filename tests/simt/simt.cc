@@ -474,7 +474,7 @@ void runGrid(const char* name, dim3 grid, dim3 dims, void (*body)(void*), void* 
   ignoreBegin();  // the scheduler's calls of the C library (memset, memcpy) are intercepted
   // The race check's fibers: as many sets of one block's worth as kGridFibers holds, taken in
   // turn by the blocks in the order they run (see above).
-  const uint64_t threads = uint64_t{dims.x} * dims.y * dims.z;
+  const uint64_t threads = blk.threads.size();
   const uint64_t sets = std::max<uint64_t>(1, kGridFibers / threads);
   uint64_t serial = 0;
   for (uint64_t b : order) {
