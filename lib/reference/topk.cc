@@ -4,6 +4,37 @@
 
 namespace signvote::ref {
 
+namespace {
+
+// Keys are tested 16 at a time by a loop the compiler vectorizes; a block with no key of
+// interest is skipped without a branch per key. After pass 0 few keys share the prefix, and few
+// reach v*, so most blocks are skipped.
+constexpr size_t kBlock = 16;
+
+// Adds to hist the digit (key >> shift) & digitMask of every key with (key & prefixMask) ==
+// prefix.
+void histogram(const float* x, size_t n, uint32_t prefix, uint32_t prefixMask, unsigned shift,
+               uint32_t digitMask, size_t* hist) {
+  size_t i = 0;
+  if (prefixMask != 0) {
+    for (; i + kBlock <= n; i += kBlock) {
+      uint32_t any = 0;
+      for (size_t l = 0; l < kBlock; ++l) any |= (magnitudeKey(x[i + l]) & prefixMask) == prefix;
+      if (!any) continue;
+      for (size_t l = i; l < i + kBlock; ++l) {
+        const uint32_t u = magnitudeKey(x[l]);
+        if ((u & prefixMask) == prefix) ++hist[(u >> shift) & digitMask];
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    const uint32_t u = magnitudeKey(x[i]);
+    if ((u & prefixMask) == prefix) ++hist[(u >> shift) & digitMask];
+  }
+}
+
+}  // namespace
+
 uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out) {
   if (k == 0) return 0;
   if (k == n) {  // everything is selected; v* is the smallest key
@@ -25,10 +56,7 @@ uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out
   for (const Pass& p : kPasses) {
     std::fill(hist.begin(), hist.end(), 0);
     const uint32_t digitMask = (1u << p.bits) - 1;
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t u = magnitudeKey(x[i]);
-      if ((u & prefixMask) == prefix) ++hist[(u >> p.shift) & digitMask];
-    }
+    histogram(x, n, prefix, prefixMask, p.shift, digitMask, hist.data());
     uint32_t digit = digitMask;
     for (;; --digit) {
       if (hist[digit] >= need) break;
@@ -38,12 +66,22 @@ uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out
     prefixMask |= digitMask << p.shift;
   }
   const uint32_t vstar = prefix;
-  // Stable gather: all keys above v*, and the first `need` keys equal to it.
+  // Stable gather: all keys above v*, and the first `need` keys equal to it. Keys are below
+  // 2^31, so the block test may compare them as signed (SSE2 has no unsigned compare).
   size_t j = 0, ties = 0;
-  for (size_t i = 0; i < n; ++i) {
+  auto take = [&](size_t i) {
     const uint32_t u = magnitudeKey(x[i]);
     if (u > vstar || (u == vstar && ties++ < need)) out[j++] = static_cast<uint32_t>(i);
+  };
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    uint32_t any = 0;
+    for (size_t l = 0; l < kBlock; ++l)
+      any |= static_cast<int32_t>(magnitudeKey(x[i + l])) >= static_cast<int32_t>(vstar);
+    if (any)
+      for (size_t l = i; l < i + kBlock; ++l) take(l);
   }
+  for (; i < n; ++i) take(i);
   return vstar;
 }
 
