@@ -1,8 +1,8 @@
 // The CUDA runtime calls of lib/ and the CUDA-backend suites, on the host (see emu.h): one
-// device, memory from the host heap, streams that queue their work and run it only when
-// something needs it done, events that mark a stream's position (stamped with the host clock
-// when their record runs), and graph capture that records the work for replay. Calls outside
-// this subset are not defined, so using one fails at link time.
+// device, memory from the host heap (filled with 0xFF bytes when allocated), streams that queue
+// their work and run it only when something needs it done, events that mark a stream's position
+// (stamped with the host clock when their record runs), and graph capture that records the work
+// for replay. Calls outside this subset are not defined, so using one fails at link time.
 //
 // Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
 // synchronized or queried, when a stream waiting on one of its events reaches the wait, when
@@ -222,6 +222,11 @@ void* allocate(std::map<const char*, size_t>& blocks, size_t bytes) {
   void* p = nullptr;
   if (posix_memalign(&p, 256, std::max<size_t>(bytes, 1)) != 0) p = nullptr;
   if (p) {
+    // CUDA leaves new memory undefined, and reused memory holds what it held; fresh host
+    // pages are zero, which would pass code that forgets to clear what it reads. 0xFF bytes
+    // are NaN as floats and all ones as flags and counts (compute-sanitizer's initcheck, in
+    // the GPU lane, finds what this misses).
+    std::memset(p, 0xFF, bytes);
     std::lock_guard<std::mutex> lock(mu);
     blocks[static_cast<const char*>(p)] = bytes;
   }
