@@ -266,6 +266,12 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
 
 void launchFailed(cudaError_t e) { fail(e); }
 
+bool deviceReachable(const void* p) {
+  const char* last = static_cast<const char*>(p) - 1;  // p may end an allocation
+  return within(deviceBlocks, p) || within(pinnedBlocks, p) || within(deviceBlocks, last) ||
+         within(pinnedBlocks, last);
+}
+
 void submitAsync(cudaStream_t stream, Launch launch) {
   Stream* s = created(stream);
   if (s && s->capture) return s->capture->push_back({nullptr, std::move(launch)});

@@ -31,6 +31,11 @@ void submit(cudaStream_t stream, std::function<void()> fn);
 // emulator's launches, tests/simt).
 void launchFailed(cudaError_t e);
 
+// Whether a kernel may be given p: memory of cudaMalloc or cudaHostAlloc (up to one past the
+// end, which a kernel given no elements there does not read). Pageable host memory is not:
+// on a GPU the kernel's access faults.
+bool deviceReachable(const void* p);
+
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
 // communicator's thread once every rank has come). `launch` is called when the work is
 // enqueued: on the call, or on each launch of a graph that recorded it. It starts the work,

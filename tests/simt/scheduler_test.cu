@@ -1,7 +1,8 @@
 // The SIMT emulator's own promises (simt.h), which every simt.* suite relies on: threads run in
 // orders drawn afresh at each launch and after each barrier, blocks in a drawn order, the
 // built-ins name each thread of a 3-D launch once, each block finds its shared memory filled
-// with 0xFF bytes, and a barrier some thread cannot reach aborts naming the kernel. A scheduler
+// with 0xFF bytes, a barrier some thread cannot reach aborts naming the kernel, and so does a
+// launch given a pointer the device cannot reach. A scheduler
 // that ran threads in index order would still pass every kernel suite while checking nothing of
 // the kernels' order-independence; these tests fail then.
 #include <cuda_runtime.h>
@@ -66,6 +67,11 @@ __global__ void exitBeforeBarrier() {
 __global__ void ballotAfterExit(unsigned* out) {
   if (threadIdx.x % 2 == 0) return;
   out[threadIdx.x] = __ballot_sync(0xFFFFFFFFu, 1);
+}
+
+// Each of the first n threads writes its index at p.
+__global__ void writeIndex(unsigned* p, unsigned n) {
+  if (threadIdx.x < n) p[threadIdx.x] = threadIdx.x;
 }
 
 using Words = svtest::DeviceArray<unsigned>;
@@ -207,6 +213,37 @@ TEST(SchedulerDeathTest, WarpOperationOverExitedLanesAbortsNamingTheKernel) {
       },
       "kernel ballotAfterExit, block .*a warp operation's mask 4294967295 is not the warp's "
       "live lanes 2863311530");
+}
+
+// Kernels reach device memory and pinned host memory; a pointer one past the end of an
+// allocation is accepted too (a kernel given no elements there reads nothing).
+TEST(Scheduler, KernelsTakeDeviceAndPinnedPointers) {
+  Words out(32);
+  writeIndex<<<1, 32>>>(out.get(), 32);
+  unsigned* pinned = nullptr;
+  CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&pinned), 32 * sizeof(unsigned), 0));
+  writeIndex<<<1, 32>>>(pinned, 32);
+  unsigned* device = nullptr;
+  CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&device), 32 * sizeof(unsigned)));
+  writeIndex<<<1, 32>>>(device + 32, 0);
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(out.download(), identity(32));
+  EXPECT_EQ(std::vector<unsigned>(pinned, pinned + 32), identity(32));
+  CUDA_OK(cudaFree(device));
+  CUDA_OK(cudaFreeHost(pinned));
+}
+
+// On a GPU a kernel that uses a pageable host pointer faults; here it would just work, so the
+// launch aborts.
+TEST(SchedulerDeathTest, PageableHostPointerAbortsNamingTheKernel) {
+  EXPECT_DEATH(
+      {
+        std::vector<unsigned> host(32);
+        writeIndex<<<1, 32>>>(host.data(), 32);
+        cudaDeviceSynchronize();
+      },
+      "launch of writeIndex: argument 1 is not device or pinned memory");
 }
 
 }  // namespace

@@ -238,10 +238,12 @@ void* raceFiber(size_t) { return nullptr; }
 #endif
 
 [[noreturn]] void fault(const std::string& what) {
-  std::fprintf(stderr, "SIMT emulator: kernel %s, block (%u,%u,%u): %s\n",
-               block ? block->kernel : "?", running ? running->b.block.x : 0,
-               running ? running->b.block.y : 0, running ? running->b.block.z : 0,
-               what.c_str());
+  if (block == nullptr)  // at a launch: no kernel runs yet
+    std::fprintf(stderr, "SIMT emulator: %s\n", what.c_str());
+  else
+    std::fprintf(stderr, "SIMT emulator: kernel %s, block (%u,%u,%u): %s\n", block->kernel,
+                 running ? running->b.block.x : 0, running ? running->b.block.y : 0,
+                 running ? running->b.block.z : 0, what.c_str());
   std::fflush(stderr);
   std::abort();
 }

@@ -11,14 +11,15 @@
 // two that different threads wait in) is reported, with the kernel's name, and the process
 // aborts, as a kernel fault would end it.
 //
-// What it checks: the kernels' indexing, their use of shared memory and barriers under
-// varying thread orders, the CUB and Thrust contracts they rely on (include/: host twins of
-// the CUB and Thrust parts kernels/ uses, with CUB's barrier counts and its results left
-// undefined where CUB leaves them so), and their results bit for bit against the host
-// reference through the kernel and collective suites; in a ThreadSanitizer build, data races
-// between its threads (the race check, simt.cc). What it cannot: real concurrency (threads
-// between barriers, blocks, streams, run at once), the device's memory model, nvcc's code
-// (contracted multiply-adds where a kernel writes a plain a * b + c) and speed.
+// What it checks: the kernels' indexing, their use of shared memory and barriers under varying
+// thread orders, that launches give them only memory the device reaches, the CUB and Thrust
+// contracts they rely on (include/: host twins of the CUB and Thrust parts kernels/ uses, with
+// CUB's barrier counts and its results left undefined where CUB leaves them so), and their
+// results bit for bit against the host reference through the kernel and collective suites; in a
+// ThreadSanitizer build, data races between its threads (the race check, simt.cc). What it
+// cannot: real concurrency (threads between barriers, blocks, streams, run at once), the device's
+// memory model, nvcc's code (contracted multiply-adds where a kernel writes a plain a * b + c)
+// and speed.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -57,7 +59,8 @@ inline const Builtins& current() { return *runningBuiltins; }
 // kernel in reports.
 void runGrid(const char* name, dim3 grid, dim3 block, void (*body)(void*), void* arg);
 
-// Reports a kernel's misuse of the device (or of CUB) and aborts, as a kernel fault would.
+// Reports a kernel's misuse of the device (or of CUB), or a launch's, and aborts, as a kernel
+// fault would.
 [[noreturn]] void misuse(const char* what);
 // The storage of the running block for a __shared__ variable, which cu2cc.py declares as
 // `key` and refers to through this: the first thread of the block to ask gets it filled with
@@ -109,6 +112,8 @@ class Launch {
     if (threads == 0 || threads > 1024 || grid_.x == 0 || grid_.y == 0 || grid_.z == 0 ||
         grid_.y > 65535 || grid_.z > 65535 || shared_ > 0)  // no kernel takes dynamic shared
       return svemu::launchFailed(cudaErrorInvalidConfiguration);
+    size_t i = 0;
+    (checkArgument(name, ++i, a), ...);
     using K = Kernel<Body, std::decay_t<A>...>;
     auto k = std::make_shared<K>(K{name, body, {std::forward<A>(a)...}});
     const dim3 g = grid_, b = block_;
@@ -117,6 +122,18 @@ class Launch {
   }
 
  private:
+  // A pointer argument names memory the device reaches (or is null): a pageable host pointer
+  // would fault on a GPU when the kernel uses it, and here it would just work. Pointers inside
+  // struct arguments are not seen.
+  template <class T>
+  static void checkArgument(const char* name, size_t i, const T& a) {
+    if constexpr (std::is_pointer_v<std::decay_t<T>>) {
+      if (a != nullptr && !svemu::deviceReachable(a))
+        misuse((std::string("launch of ") + name + ": argument " + std::to_string(i) +
+                " is not device or pinned memory")
+                   .c_str());
+    }
+  }
   template <class K>
   static void call(void* p) {
     auto* k = static_cast<K*>(p);
