@@ -397,11 +397,14 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   }
   return cudaSuccess;
 }
+// CUDA refuses to set pageable host memory.
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
+  if (bytes && !svemu::deviceReachable(dst)) return fail(cudaErrorInvalidValue);
   submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  if (bytes && !svemu::deviceReachable(dst)) return fail(cudaErrorInvalidValue);
   svemu::submit(stream, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }

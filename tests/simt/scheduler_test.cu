@@ -234,6 +234,25 @@ TEST(Scheduler, KernelsTakeDeviceAndPinnedPointers) {
   CUDA_OK(cudaFreeHost(pinned));
 }
 
+// The emulated device under the emulator refuses to set pageable host memory, as CUDA does,
+// and sets device and pinned memory.
+TEST(EmulatedDevice, MemsetRefusesPageableHostMemory) {
+  std::vector<unsigned> host(4, 7u);
+  EXPECT_EQ(cudaMemsetAsync(host.data(), 0, 16, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemset(host.data(), 0, 16), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
+  EXPECT_EQ(host, std::vector<unsigned>(4, 7u));
+  Words device(4);
+  unsigned* pinned = nullptr;
+  CUDA_OK(cudaHostAlloc(reinterpret_cast<void**>(&pinned), 16, 0));
+  CUDA_OK(cudaMemsetAsync(device.get(), 0, 16, nullptr));
+  CUDA_OK(cudaMemset(pinned, 0, 16));
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(device.download(), std::vector<unsigned>(4, 0u));
+  EXPECT_EQ(std::vector<unsigned>(pinned, pinned + 4), std::vector<unsigned>(4, 0u));
+  CUDA_OK(cudaFreeHost(pinned));
+}
+
 // On a GPU a kernel that uses a pageable host pointer faults; here it would just work, so the
 // launch aborts.
 TEST(SchedulerDeathTest, PageableHostPointerAbortsNamingTheKernel) {
