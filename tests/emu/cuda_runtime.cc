@@ -397,7 +397,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   }
   return cudaSuccess;
 }
-// CUDA refuses to set pageable host memory.
+// CUDA refuses to set pageable host memory (where the device does not map it: no HMM).
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   if (bytes && !svemu::deviceReachable(dst)) return fail(cudaErrorInvalidValue);
   submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
