@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -267,7 +268,9 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
 void launchFailed(cudaError_t e) { fail(e); }
 
 bool deviceReachable(const void* p) {
-  const char* last = static_cast<const char*>(p) - 1;  // p may end an allocation
+  if (p == nullptr) return false;
+  // p may end an allocation (integer arithmetic: p - 1 may point before every object)
+  const auto* last = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) - 1);
   return within(deviceBlocks, p) || within(pinnedBlocks, p) || within(deviceBlocks, last) ||
          within(pinnedBlocks, last);
 }
