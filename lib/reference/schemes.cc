@@ -10,8 +10,11 @@
 // The loops that call std::fma get a clone for CPUs with FMA, picked at load time (ifunc):
 // x86-64's baseline has no FMA instruction, so std::fma is a call into libm per element there,
 // three times slower. fma is correctly rounded either way, so both clones give the same bits;
-// the build's -ffp-contract=off keeps the compiler from fusing anything else.
-#if defined(__x86_64__) && defined(__gnu_linux__) && (defined(__GNUC__) || defined(__clang__))
+// the build's -ffp-contract=off keeps the compiler from fusing anything else. Not under
+// ThreadSanitizer: the resolver runs while the dynamic loader relocates the library, before
+// TSan's runtime is set up, and a TSan build crashed there.
+#if defined(__x86_64__) && defined(__gnu_linux__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__SANITIZE_THREAD__)
 #define SV_FMA_CLONES __attribute__((target_clones("fma", "default")))
 #else
 #define SV_FMA_CLONES
