@@ -3,7 +3,8 @@
 
 - Each launch `k<<<grid, block, shared, stream>>>(args)` becomes
   `::svsimt::Launch(grid, block, shared, stream)("k", [](auto... svsimtArg) {
-  k(svsimtArg...); }, args)`.
+  k(svsimtArg...); }, args)`, with `.bound(N)` after `Launch(...)` when the file declares k
+  with `__launch_bounds__(N)`: a launch of more threads fails, as on the device.
 - Each __shared__ variable becomes a reference to storage of the block that runs (simt.h:
   blockShared), filled with junk when the block first passes its declaration.
 - Quoted includes of files beside IN become absolute, since OUT lives in the build tree.
@@ -19,6 +20,7 @@ LAUNCH = re.compile(
 INCLUDE = re.compile(r'^(\s*#\s*include\s*)"([^"]+)"', re.M)
 SHARED = re.compile(r"^[ \t]*__shared__\b", re.M)
 DECLARED = re.compile(r"(\w+)\s*(?:\[[^\]]*\]\s*)*$")
+BOUNDED = re.compile(r"__global__\s+void\s+__launch_bounds__\((?P<bound>[^()]*)\)\s+(?P<name>\w+)")
 
 
 def block_shared(text):
@@ -49,9 +51,13 @@ def main(src, dst):
         text = f.read()
     here = os.path.dirname(os.path.abspath(src))
 
+    bounds = {b["name"]: b["bound"] for b in BOUNDED.finditer(text)}
+
     def launch(m):
-        head = '::svsimt::Launch(%s)("%s", [](auto... svsimtArg) { %s(svsimtArg...); }' % (
-            m["cfg"], m["name"], m["name"])
+        kernel = m["name"].split("<")[0].split("::")[-1]
+        bound = ".bound(%s)" % bounds[kernel] if kernel in bounds else ""
+        head = '::svsimt::Launch(%s)%s("%s", [](auto... svsimtArg) { %s(svsimtArg...); }' % (
+            m["cfg"], bound, m["name"], m["name"])
         return head + ")" if m["empty"] else head + ", "
 
     out = LAUNCH.sub(launch, block_shared(text))

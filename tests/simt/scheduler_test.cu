@@ -2,7 +2,7 @@
 // orders drawn afresh at each launch and after each barrier, blocks in a drawn order, the
 // built-ins name each thread of a 3-D launch once, each block finds its shared memory filled
 // with 0xFF bytes, a barrier some thread cannot reach aborts naming the kernel, and so does a
-// launch given a pointer the device cannot reach. A scheduler
+// launch given a pointer the device cannot reach; a launch past the kernel's bounds fails. A scheduler
 // that ran threads in index order would still pass every kernel suite while checking nothing of
 // the kernels' order-independence; these tests fail then.
 #include <cuda_runtime.h>
@@ -73,6 +73,9 @@ __global__ void ballotAfterExit(unsigned* out) {
 __global__ void writeIndex(unsigned* p, unsigned n) {
   if (threadIdx.x < n) p[threadIdx.x] = threadIdx.x;
 }
+
+// Compiled for at most 64 threads a block.
+__global__ void __launch_bounds__(64) bounded(unsigned* out) { out[threadIdx.x] = threadIdx.x; }
 
 using Words = svtest::DeviceArray<unsigned>;
 
@@ -232,6 +235,21 @@ TEST(Scheduler, KernelsTakeDeviceAndPinnedPointers) {
   EXPECT_EQ(std::vector<unsigned>(pinned, pinned + 32), identity(32));
   CUDA_OK(cudaFree(device));
   CUDA_OK(cudaFreeHost(pinned));
+}
+
+// A launch of more threads than the kernel's __launch_bounds__ fails, as on the device, where
+// nvcc fitted the kernel's registers to the bound; up to it, the launch runs.
+TEST(Scheduler, LaunchBeyondTheKernelsBoundsFails) {
+  Words out(128);
+  bounded<<<1, 128>>>(out.get());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchOutOfResources);
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(out.download(), std::vector<unsigned>(128, 0xA5A5A5A5u));  // nothing ran
+  bounded<<<1, 64>>>(out.get());
+  CUDA_OK(cudaGetLastError());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned> got = out.download();
+  EXPECT_EQ(std::vector<unsigned>(got.begin(), got.begin() + 64), identity(64));
 }
 
 // The emulated device under the emulator refuses to set pageable host memory, as CUDA does,

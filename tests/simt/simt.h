@@ -12,14 +12,14 @@
 // aborts, as a kernel fault would end it.
 //
 // What it checks: the kernels' indexing, their use of shared memory and barriers under varying
-// thread orders, that launches give them only memory the device reaches, the CUB and Thrust
-// contracts they rely on (include/: host twins of the CUB and Thrust parts kernels/ uses, with
-// CUB's barrier counts and its results left undefined where CUB leaves them so), and their
-// results bit for bit against the host reference through the kernel and collective suites; in a
-// ThreadSanitizer build, data races between its threads (the race check, simt.cc). What it
-// cannot: real concurrency (threads between barriers, blocks, streams, run at once), the device's
-// memory model, nvcc's code (contracted multiply-adds where a kernel writes a plain a * b + c)
-// and speed.
+// thread orders, that launches stay within their bounds and give them only memory the device
+// reaches, the CUB and Thrust contracts they rely on (include/: host twins of the CUB and Thrust
+// parts kernels/ uses, with CUB's barrier counts and its results left undefined where CUB leaves
+// them so), and their results bit for bit against the host reference through the kernel and
+// collective suites; in a ThreadSanitizer build, data races between its threads (the race check,
+// simt.cc). What it cannot: real concurrency (threads between barriers, blocks, streams, run at
+// once), the device's memory model, nvcc's code (contracted multiply-adds where a kernel writes a
+// plain a * b + c) and speed.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -105,6 +105,13 @@ class Launch {
  public:
   Launch(dim3 grid, dim3 block, size_t shared = 0, cudaStream_t stream = 0)
       : grid_(grid), block_(block), shared_(shared), stream_(stream) {}
+  // The kernel's __launch_bounds__ (cu2cc.py adds it): nvcc fits its registers to that many
+  // threads, and a launch of more fails (CUDA's error for a block past the kernel's
+  // maxThreadsPerBlock: too many resources requested).
+  Launch& bound(unsigned maxThreads) {
+    bound_ = maxThreads;
+    return *this;
+  }
 
   template <class Body, class... A>
   void operator()(const char* name, Body body, A&&... a) const {
@@ -112,6 +119,7 @@ class Launch {
     if (threads == 0 || threads > 1024 || grid_.x == 0 || grid_.y == 0 || grid_.z == 0 ||
         grid_.y > 65535 || grid_.z > 65535 || shared_ > 0)  // no kernel takes dynamic shared
       return svemu::launchFailed(cudaErrorInvalidConfiguration);
+    if (threads > bound_) return svemu::launchFailed(cudaErrorLaunchOutOfResources);
     size_t i = 0;
     (checkArgument(name, ++i, a), ...);
     using K = Kernel<Body, std::decay_t<A>...>;
@@ -142,6 +150,7 @@ class Launch {
   dim3 grid_, block_;
   size_t shared_;
   cudaStream_t stream_;
+  unsigned bound_ = 1024;
 };
 
 }  // namespace svsimt
