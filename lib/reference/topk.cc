@@ -6,31 +6,20 @@ namespace signvote::ref {
 
 namespace {
 
-// Keys are tested 16 at a time by a loop the compiler vectorizes; a block with no key of
-// interest is skipped without a branch per key. After pass 0 few keys share the prefix, and few
-// reach v*, so most blocks are skipped.
-constexpr size_t kBlock = 16;
-
-// Adds to hist the digit (key >> shift) & digitMask of every key with (key & prefixMask) ==
-// prefix.
-void histogram(const float* x, size_t n, uint32_t prefix, uint32_t prefixMask, unsigned shift,
-               uint32_t digitMask, size_t* hist) {
+// Calls visit(i) for every i < n except in blocks of 16 keys where maybe(key) holds for none:
+// the test of a block is a loop the compiler vectorizes, so a skipped block costs no branch per
+// key. After pass 0 few keys share the prefix, and few reach v*, so most blocks are skipped.
+template <class Maybe, class Visit>
+void visitBlocks(const float* x, size_t n, Maybe maybe, Visit visit) {
+  constexpr size_t kBlock = 16;
   size_t i = 0;
-  if (prefixMask != 0) {
-    for (; i + kBlock <= n; i += kBlock) {
-      uint32_t any = 0;
-      for (size_t l = 0; l < kBlock; ++l) any |= (magnitudeKey(x[i + l]) & prefixMask) == prefix;
-      if (!any) continue;
-      for (size_t l = i; l < i + kBlock; ++l) {
-        const uint32_t u = magnitudeKey(x[l]);
-        if ((u & prefixMask) == prefix) ++hist[(u >> shift) & digitMask];
-      }
-    }
+  for (; i + kBlock <= n; i += kBlock) {
+    uint32_t any = 0;
+    for (size_t l = 0; l < kBlock; ++l) any |= maybe(magnitudeKey(x[i + l]));
+    if (any)
+      for (size_t l = i; l < i + kBlock; ++l) visit(l);
   }
-  for (; i < n; ++i) {
-    const uint32_t u = magnitudeKey(x[i]);
-    if ((u & prefixMask) == prefix) ++hist[(u >> shift) & digitMask];
-  }
+  for (; i < n; ++i) visit(i);
 }
 
 }  // namespace
@@ -56,7 +45,15 @@ uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out
   for (const Pass& p : kPasses) {
     std::fill(hist.begin(), hist.end(), 0);
     const uint32_t digitMask = (1u << p.bits) - 1;
-    histogram(x, n, prefix, prefixMask, p.shift, digitMask, hist.data());
+    auto count = [&](size_t i) {
+      const uint32_t u = magnitudeKey(x[i]);
+      if ((u & prefixMask) == prefix) ++hist[(u >> p.shift) & digitMask];
+    };
+    if (prefixMask == 0) {  // pass 0: every key counts
+      for (size_t i = 0; i < n; ++i) count(i);
+    } else {
+      visitBlocks(x, n, [&](uint32_t u) { return (u & prefixMask) == prefix; }, count);
+    }
     uint32_t digit = digitMask;
     for (;; --digit) {
       if (hist[digit] >= need) break;
@@ -73,15 +70,8 @@ uint32_t selectTopKByMagnitude(const float* x, size_t n, size_t k, uint32_t* out
     const uint32_t u = magnitudeKey(x[i]);
     if (u > vstar || (u == vstar && ties++ < need)) out[j++] = static_cast<uint32_t>(i);
   };
-  size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    uint32_t any = 0;
-    for (size_t l = 0; l < kBlock; ++l)
-      any |= static_cast<int32_t>(magnitudeKey(x[i + l])) >= static_cast<int32_t>(vstar);
-    if (any)
-      for (size_t l = i; l < i + kBlock; ++l) take(l);
-  }
-  for (; i < n; ++i) take(i);
+  const auto atLeast = static_cast<int32_t>(vstar);
+  visitBlocks(x, n, [atLeast](uint32_t u) { return static_cast<int32_t>(u) >= atLeast; }, take);
   return vstar;
 }
 
