@@ -292,7 +292,7 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
 
 // An owner's sum step (lib/cuda_backend.cc): dst[i] = dst[i] + src[i] for int8 / int16 (exact
 // for vote counts) or float32 (one rounding per step, so W steps in rank order give the host's
-// sum).
+// sum). Any other element type is refused at any count (cudaErrorInvalidValue, nothing enqueued).
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream);
 

@@ -12,6 +12,7 @@
 
 #include "cuda_backend.h"
 #include "error.h"
+#include "fpenv.h"
 #include "handles.h"
 #include "match.h"
 #include "transport/timed.h"
@@ -616,6 +617,7 @@ extern "C" svResult_t svCommAbort(svComm_t comm) {
 
 extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
                                      const svBucketConfig_t* config) {
+  const FpEnvGuard fp;  // K from a density and the link model: the same on every rank
   SVCHECK(checkComm(comm, "svBucketCreate"));
   if (bucket == nullptr) return fail(comm, svInvalidArgument, "svBucketCreate: bucket = NULL");
   if (config == nullptr) return fail(comm, svInvalidArgument, "svBucketCreate: config = NULL");

@@ -13,6 +13,7 @@
 #include "async.h"
 #include "cuda_backend.h"
 #include "error.h"
+#include "fpenv.h"
 #include "handles.h"
 #include "match.h"
 #include "reference/schemes.h"
@@ -823,10 +824,12 @@ svResult_t runGroup(std::vector<Op>& ops) {
   return svSuccess;
 }
 
-// runGroup, out of host memory included. Nothing is committed before every allocation is
-// made, so the ranks of this process are unchanged; a world with ranks in other processes is
-// out of step (they may wait in a collective) and is broken, as for a transport failure.
+// runGroup, out of host memory included, in the library's floating-point environment
+// (fpenv.h). Nothing is committed before every allocation is made, so the ranks of this process
+// are unchanged; a world with ranks in other processes is out of step (they may wait in a
+// collective) and is broken, as for a transport failure.
 svResult_t runGuarded(std::vector<Op>& ops, const char* call) noexcept {
+  const FpEnvGuard fp;
   try {
     return runGroup(ops);
   } catch (const std::bad_alloc&) {

@@ -60,6 +60,15 @@
  * ef_sign's and liec's scales and means), so the host and the GPU give the same bits
  * (docs/schemes.md).
  *
+ * Floating-point environment: svBucketCreate, svExchange and svGroupEnd compute in IEEE round
+ * to nearest with subnormals kept and every exception masked, whatever the calling thread has
+ * set (fesetround, x86's FTZ and DAZ or aarch64's FZ, as -ffast-math code and
+ * torch.set_flush_denormal set them, traps from feenableexcept), and hand the thread its
+ * environment back on return, exception flags included: the library's own arithmetic (an
+ * overflowing sum, an inf - inf that the NaN policy handles) neither traps nor shows in
+ * fetestexcept. The GPU kernels are compiled for the same arithmetic (no fma contraction, no
+ * flush to zero, IEEE division).
+ *
  * Thread safety: one thread at a time per communicator. Different communicators may be used
  * from different threads. A communicator belongs to the thread whose svExchange queued work
  * on it until that thread's svGroupEnd (or the end of an ungrouped call); an svExchange from

@@ -63,20 +63,21 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
 
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
-  if (count > 0 && (dst == nullptr || src == nullptr)) return cudaErrorInvalidValue;
+  // The type is checked before the empty case, so that a bad one is refused at any count.
+  if ((count > 0 && (dst == nullptr || src == nullptr)) ||
+      !(isFloat ? elemBytes == 4 : elemBytes == 1 || elemBytes == 2))
+    return cudaErrorInvalidValue;
   if (count == 0) return cudaSuccess;
   const unsigned grid = detail::gridFor(count, kThreads);
-  if (isFloat && elemBytes == 4)
+  if (isFloat)
     addIntoKernel<<<grid, kThreads, 0, stream>>>(static_cast<float*>(dst),
                                                  static_cast<const float*>(src), count);
-  else if (!isFloat && elemBytes == 1)
+  else if (elemBytes == 1)
     addIntoKernel<<<grid, kThreads, 0, stream>>>(static_cast<int8_t*>(dst),
                                                  static_cast<const int8_t*>(src), count);
-  else if (!isFloat && elemBytes == 2)
+  else
     addIntoKernel<<<grid, kThreads, 0, stream>>>(static_cast<int16_t*>(dst),
                                                  static_cast<const int16_t*>(src), count);
-  else
-    return cudaErrorInvalidValue;
   return detail::launched();
 }
 

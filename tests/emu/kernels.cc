@@ -617,8 +617,8 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
 
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
-  if (count > 0 && (dst == nullptr || src == nullptr)) return cudaErrorInvalidValue;
-  if (!(isFloat ? elemBytes == 4 : elemBytes == 1 || elemBytes == 2))
+  if ((count > 0 && (dst == nullptr || src == nullptr)) ||
+      !(isFloat ? elemBytes == 4 : elemBytes == 1 || elemBytes == 2))
     return cudaErrorInvalidValue;
   svemu::submit(stream, [=] {
     for (uint64_t i = 0; i < count; ++i) {

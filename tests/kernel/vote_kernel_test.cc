@@ -241,6 +241,69 @@ TEST(VoteKernel, TernaryCountsPlanesAndOutputs) {
     }
 }
 
+// The owners' sum step: each supported type against the host's sum, one rounding per float
+// addition; another element type is refused at any count, and nothing is written.
+TEST(VoteKernel, AddIntoSumsEachTypeAndRefusesOthers) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 24);
+  std::uniform_int_distribution<int> small(-60, 60);
+  for (uint64_t n : kSizes) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    const std::vector<float> a = withSpecials(svtest::normal(n, rng), rng);
+    const std::vector<float> b = withSpecials(svtest::normal(n, rng), rng);
+    std::vector<float> sum(n);
+    for (uint64_t i = 0; i < n; ++i) sum[i] = a[i] + b[i];
+    DeviceArray<float> da(n, 1), db(n, 3);
+    da.upload(a);
+    db.upload(b);
+    CUDA_OK(k::addInto(da.get(), db.get(), n, 4, true, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    // Any NaN for a NaN: the GPU returns its canonical NaN, the host the payload of an operand.
+    const std::vector<float> got = da.download();
+    for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(svtest::sameBitsOrNaN(got[i], sum[i])) << i;
+    EXPECT_TRUE(da.guardIntact());
+
+    std::vector<int8_t> c8(n), d8(n), s8(n);
+    std::vector<int16_t> c16(n), d16(n), s16(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      c8[i] = static_cast<int8_t>(small(rng));
+      d8[i] = static_cast<int8_t>(small(rng));
+      s8[i] = static_cast<int8_t>(c8[i] + d8[i]);
+      c16[i] = static_cast<int16_t>(small(rng) * 250);
+      d16[i] = static_cast<int16_t>(small(rng) * 250);
+      s16[i] = static_cast<int16_t>(c16[i] + d16[i]);
+    }
+    DeviceArray<int8_t> e8(n, 1), f8(n, 2);
+    DeviceArray<int16_t> e16(n, 1), f16(n, 3);
+    e8.upload(c8);
+    f8.upload(d8);
+    e16.upload(c16);
+    f16.upload(d16);
+    CUDA_OK(k::addInto(e8.get(), f8.get(), n, 1, false, nullptr));
+    CUDA_OK(k::addInto(e16.get(), f16.get(), n, 2, false, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_EQ(e8.download(), s8);
+    EXPECT_EQ(e16.download(), s16);
+    EXPECT_TRUE(e8.guardIntact());
+    EXPECT_TRUE(e16.guardIntact());
+
+    // Refusals, none of which may write: the sums above stay.
+    for (uint64_t count : {uint64_t{0}, n}) {
+      EXPECT_EQ(k::addInto(da.get(), db.get(), count, 2, true, nullptr), cudaErrorInvalidValue);
+      EXPECT_EQ(k::addInto(da.get(), db.get(), count, 8, true, nullptr), cudaErrorInvalidValue);
+      EXPECT_EQ(k::addInto(da.get(), db.get(), count, 4, false, nullptr), cudaErrorInvalidValue);
+      EXPECT_EQ(k::addInto(e8.get(), f8.get(), count, 0, false, nullptr), cudaErrorInvalidValue);
+    }
+    if (n > 0) {
+      EXPECT_EQ(k::addInto(nullptr, db.get(), n, 4, true, nullptr), cudaErrorInvalidValue);
+      EXPECT_EQ(k::addInto(da.get(), nullptr, n, 4, true, nullptr), cudaErrorInvalidValue);
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_TRUE(svtest::sameBits(da.download(), got));
+    EXPECT_EQ(e8.download(), s8);
+  }
+}
+
 TEST(VoteKernel, VotesCommitAndCleanCopy) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed() + 23);
