@@ -290,6 +290,11 @@ cudaError_t fillNaNWhen(float* out, uint64_t n, const uint32_t* when, cudaStream
 cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const uint32_t* gate,
                         cudaStream_t stream);
 
+// Whether the current device can run this build's kernels: cudaSuccess, or what CUDA says of a
+// device for which they have no image (cudaErrorNoKernelImageForDevice: compiled for other
+// architectures, CMAKE_CUDA_ARCHITECTURES). Enqueues nothing; that error is not sticky.
+cudaError_t probeKernelImage();
+
 // An owner's sum step (lib/cuda_backend.cc): dst[i] = dst[i] + src[i] for int8 / int16 (exact
 // for vote counts) or float32 (one rounding per step, so W steps in rank order give the host's
 // sum). Any other element type is refused at any count (cudaErrorInvalidValue, nothing enqueued).

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "kernels.h"
@@ -50,7 +51,24 @@ bool cudaBackendAvailable(std::string* why) {
     cudaGetLastError();
     return false;
   }
-  return true;
+  // A device of an architecture the build left out would fail at the first exchange's first
+  // launch and break the communicator; say so here, with the fix, and create nothing.
+  const cudaError_t image = k::probeKernelImage();
+  if (image == cudaSuccess) return true;
+  cudaGetLastError();
+  int device = -1, major = 0, minor = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  cudaGetLastError();
+  char text[512];
+  std::snprintf(text, sizeof(text), "device %d, compute capability %d.%d, cannot run this "
+                "build's kernels, compiled for CMAKE_CUDA_ARCHITECTURES = %s: %s; rebuild "
+                "signvote with -DCMAKE_CUDA_ARCHITECTURES=%d%d or a list that includes it",
+                device, major, minor, SIGNVOTE_CUDA_ARCHITECTURES, cudaGetErrorString(image),
+                major, minor);
+  *why = text;
+  return false;
 }
 
 svResult_t cudaInitComm(svComm* c) {

@@ -61,6 +61,11 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
   return detail::launched();
 }
 
+cudaError_t probeKernelImage() {
+  cudaFuncAttributes attr;
+  return cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(&decideKernel));
+}
+
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
   // The type is checked before the empty case, so that a bad one is refused at any count.

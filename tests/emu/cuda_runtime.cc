@@ -267,6 +267,10 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
 
 void launchFailed(cudaError_t e) { fail(e); }
 
+std::atomic<bool> hasKernelImage{true};
+void setKernelImage(bool present) { hasKernelImage = present; }
+bool kernelImage() { return hasKernelImage; }
+
 bool deviceReachable(const void* p) {
   if (p == nullptr) return false;
   // p may end an allocation (integer arithmetic: p - 1 may point before every object)
@@ -327,6 +331,22 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->totalGlobalMem = kDeviceBytes;
   return cudaSuccess;
 }
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (value == nullptr || device != 0) return fail(cudaErrorInvalidValue);
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; return cudaSuccess;
+    default: return fail(cudaErrorInvalidValue);  // not emulated
+  }
+}
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* func) {
+  if (attr == nullptr || func == nullptr) return fail(cudaErrorInvalidValue);
+  if (!svemu::kernelImage()) return fail(cudaErrorNoKernelImageForDevice);
+  *attr = cudaFuncAttributes{};
+  attr->maxThreadsPerBlock = 1024;
+  attr->binaryVersion = attr->ptxVersion = 90;
+  return cudaSuccess;
+}
 cudaError_t cudaGetLastError(void) {
   const cudaError_t e = lastError;
   lastError = cudaSuccess;
@@ -338,6 +358,8 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaSuccess: return "no error (emulated device)";
     case cudaErrorInvalidValue: return "invalid argument (emulated device)";
     case cudaErrorMemoryAllocation: return "out of memory (emulated device)";
+    case cudaErrorNoKernelImageForDevice:
+      return "no kernel image is available for execution on the device (emulated device)";
     case cudaErrorStreamCaptureUnsupported:
       return "operation not permitted when stream is capturing (emulated device)";
     default: return "an error of the emulated device";

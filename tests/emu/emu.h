@@ -36,6 +36,12 @@ void launchFailed(cudaError_t e);
 // on a GPU the kernel's access faults.
 bool deviceReachable(const void* p);
 
+// Whether the emulated device has an image of the kernels (initially it has): without one,
+// cudaFuncGetAttributes and the SIMT emulator's launches fail with
+// cudaErrorNoKernelImageForDevice, as on a GPU of an architecture the build left out.
+void setKernelImage(bool present);
+bool kernelImage();
+
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
 // communicator's thread once every rank has come). `launch` is called when the work is
 // enqueued: on the call, or on each launch of a graph that recorded it. It starts the work,

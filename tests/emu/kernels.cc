@@ -615,6 +615,12 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
   return cudaSuccess;
 }
 
+// The emulated runtime answers for the device (svemu::setKernelImage).
+cudaError_t probeKernelImage() {
+  cudaFuncAttributes attr;
+  return cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(&probeKernelImage));
+}
+
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
   if ((count > 0 && (dst == nullptr || src == nullptr)) ||

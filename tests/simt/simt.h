@@ -120,6 +120,7 @@ class Launch {
         grid_.y > 65535 || grid_.z > 65535 || shared_ > 0)  // no kernel takes dynamic shared
       return svemu::launchFailed(cudaErrorInvalidConfiguration);
     if (threads > bound_) return svemu::launchFailed(cudaErrorLaunchOutOfResources);
+    if (!svemu::kernelImage()) return svemu::launchFailed(cudaErrorNoKernelImageForDevice);
     size_t i = 0;
     (checkArgument(name, ++i, a), ...);
     using K = Kernel<Body, std::decay_t<A>...>;
