@@ -58,10 +58,10 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     signumKernel(const float* g, const float* m, float beta, uint64_t n, bool ignoreNaN,
                  float* mNew) {
-  const float omb = 1.0f - beta;
+  const float omb = __fsub_rn(1.0f, beta);
   SV_GRID_STRIDE(i, n) {
     // The host's rounding: the product (1 - beta) * g first, then one fma.
-    float v = fmaf(beta, m[i], __fmul_rn(omb, g[i]));
+    float v = __fmaf_rn(beta, m[i], __fmul_rn(omb, g[i]));
     if (ignoreNaN && isNaN(v)) v = 0.0f;
     mNew[i] = v;
   }

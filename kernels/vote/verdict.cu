@@ -1,5 +1,7 @@
 // The device-side end of an exchange (kernels.h): the verdict from the received headers and
 // the checkers' flags, the gated NaN fill, the gated dense mean, and the transport's reduction.
+#include <type_traits>
+
 #include "../common.cuh"
 
 namespace signvote::kernels {
@@ -30,7 +32,10 @@ __global__ void divideKernel(const float* sum, uint64_t n, float w, float* out,
 
 template <class T>
 __global__ void addIntoKernel(T* dst, const T* src, uint64_t count) {
-  SV_GRID_STRIDE(i, count) dst[i] = static_cast<T>(dst[i] + src[i]);
+  SV_GRID_STRIDE(i, count) {
+    if constexpr (std::is_same_v<T, float>) dst[i] = __fadd_rn(dst[i], src[i]);
+    else dst[i] = static_cast<T>(dst[i] + src[i]);
+  }
 }
 
 }  // namespace
