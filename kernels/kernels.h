@@ -294,6 +294,8 @@ cudaError_t divideGated(const float* sum, uint64_t n, float w, float* out, const
 // device for which they have no image (cudaErrorNoKernelImageForDevice: compiled for other
 // architectures, CMAKE_CUDA_ARCHITECTURES). Enqueues nothing; that error is not sticky.
 cudaError_t probeKernelImage();
+// The architectures the kernels were compiled for (CMAKE_CUDA_ARCHITECTURES, e.g. "90").
+const char* kernelArchitectures();
 
 // An owner's sum step (lib/cuda_backend.cc): dst[i] = dst[i] + src[i] for int8 / int16 (exact
 // for vote counts) or float32 (one rounding per step, so W steps in rank order give the host's

@@ -65,7 +65,7 @@ bool cudaBackendAvailable(std::string* why) {
   std::snprintf(text, sizeof(text), "device %d, compute capability %d.%d, cannot run this "
                 "build's kernels, compiled for CMAKE_CUDA_ARCHITECTURES = %s: %s; rebuild "
                 "signvote with -DCMAKE_CUDA_ARCHITECTURES=%d%d or a list that includes it",
-                device, major, minor, SIGNVOTE_CUDA_ARCHITECTURES, cudaGetErrorString(image),
+                device, major, minor, k::kernelArchitectures(), cudaGetErrorString(image),
                 major, minor);
   *why = text;
   return false;

@@ -71,6 +71,8 @@ cudaError_t probeKernelImage() {
   return cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(&decideKernel));
 }
 
+const char* kernelArchitectures() { return SIGNVOTE_CUDA_ARCHITECTURES; }
+
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
   // The type is checked before the empty case, so that a bad one is refused at any count.

@@ -621,6 +621,8 @@ cudaError_t probeKernelImage() {
   return cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(&probeKernelImage));
 }
 
+const char* kernelArchitectures() { return "none (host twins of the kernels)"; }
+
 cudaError_t addInto(void* dst, const void* src, uint64_t count, unsigned elemBytes, bool isFloat,
                     cudaStream_t stream) {
   if ((count > 0 && (dst == nullptr || src == nullptr)) ||
