@@ -1,11 +1,19 @@
 #include "schemes.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "topk.h"
+
+// The golden model's bits (DESIGN.md 1) assume IEEE binary32 floats, each operation rounded to
+// float as it is made: not so with x87 arithmetic (i386's default, -mfpmath=387), which keeps
+// intermediates in 80 bits.
+static_assert(std::numeric_limits<float>::is_iec559, "float must be IEEE 754 binary32");
+static_assert(FLT_EVAL_METHOD == 0, "float expressions must be evaluated in float (SSE, not x87)");
 
 // The loops that call std::fma get a clone for CPUs with FMA, picked at load time (ifunc):
 // x86-64's baseline has no FMA instruction, so std::fma is a call into libm per element there,
