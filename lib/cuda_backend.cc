@@ -55,12 +55,11 @@ bool cudaBackendAvailable(std::string* why) {
   // launch and break the communicator; say so here, with the fix, and create nothing.
   const cudaError_t image = k::probeKernelImage();
   if (image == cudaSuccess) return true;
-  cudaGetLastError();
   int device = -1, major = 0, minor = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-  cudaGetLastError();
+  cudaGetLastError();  // the probe's error (not sticky), and any of the queries'
   char text[512];
   std::snprintf(text, sizeof(text), "device %d, compute capability %d.%d, cannot run this "
                 "build's kernels, compiled for CMAKE_CUDA_ARCHITECTURES = %s: %s; rebuild "

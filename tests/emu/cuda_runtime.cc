@@ -267,7 +267,9 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
 
 void launchFailed(cudaError_t e) { fail(e); }
 
+namespace {
 std::atomic<bool> hasKernelImage{true};
+}  // namespace
 void setKernelImage(bool present) { hasKernelImage = present; }
 bool kernelImage() { return hasKernelImage; }
 

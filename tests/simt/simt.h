@@ -18,8 +18,8 @@
 // them so), and their results bit for bit against the host reference through the kernel and
 // collective suites; in a ThreadSanitizer build, data races between its threads (the race check,
 // simt.cc). What it cannot: real concurrency (threads between barriers, blocks, streams, run at
-// once), the device's memory model, nvcc's code (contracted multiply-adds where a kernel writes a
-// plain a * b + c) and speed.
+// once), the device's memory model, nvcc's code (its float rounding is pinned instead:
+// SIGNVOTE_CUDA_FP in CMakeLists.txt, no contraction) and speed.
 #pragma once
 
 #include <cuda_runtime.h>
