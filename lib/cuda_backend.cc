@@ -218,6 +218,16 @@ bool cudaIsCapturing(svStream_t stream) {
   return st != cudaStreamCaptureStatusNone;
 }
 
+unsigned long long cudaCaptureId(svStream_t stream) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  unsigned long long id = 0;
+  if (cudaStreamGetCaptureInfo(reinterpret_cast<cudaStream_t>(stream), &st, &id) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return st == cudaStreamCaptureStatusNone ? 0 : id;
+}
+
 svResult_t cudaStickyError(const svComm* c) {
   if (c->sticky == nullptr) return svSuccess;
   return static_cast<svResult_t>(*static_cast<const volatile uint32_t*>(c->sticky));

@@ -33,6 +33,8 @@ bool cudaIsDevicePointer(const void* p);
 int cudaCurrentDevice();
 // Whether `stream` is being captured into a CUDA graph.
 bool cudaIsCapturing(svStream_t stream);
+// The capture sequence `stream` is part of (cudaStreamGetCaptureInfo's id); 0 when none.
+unsigned long long cudaCaptureId(svStream_t stream);
 // The first device-detected failure stored for comm (svSuccess when none).
 svResult_t cudaStickyError(const svComm* comm);
 

@@ -686,6 +686,29 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, std::vector<Matched>& matche
     return failGroup(ops, m, r, "svGroupEnd: the CUDA exchange", why,
                      "; the communicators are broken, destroy them");
   };
+  // A loopback exchange orders its ranks' streams with events; CUDA invalidates a capture that
+  // waits on uncaptured work of another stream and refuses to merge two captures.
+  for (const Matched& m : matched) {
+    const unsigned long long first = cudaCaptureId(m.ops[0].stream);
+    for (const Op& op : m.ops) {
+      const unsigned long long id = cudaCaptureId(op.stream);
+      if (id == first) continue;
+      char mine[40] = "not captured", theirs[40] = "not captured", text[640];
+      if (id) std::snprintf(mine, sizeof(mine), "in capture %llu", id);
+      if (first) std::snprintf(theirs, sizeof(theirs), "in capture %llu", first);
+      std::snprintf(text, sizeof(text), "svGroupEnd: exchange #%zu (bucket count = %llu): rank "
+                    "%d's stream = %p is %s but rank %d's stream = %p is %s; the ranks' streams "
+                    "of an exchange must be in one capture or in none (fork them into the "
+                    "capture: cudaEventRecord on the capturing stream, cudaStreamWaitEvent on "
+                    "each other) [%s]", m.index,
+                    static_cast<unsigned long long>(m.ops[0].bucket->plan.n),
+                    op.bucket->comm->rank, static_cast<void*>(op.stream), mine,
+                    m.ops[0].bucket->comm->rank, static_cast<void*>(m.ops[0].stream), theirs,
+                    svGetErrorString(svInvalidUsage));
+      setGroupError(ops, text);
+      return svInvalidUsage;
+    }
+  }
   size_t bad = 0;
   std::string why;
   if (const svResult_t r = checkWorlds(matched, &bad, &why); r != svSuccess)

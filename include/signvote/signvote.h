@@ -648,7 +648,12 @@ svResult_t svBucketSetResidual(svBucket_t bucket, const void* src);
  *
  * Loopback worlds of more than one rank: call once per rank between svGroupStart and
  * svGroupEnd; the exchanges run at svGroupEnd (svInvalidUsage outside a group). dgs_async
- * pairs two calls instead (see SV_SCHEME_DGS_ASYNC). */
+ * pairs two calls instead (see SV_SCHEME_DGS_ASYNC). With SV_BACKEND_CUDA an exchange orders
+ * its ranks' streams with events, so to capture it in a CUDA graph every rank's stream must be
+ * in the same capture: one stream for all ranks, or the others forked into the capture
+ * (cudaEventRecord on the capturing stream, cudaStreamWaitEvent on each other one, and joined
+ * back before cudaStreamEndCapture). Streams partly captured, or in different captures, which
+ * CUDA would reject mid-enqueue, are refused at svGroupEnd with svInvalidUsage and no effect. */
 svResult_t svExchange(svBucket_t bucket, const void* sendbuff, void* recvbuff, void* workspace,
                       size_t* workspaceBytes, svStream_t stream);
 

@@ -247,6 +247,120 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
   }
 }
 
+// A loopback world's exchange orders its ranks' streams with events, which CUDA allows under
+// capture only inside one capture: a capturing stream may not wait on another stream's
+// uncaptured work (the capture is invalidated), nor two captures merge. Ranks' streams that
+// are partly captured, or in different captures, are refused with no effect: nothing is
+// captured or run, sequence numbers stay, the communicators stay usable. Streams forked into
+// one capture (an event recorded on the first, waited on by the others) replay the host's bits.
+TEST(CudaBackend, TheRanksStreamsMustBeInOneCaptureOrNone) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 53);
+  const int W = 3;
+  const size_t n = 5003;
+  const svBucketConfig_t cfg = caseConfig(kCases[0], n, 100);
+  World host(W, cfg);
+  CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+  auto expectRefusedWithNoEffect = [&](const std::vector<int>& captured) {
+    for (int r : captured)
+      CUDA_OK(cudaStreamBeginCapture(dev.streams[r], cudaStreamCaptureModeThreadLocal));
+    EXPECT_EQ(dev.exchange(), svInvalidUsage);
+    const std::string text = svGetLastError(dev.comms[0]);
+    EXPECT_NE(text.find("in one capture or in none"), std::string::npos) << text;
+    for (int r : captured) {
+      cudaGraph_t graph = nullptr;
+      CUDA_OK(cudaStreamEndCapture(dev.streams[r], &graph));  // not invalidated
+      size_t nodes = 1;
+      CUDA_OK(cudaGraphGetNodes(graph, nullptr, &nodes));
+      EXPECT_EQ(nodes, 0u);
+      cudaGraphDestroy(graph);
+    }
+    for (int r = 0; r < W; ++r) {
+      uint64_t seq = 1;
+      EXPECT_EQ(svCommGetSequence(dev.comms[r], &seq), svSuccess);
+      EXPECT_EQ(seq, 0u);
+    }
+  };
+  {
+    SCOPED_TRACE("rank 0's stream captured, the others not");
+    expectRefusedWithNoEffect({0});
+  }
+  {
+    SCOPED_TRACE("rank 2's stream captured, the others not");
+    expectRefusedWithNoEffect({2});
+  }
+  {
+    SCOPED_TRACE("every stream in a capture of its own");
+    expectRefusedWithNoEffect({0, 1, 2});
+  }
+  // Forked into rank 0's capture and joined back before it ends.
+  cudaEvent_t fork, join[W];
+  CUDA_OK(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+  for (auto& e : join) CUDA_OK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  cudaGraph_t graph;
+  CUDA_OK(cudaStreamBeginCapture(dev.streams[0], cudaStreamCaptureModeThreadLocal));
+  CUDA_OK(cudaEventRecord(fork, dev.streams[0]));
+  for (int r = 1; r < W; ++r) CUDA_OK(cudaStreamWaitEvent(dev.streams[r], fork, 0));
+  ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+  for (int r = 1; r < W; ++r) {
+    CUDA_OK(cudaEventRecord(join[r], dev.streams[r]));
+    CUDA_OK(cudaStreamWaitEvent(dev.streams[0], join[r], 0));
+  }
+  CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int step = 0; step < 2; ++step) {
+    std::vector<std::vector<float>> grads(W);
+    for (auto& v : grads) v = normal(n, rng);
+    ASSERT_EQ(host.exchange(grads), svSuccess);
+    dev.upload(grads);
+    CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
+    CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
+    for (int r = 0; r < W; ++r) {
+      expectSameBits(dev.output(r), host.out[r], "replayed output");
+      expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
+      EXPECT_EQ(dev.asyncError(r), svSuccess);
+    }
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaEventDestroy(fork);
+  for (auto& e : join) cudaEventDestroy(e);
+}
+
+// CUDA's rule that the test above relies on, held against the device it runs on (the emulated
+// runtime follows it too): a capturing stream's wait on an event recorded outside the capture
+// invalidates the capture, so ending it fails and gives no graph, unless the wait is marked
+// cudaEventWaitExternal.
+TEST(CudaContract, ACaptureCannotWaitOnUncapturedWorkOfAnotherStream) {
+  SV_REQUIRE_GPU();
+  cudaStream_t a, b;
+  CUDA_OK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+  CUDA_OK(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking));
+  cudaEvent_t e;
+  CUDA_OK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  cudaGraph_t graph = nullptr;
+  CUDA_OK(cudaStreamBeginCapture(a, cudaStreamCaptureModeThreadLocal));
+  CUDA_OK(cudaEventRecord(e, b));
+  const cudaError_t wait = cudaStreamWaitEvent(a, e, 0);
+  const cudaError_t end = cudaStreamEndCapture(a, &graph);
+  cudaGetLastError();
+  EXPECT_TRUE(wait != cudaSuccess || end != cudaSuccess)
+      << "wait: " << cudaGetErrorString(wait) << ", end: " << cudaGetErrorString(end);
+  EXPECT_EQ(graph, nullptr);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  graph = nullptr;
+  CUDA_OK(cudaStreamBeginCapture(a, cudaStreamCaptureModeThreadLocal));
+  CUDA_OK(cudaEventRecord(e, b));
+  CUDA_OK(cudaStreamWaitEvent(a, e, cudaEventWaitExternal));
+  CUDA_OK(cudaStreamEndCapture(a, &graph));
+  EXPECT_NE(graph, nullptr);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  cudaEventDestroy(e);
+  cudaStreamDestroy(a);
+  cudaStreamDestroy(b);
+}
+
 // Timing changes no bit; each exchange adds the same number of timed transport calls to
 // every rank (an averaging liec exchange its own), their time lies within the exchange's wall
 // time, and an exchange enqueued under capture is not timed, nor are its replays.

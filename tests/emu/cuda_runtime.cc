@@ -2,7 +2,8 @@
 // device, memory from the host heap (filled with 0xFF bytes when allocated), streams that queue
 // their work and run it only when something needs it done, events that mark a stream's position
 // (stamped with the host clock when their record runs), and graph capture that records the work
-// for replay. Calls outside this subset are not defined, so using one fails at link time.
+// for replay (a wait on uncaptured work invalidates the capture, as CUDA's programming guide
+// says). Calls outside this subset are not defined, so using one fails at link time.
 //
 // Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
 // synchronized or queried, when a stream waiting on one of its events reaches the wait, when
@@ -63,6 +64,7 @@ struct Stream {
   // Items run so far; shared with asynchronous work waiting for its inputs on other threads.
   std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<Work> owned;  // the capture this stream began
+  unsigned long long captureId = 0;  // its id, counted from 1 as CUDA's
   Work* capture = nullptr;      // the capture it is part of, if any
   unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues
 };
@@ -81,6 +83,9 @@ std::map<const char*, size_t> deviceBlocks;  // cudaMalloc: base -> bytes
 std::map<const char*, size_t> pinnedBlocks;  // cudaHostAlloc
 std::vector<Stream*> streams;                // created by cudaStreamCreate*
 std::vector<Event*> events;                  // created by cudaEventCreate*
+// Captures in progress that an invalid operation invalidated: cudaStreamEndCapture then fails
+// and returns no graph, as CUDA's does.
+std::vector<const Work*> invalidated;
 cudaError_t lastError = cudaSuccess;
 // The legacy default stream's queue: empty, so that its work runs at the call, unless
 // asynchronous work is in flight on it.
@@ -364,6 +369,10 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "no kernel image is available for execution on the device (emulated device)";
     case cudaErrorStreamCaptureUnsupported:
       return "operation not permitted when stream is capturing (emulated device)";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture (emulated device)";
+    case cudaErrorStreamCaptureIsolation:
+      return "dependency created on uncaptured work in another stream (emulated device)";
     default: return "an error of the emulated device";
   }
 }
@@ -476,7 +485,7 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
   return (t ? flush(t, UINT64_MAX, false) : flushAll(true, false)) ? cudaSuccess
                                                                      : cudaErrorNotReady;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags) {
   Stream* t = created(s);
   const auto* ev = reinterpret_cast<Event*>(e);
   if (capturing(ev->capture)) {
@@ -484,6 +493,14 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
     if (t == nullptr || t->capture) return fail(cudaErrorStreamCaptureIsolation);
     t->capture = ev->capture;  // joins the capture
     return cudaSuccess;
+  }
+  // The CUDA programming guide: "It is invalid to wait on a non-captured event from a stream
+  // which is being captured without specifying the cudaEventWaitExternal flag"; the capture is
+  // invalidated.
+  if (t && t->capture && !(flags & cudaEventWaitExternal)) {
+    std::lock_guard<std::mutex> lock(mu);
+    invalidated.push_back(t->capture);
+    return fail(cudaErrorStreamCaptureIsolation);
   }
   Stream* from = ev->stream;
   const uint64_t marker = ev->marker;  // the record current at this call, as in CUDA
@@ -501,27 +518,53 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   }
   return cudaSuccess;
 }
-cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+// The capture's status and id; nothing else is reported.
+cudaError_t cudaStreamGetCaptureInfo(cudaStream_t s, cudaStreamCaptureStatus* status,
+                                     unsigned long long* id, cudaGraph_t* graph,
+                                     const cudaGraphNode_t** deps, const cudaGraphEdgeData** edges,
+                                     size_t* numDeps) {
+  if (graph != nullptr || deps != nullptr || edges != nullptr || numDeps != nullptr)
+    return fail(cudaErrorNotSupported);
   Stream* t = created(s);
-  *status = t && t->capture ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  std::lock_guard<std::mutex> lock(mu);
+  const bool invalid = t && t->capture &&
+                       std::find(invalidated.begin(), invalidated.end(), t->capture) !=
+                           invalidated.end();
+  *status = !(t && t->capture) ? cudaStreamCaptureStatusNone
+            : invalid          ? cudaStreamCaptureStatusInvalidated
+                               : cudaStreamCaptureStatusActive;
+  if (id != nullptr) {
+    *id = 0;
+    for (const Stream* owner : streams)
+      if (t && t->capture && owner->owned.get() == t->capture) *id = owner->captureId;
+  }
   return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+  return cudaStreamGetCaptureInfo(s, status);
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   Stream* t = created(s);
   if (t == nullptr || t->capture) return fail(cudaErrorIllegalState);
+  static std::atomic<unsigned long long> captures{0};
   t->owned = std::make_unique<Work>();
   t->capture = t->owned.get();
+  t->captureId = ++captures;
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
   Stream* t = created(s);
   if (t == nullptr || !t->owned) return fail(cudaErrorIllegalState);
-  *graph = reinterpret_cast<cudaGraph_t>(new Graph{std::move(*t->owned)});
-  std::lock_guard<std::mutex> lock(mu);
+  std::unique_lock<std::mutex> lock(mu);
+  const auto bad = std::find(invalidated.begin(), invalidated.end(), t->owned.get());
+  const bool valid = bad == invalidated.end();
+  if (!valid) invalidated.erase(bad);
+  *graph = valid ? reinterpret_cast<cudaGraph_t>(new Graph{std::move(*t->owned)}) : nullptr;
   for (Stream* joined : streams)  // CUDA requires them rejoined; the work is recorded either way
     if (joined->capture == t->owned.get()) joined->capture = nullptr;
   t->owned.reset();
-  return cudaSuccess;
+  lock.unlock();
+  return valid ? cudaSuccess : fail(cudaErrorStreamCaptureInvalidated);
 }
 cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
   if (nodes != nullptr) return fail(cudaErrorNotSupported);
