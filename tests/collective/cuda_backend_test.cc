@@ -209,41 +209,48 @@ TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
   }
 }
 
+// Captured in both of CUDA's strict modes: global (PyTorch's default, under which the capturing
+// thread may make no "potentially unsafe" call, such as one that may synchronize) and
+// thread-local.
 TEST(CudaBackend, GraphReplayGivesTheSameBits) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(testSeed() + 43);
   const int W = 4;
   const size_t n = 30011;
   for (const Case& c : kCases) {
-    // A replay repeats the captured exchange's kind; liec's averaging period alternates kinds
-    // (signvote.h: capture one graph per kind).
-    if (c.period != 0) continue;
-    SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " + std::to_string(c.format) +
-                 ", momentum " + std::to_string(c.momentum));
-    const svBucketConfig_t cfg = caseConfig(c, n, 300);
-    World host(W, cfg);
-    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, true);  // one stream: the whole step is one graph
-    cudaGraph_t graph;
-    CUDA_OK(cudaStreamBeginCapture(dev.streams[0], cudaStreamCaptureModeThreadLocal));
-    ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
-    CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
-    cudaGraphExec_t exec;
-    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-    for (int step = 0; step < 3; ++step) {
-      std::vector<std::vector<float>> grads(W);
-      for (auto& v : grads) v = normal(n, rng);
-      ASSERT_EQ(host.exchange(grads), svSuccess);
-      dev.upload(grads);
-      CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
-      CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
-      for (int r = 0; r < W; ++r) {
-        expectSameBits(dev.output(r), host.out[r], "replayed output");
-        if (keepsState(c))
-          expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
+    for (const cudaStreamCaptureMode mode :
+         {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal}) {
+      // A replay repeats the captured exchange's kind; liec's averaging period alternates kinds
+      // (signvote.h: capture one graph per kind).
+      if (c.period != 0) continue;
+      SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " + std::to_string(c.format) +
+                   ", momentum " + std::to_string(c.momentum) + ", capture mode " +
+                   std::to_string(mode));
+      const svBucketConfig_t cfg = caseConfig(c, n, 300);
+      World host(W, cfg);
+      CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, true);  // one stream: the whole step is one graph
+      cudaGraph_t graph;
+      CUDA_OK(cudaStreamBeginCapture(dev.streams[0], mode));
+      ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+      CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
+      cudaGraphExec_t exec;
+      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+      for (int step = 0; step < 3; ++step) {
+        std::vector<std::vector<float>> grads(W);
+        for (auto& v : grads) v = normal(n, rng);
+        ASSERT_EQ(host.exchange(grads), svSuccess);
+        dev.upload(grads);
+        CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
+        CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
+        for (int r = 0; r < W; ++r) {
+          expectSameBits(dev.output(r), host.out[r], "replayed output");
+          if (keepsState(c))
+            expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
+        }
       }
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
     }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
   }
 }
 
