@@ -368,6 +368,35 @@ TEST(CudaContract, ACaptureCannotWaitOnUncapturedWorkOfAnotherStream) {
   cudaStreamDestroy(b);
 }
 
+// The capture modes that the emulated runtime follows, so that CI sees an exchange that would
+// allocate or synchronize under capture: the capturing thread may not allocate in global or
+// thread-local mode (it may in relaxed mode).
+TEST(CudaContract, ACapturingThreadMayAllocateOnlyInRelaxedMode) {
+  SV_REQUIRE_GPU();
+  cudaStream_t a;
+  CUDA_OK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+  for (const cudaStreamCaptureMode mode :
+       {cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal,
+        cudaStreamCaptureModeRelaxed}) {
+    SCOPED_TRACE("capture mode " + std::to_string(mode));
+    CUDA_OK(cudaStreamBeginCapture(a, mode));
+    void* p = nullptr;
+    const cudaError_t malloc = cudaMalloc(&p, 256);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(a, &graph);
+    cudaGetLastError();
+    if (mode == cudaStreamCaptureModeRelaxed) {
+      EXPECT_EQ(malloc, cudaSuccess) << cudaGetErrorString(malloc);
+      EXPECT_EQ(end, cudaSuccess) << cudaGetErrorString(end);
+    } else {
+      EXPECT_NE(malloc, cudaSuccess);
+    }
+    if (malloc == cudaSuccess) cudaFree(p);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+  }
+  cudaStreamDestroy(a);
+}
+
 // Timing changes no bit; each exchange adds the same number of timed transport calls to
 // every rank (an averaging liec exchange its own), their time lies within the exchange's wall
 // time, and an exchange enqueued under capture is not timed, nor are its replays.

@@ -2,8 +2,9 @@
 // device, memory from the host heap (filled with 0xFF bytes when allocated), streams that queue
 // their work and run it only when something needs it done, events that mark a stream's position
 // (stamped with the host clock when their record runs), and graph capture that records the work
-// for replay (a wait on uncaptured work invalidates the capture, as CUDA's programming guide
-// says). Calls outside this subset are not defined, so using one fails at link time.
+// for replay under CUDA's rules (a wait on uncaptured work invalidates the capture; an
+// allocation or a synchronous call is refused where the capture mode forbids it). Calls outside
+// this subset are not defined, so using one fails at link time.
 //
 // Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
 // synchronized or queried, when a stream waiting on one of its events reaches the wait, when
@@ -36,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "emu.h"
@@ -65,6 +67,8 @@ struct Stream {
   std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
   std::unique_ptr<Work> owned;  // the capture this stream began
   unsigned long long captureId = 0;  // its id, counted from 1 as CUDA's
+  cudaStreamCaptureMode captureMode = cudaStreamCaptureModeGlobal;
+  std::thread::id captureThread;     // the thread that began it
   Work* capture = nullptr;      // the capture it is part of, if any
   unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues
 };
@@ -109,6 +113,23 @@ bool capturing(const Work* w) {
 }
 
 bool flush(Stream* s, uint64_t upTo = UINT64_MAX, bool wait = true);
+
+// Whether this thread is prohibited from a "potentially unsafe" call (one that may allocate or
+// synchronize: CUDA's capture modes): a capture is in progress that some thread began in global
+// mode or this thread in thread-local mode. The thread's own captures are then invalidated.
+bool unsafeCallRefused() {
+  const std::thread::id me = std::this_thread::get_id();
+  std::lock_guard<std::mutex> lock(mu);
+  bool refused = false;
+  for (const Stream* t : streams)
+    if (t->owned && (t->captureMode == cudaStreamCaptureModeGlobal ||
+                     (t->captureMode == cudaStreamCaptureModeThreadLocal && t->captureThread == me)))
+      refused = true;
+  if (refused)
+    for (const Stream* t : streams)
+      if (t->owned && t->captureThread == me) invalidated.push_back(t->owned.get());
+  return refused;
+}
 
 // SVEMU_SCHEDULE_SEED's generator (null: the lazy schedule alone); "random" draws a seed and
 // prints it, so that a failing schedule can be replayed. Used by the thread that drives the
@@ -377,24 +398,29 @@ const char* cudaGetErrorString(cudaError_t error) {
   }
 }
 cudaError_t cudaDeviceSynchronize(void) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   flushAll(false);
   return cudaSuccess;
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   *p = allocate(deviceBlocks, bytes);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaFree(void* p) {  // synchronizes the device, as CUDA's does
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   flushAll(false);
   return release(deviceBlocks, p);
 }
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   *p = allocate(pinnedBlocks, bytes);
   return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaHostAlloc(p, bytes, 0); }
 cudaError_t cudaFreeHost(void* p) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   flushAll(false);
   return release(pinnedBlocks, p);
 }
@@ -409,6 +435,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   submitNow(nullptr, [=] {
     if (bytes) std::memmove(dst, src, bytes);
   });
@@ -435,6 +462,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 }
 // CUDA refuses to set pageable host memory (where the device does not map it: no HMM).
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
+  if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   if (bytes && !svemu::deviceReachable(dst)) return fail(cudaErrorInvalidValue);
   submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
@@ -543,13 +571,16 @@ cudaError_t cudaStreamGetCaptureInfo(cudaStream_t s, cudaStreamCaptureStatus* st
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
   return cudaStreamGetCaptureInfo(s, status);
 }
-cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
   Stream* t = created(s);
   if (t == nullptr || t->capture) return fail(cudaErrorIllegalState);
-  static std::atomic<unsigned long long> captures{0};
+  static unsigned long long captures = 0;
+  std::lock_guard<std::mutex> lock(mu);
   t->owned = std::make_unique<Work>();
   t->capture = t->owned.get();
   t->captureId = ++captures;
+  t->captureMode = mode;
+  t->captureThread = std::this_thread::get_id();
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
