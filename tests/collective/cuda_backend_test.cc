@@ -335,10 +335,11 @@ TEST(CudaBackend, TheRanksStreamsMustBeInOneCaptureOrNone) {
   for (auto& e : join) cudaEventDestroy(e);
 }
 
-// CUDA's rule that the test above relies on, held against the device it runs on (the emulated
-// runtime follows it too): a capturing stream's wait on an event recorded outside the capture
+// CUDA's rules that the test above relies on, held against the device it runs on (the emulated
+// runtime follows them too): a capturing stream's wait on an event recorded outside the capture
 // invalidates the capture, so ending it fails and gives no graph, unless the wait is marked
-// cudaEventWaitExternal.
+// cudaEventWaitExternal; an event recorded in a capture cannot be queried (the timed transport
+// records none under capture for this reason).
 TEST(CudaContract, ACaptureCannotWaitOnUncapturedWorkOfAnotherStream) {
   SV_REQUIRE_GPU();
   cudaStream_t a, b;
@@ -362,6 +363,15 @@ TEST(CudaContract, ACaptureCannotWaitOnUncapturedWorkOfAnotherStream) {
   CUDA_OK(cudaStreamWaitEvent(a, e, cudaEventWaitExternal));
   CUDA_OK(cudaStreamEndCapture(a, &graph));
   EXPECT_NE(graph, nullptr);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  // An event last recorded in a capture cannot be queried, until it is recorded again outside.
+  CUDA_OK(cudaStreamBeginCapture(a, cudaStreamCaptureModeThreadLocal));
+  CUDA_OK(cudaEventRecord(e, a));
+  CUDA_OK(cudaStreamEndCapture(a, &graph));
+  EXPECT_EQ(cudaEventQuery(e), cudaErrorCapturedEvent);
+  cudaGetLastError();
+  CUDA_OK(cudaEventRecord(e, b));
+  CUDA_OK(cudaEventSynchronize(e));
   if (graph != nullptr) cudaGraphDestroy(graph);
   cudaEventDestroy(e);
   cudaStreamDestroy(a);

@@ -3,8 +3,9 @@
 // their work and run it only when something needs it done, events that mark a stream's position
 // (stamped with the host clock when their record runs), and graph capture that records the work
 // for replay under CUDA's rules (a wait on uncaptured work invalidates the capture; an
-// allocation or a synchronous call is refused where the capture mode forbids it). Calls outside
-// this subset are not defined, so using one fails at link time.
+// allocation or a synchronous call is refused where the capture mode forbids it; an event last
+// recorded in a capture cannot be queried or waited for). Calls outside this subset are not
+// defined, so using one fails at link time.
 //
 // Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
 // synchronized or queried, when a stream waiting on one of its events reaches the wait, when
@@ -392,6 +393,9 @@ const char* cudaGetErrorString(cudaError_t error) {
       return "operation not permitted when stream is capturing (emulated device)";
     case cudaErrorStreamCaptureInvalidated:
       return "operation failed due to a previous error during capture (emulated device)";
+    case cudaErrorCapturedEvent:
+      return "operation not permitted on an event last recorded in a capturing stream (emulated "
+             "device)";
     case cudaErrorStreamCaptureIsolation:
       return "dependency created on uncaptured work in another stream (emulated device)";
     default: return "an error of the emulated device";
@@ -530,6 +534,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flag
     invalidated.push_back(t->capture);
     return fail(cudaErrorStreamCaptureIsolation);
   }
+  if (ev->capture) return fail(cudaErrorCapturedEvent);  // last recorded in a capture now ended
   Stream* from = ev->stream;
   const uint64_t marker = ev->marker;  // the record current at this call, as in CUDA
   if (from == nullptr || from == t) return cudaSuccess;
@@ -652,13 +657,16 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   }
   return cudaSuccess;
 }
+// An event last recorded in a capture stands for no work that runs: CUDA refuses to wait for it.
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   const auto* ev = reinterpret_cast<Event*>(e);
+  if (ev->capture) return fail(cudaErrorCapturedEvent);
   flush(ev->stream, ev->marker);
   return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
   const auto* ev = reinterpret_cast<Event*>(e);
+  if (ev->capture) return fail(cudaErrorCapturedEvent);
   return flush(ev->stream, ev->marker, false) ? cudaSuccess : cudaErrorNotReady;
 }
 // The host time between the two records' runs.
