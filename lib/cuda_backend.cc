@@ -185,13 +185,14 @@ svResult_t cudaCopyResidual(svBucket* b, void* dst, const void* src) {
   return svSuccess;
 }
 
-bool cudaIsDevicePointer(const void* p) {
+int cudaMemoryDevice(const void* p) {
   cudaPointerAttributes a{};
   if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
     cudaGetLastError();
-    return false;
+    return -1;
   }
-  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+  return a.type == cudaMemoryTypeDevice ? a.device : a.type == cudaMemoryTypeManaged ? kAnyDevice
+                                                                                     : -1;
 }
 
 std::string cudaCallText(const char* call, cudaError_t e, const char* file, int line) {

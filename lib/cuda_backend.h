@@ -27,8 +27,10 @@ svResult_t cudaCreateResidual(svBucket* bucket);  // device residual, as the hos
 void cudaDestroyResidual(svBucket* bucket);
 // Synchronous copies of the residual to or from any memory (cudaMemcpyDefault).
 svResult_t cudaCopyResidual(svBucket* bucket, void* dst, const void* src);
-// svInvalidArgument text in *why when p is not device (or managed) memory.
-bool cudaIsDevicePointer(const void* p);
+// The device whose memory p is: its ordinal; kAnyDevice for managed memory; -1 when p is
+// not device memory.
+constexpr int kAnyDevice = -2;
+int cudaMemoryDevice(const void* p);
 // The calling thread's current device (-1 when CUDA cannot say).
 int cudaCurrentDevice();
 // Whether `stream` is being captured into a CUDA graph.

@@ -961,10 +961,18 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
         {"sendbuff", p.n ? sendbuff : nullptr},
         {"recvbuff", p.n ? recvbuff : nullptr},
         {"workspace", p.ws.total ? workspace : nullptr}};
-    for (const auto& [field, ptr] : buffers)
-      if (ptr != nullptr && !cudaIsDevicePointer(ptr))
+    for (const auto& [field, ptr] : buffers) {
+      if (ptr == nullptr) continue;
+      const int owner = cudaMemoryDevice(ptr);
+      if (owner == -1)
         return fail(comm, svInvalidArgument, "svExchange: %s = %p is not device memory (the "
                     "communicator's backend is SV_BACKEND_CUDA)", field, ptr);
+      // The kernels run on comm's device: another device's memory would fault there.
+      if (owner != kAnyDevice && owner != comm->device)
+        return fail(comm, svInvalidArgument, "svExchange: %s = %p is memory of device %d, but "
+                    "comm (rank %d) is on device %d", field, ptr, owner, comm->rank,
+                    comm->device);
+    }
     const int device = cudaCurrentDevice();
     if (device != comm->device)
       return fail(comm, svInvalidUsage, "svExchange: the current CUDA device is %d but comm "

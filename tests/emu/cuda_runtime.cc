@@ -86,6 +86,9 @@ struct Event {
 std::mutex mu;
 std::map<const char*, size_t> deviceBlocks;  // cudaMalloc: base -> bytes
 std::map<const char*, size_t> pinnedBlocks;  // cudaHostAlloc
+std::map<const char*, int> deviceOf;          // cudaMalloc: base -> the device current then
+int deviceCount = 1;                          // svemu::setDeviceCount
+thread_local int currentDevice = 0;
 std::vector<Stream*> streams;                // created by cudaStreamCreate*
 std::vector<Event*> events;                  // created by cudaEventCreate*
 // Captures in progress that an invalid operation invalidated: cudaStreamEndCapture then fails
@@ -298,6 +301,7 @@ namespace {
 std::atomic<bool> hasKernelImage{true};
 }  // namespace
 void setKernelImage(bool present) { hasKernelImage = present; }
+void setDeviceCount(int count) { deviceCount = count; }
 bool kernelImage() { return hasKernelImage; }
 
 bool deviceReachable(const void* p) {
@@ -331,15 +335,17 @@ void submitAsync(cudaStream_t stream, Launch launch) {
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = deviceCount;
   return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) {
-  *device = 0;
+  *device = currentDevice;
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
+  if (device < 0 || device >= deviceCount) return fail(cudaErrorInvalidDevice);
+  currentDevice = device;
+  return cudaSuccess;
 }
 // What the emulated device says it has (host memory, as much as the host gives).
 constexpr size_t kDeviceBytes = size_t{8} << 30;
@@ -410,11 +416,18 @@ cudaError_t cudaDeviceSynchronize(void) {
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   *p = allocate(deviceBlocks, bytes);
-  return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+  if (*p == nullptr) return fail(cudaErrorMemoryAllocation);
+  std::lock_guard<std::mutex> lock(mu);
+  deviceOf[static_cast<const char*>(*p)] = currentDevice;
+  return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {  // synchronizes the device, as CUDA's does
   if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   flushAll(false);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    deviceOf.erase(static_cast<const char*>(p));
+  }
   return release(deviceBlocks, p);
 }
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) {
@@ -433,6 +446,10 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   a->type = within(deviceBlocks, p)   ? cudaMemoryTypeDevice
             : within(pinnedBlocks, p) ? cudaMemoryTypeHost
                                       : cudaMemoryTypeUnregistered;
+  if (a->type == cudaMemoryTypeDevice) {
+    std::lock_guard<std::mutex> lock(mu);
+    a->device = std::prev(deviceOf.upper_bound(static_cast<const char*>(p)))->second;
+  }
   a->devicePointer = a->type == cudaMemoryTypeUnregistered ? nullptr : const_cast<void*>(p);
   a->hostPointer = a->type == cudaMemoryTypeDevice ? nullptr : const_cast<void*>(p);
   return cudaSuccess;

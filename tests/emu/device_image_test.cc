@@ -1,10 +1,15 @@
+// Devices a real GPU of the lane cannot stand for, on the emulated device only.
 // A GPU of an architecture the build left out (CMAKE_CUDA_ARCHITECTURES): the emulated device
 // without an image of the kernels (emu.h: svemu::setKernelImage). A CUDA communicator is refused
 // at creation, naming the device, its compute capability, the build's architectures and the
 // fix, instead of breaking at its first exchange; nothing is created. A real GPU cannot be made
-// to lack the image on cue, so this runs on the emulated device only.
+// to lack the image on cue.
+// A process with two GPUs (svemu::setDeviceCount; the lane has one): a buffer of the other
+// device is refused.
+#include <cstring>
 #include <string>
 
+#include "cuda_world.h"
 #include "emu.h"
 #include "world.h"
 
@@ -32,6 +37,66 @@ TEST(DeviceImage, ADeviceWithoutAnImageOfTheKernelsIsRefusedAtCreation) {
   // With the image, the same call creates the world.
   ASSERT_EQ(svCommInitLoopback(comms, 3, &cfg), svSuccess) << svGetLastError(nullptr);
   for (svComm_t c : comms) EXPECT_EQ(svCommDestroy(c), svSuccess);
+}
+
+// Rank 1 hands over memory of device 1 while its communicator is on device 0, as a trainer
+// that mixes up its tensors' devices would: the kernels on device 0 would fault on it (without
+// peer access) and break the CUDA context. The call is refused naming the field, the pointer's
+// device and the communicator's; nothing runs, the group after it works.
+TEST(DeviceMemory, AnotherDevicesBufferIsRefusedWithNoEffect) {
+  using namespace svtest;
+  svemu::setDeviceCount(2);
+  std::mt19937_64 rng(testSeed() + 61);
+  const int W = 2;
+  const size_t n = 1000;
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, n);
+  cfg.k = 10;
+  World host(W, cfg);
+  CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+  void* other = nullptr;
+  ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&other, std::max(n * 4, dev.wsBytes[1])), cudaSuccess);
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  std::vector<std::vector<float>> grads(W);
+  for (auto& v : grads) v = normal(n, rng);
+  dev.upload(grads);
+  const uint32_t sentinelBits = 0x7F7F7F7F;  // CudaWorld's output fill
+  float sentinel;
+  std::memcpy(&sentinel, &sentinelBits, 4);
+  for (const char* field : {"sendbuff", "recvbuff", "workspace"}) {
+    SCOPED_TRACE(field);
+    svGroupStart();
+    svResult_t call = svSuccess;
+    for (int r = 0; r < W; ++r) {
+      const bool swap = r == 1;
+      const void* send = swap && field[0] == 's' ? other : dev.g[r];
+      void* recv = swap && field[0] == 'r' ? other : dev.out[r];
+      void* ws = swap && field[0] == 'w' ? other : dev.ws[r];
+      size_t bytes = dev.wsBytes[r];
+      const svResult_t e = svExchange(dev.buckets[r], send, recv, ws, &bytes, dev.streams[r]);
+      if (swap) call = e;
+    }
+    const std::string text = svGetLastError(dev.comms[1]);
+    EXPECT_EQ(svGroupEnd(), svInvalidArgument);
+    EXPECT_EQ(call, svInvalidArgument);
+    const std::string want = std::string("svExchange: ") + field + " = ";
+    EXPECT_NE(text.find(want), std::string::npos) << text;
+    EXPECT_NE(text.find("is memory of device 1, but comm (rank 1) is on device 0"),
+              std::string::npos)
+        << text;
+    for (int r = 0; r < W; ++r) {
+      uint64_t seq = 1;
+      EXPECT_EQ(svCommGetSequence(dev.comms[r], &seq), svSuccess);
+      EXPECT_EQ(seq, 0u);
+      for (float v : dev.output(r)) ASSERT_TRUE(sameBits(v, sentinel)) << "an output was written";
+      for (float v : dev.residual(r)) ASSERT_TRUE(sameBits(v, 0.0f)) << "a residual was changed";
+    }
+  }
+  ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+  ASSERT_EQ(host.exchange(grads), svSuccess);
+  for (int r = 0; r < W; ++r) expectSameBits(dev.output(r), host.out[r], "output");
+  cudaFree(other);
+  svemu::setDeviceCount(1);
 }
 
 }  // namespace

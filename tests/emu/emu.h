@@ -41,6 +41,10 @@ bool deviceReachable(const void* p);
 // cudaErrorNoKernelImageForDevice, as on a GPU of an architecture the build left out.
 void setKernelImage(bool present);
 bool kernelImage();
+// How many devices the emulated runtime reports (1 unless a test says otherwise): they share
+// the one emulated device's memory and streams, but cudaMalloc's memory belongs to the device
+// current then (cudaPointerGetAttributes says which), so checks of a pointer's device can run.
+void setDeviceCount(int count);
 
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
 // communicator's thread once every rank has come). `launch` is called when the work is
