@@ -210,6 +210,15 @@ int cudaCurrentDevice() {
   return d;
 }
 
+int cudaStreamDevice(svStream_t stream) {
+  int d = -1;
+  if (cudaStreamGetDevice(reinterpret_cast<cudaStream_t>(stream), &d) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return d;
+}
+
 bool cudaIsCapturing(svStream_t stream) {
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(reinterpret_cast<cudaStream_t>(stream), &st) != cudaSuccess) {

@@ -33,6 +33,8 @@ constexpr int kAnyDevice = -2;
 int cudaMemoryDevice(const void* p);
 // The calling thread's current device (-1 when CUDA cannot say).
 int cudaCurrentDevice();
+// The device `stream` belongs to (-1 when CUDA cannot say).
+int cudaStreamDevice(svStream_t stream);
 // Whether `stream` is being captured into a CUDA graph.
 bool cudaIsCapturing(svStream_t stream);
 // The capture sequence `stream` is part of (cudaStreamGetCaptureInfo's id); 0 when none.

@@ -978,6 +978,12 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
       return fail(comm, svInvalidUsage, "svExchange: the current CUDA device is %d but comm "
                   "(rank %d) was created on device %d; call cudaSetDevice(%d) first", device,
                   comm->rank, comm->device, comm->device);
+    // Work enqueued on another device's stream fails at launch, with part of the step enqueued.
+    const int streamDevice = cudaStreamDevice(stream);
+    if (streamDevice >= 0 && streamDevice != comm->device)
+      return fail(comm, svInvalidArgument, "svExchange: stream = %p belongs to device %d, but "
+                  "comm (rank %d) is on device %d", static_cast<void*>(stream), streamDevice,
+                  comm->rank, comm->device);
     // SV_CHECK_GLOBAL waits on the host for the peers' fingerprints, which a capture cannot.
     if (comm->world->checkCalls && cudaIsCapturing(stream))
       return fail(comm, svInvalidUsage, "svExchange: stream = %p is being captured, and comm "

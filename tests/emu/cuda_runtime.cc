@@ -62,6 +62,7 @@ using Work = std::vector<Recorded>;
 // waiting on an event recorded in it (CUDA's fork and join), until the capture ends.
 struct Stream {
   bool blocking = true;  // created without cudaStreamNonBlocking: the legacy stream waits for it
+  int device = 0;        // current at its creation
   std::deque<Item> queue;  // enqueued, not yet run
   uint64_t enqueued = 0;
   // Items run so far; shared with asynchronous work waiting for its inputs on other threads.
@@ -497,6 +498,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   auto* t = new Stream;
   t->blocking = (flags & cudaStreamNonBlocking) == 0;
+  t->device = currentDevice;
   if (std::mt19937_64* rng = scheduleRng())
     t->pace = std::array<unsigned, 4>{0, 8, 2, 1}[(*rng)() % 4];
   std::lock_guard<std::mutex> lock(mu);
@@ -505,6 +507,11 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamGetDevice(cudaStream_t s, int* device) {
+  const Stream* t = created(s);
+  *device = t ? t->device : currentDevice;  // the default streams: the current device's
+  return cudaSuccess;
+}
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   Stream* t = created(s);
   if (t == nullptr) return fail(cudaErrorInvalidResourceHandle);

@@ -4,10 +4,12 @@
 // at creation, naming the device, its compute capability, the build's architectures and the
 // fix, instead of breaking at its first exchange; nothing is created. A real GPU cannot be made
 // to lack the image on cue.
-// A process with two GPUs (svemu::setDeviceCount; the lane has one): a buffer of the other
-// device is refused.
+// A process with two GPUs (svemu::setDeviceCount; the lane has one): a buffer or a stream of
+// the other device is refused.
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "cuda_world.h"
 #include "emu.h"
@@ -42,8 +44,9 @@ TEST(DeviceImage, ADeviceWithoutAnImageOfTheKernelsIsRefusedAtCreation) {
 // Rank 1 hands over memory of device 1 while its communicator is on device 0, as a trainer
 // that mixes up its tensors' devices would: the kernels on device 0 would fault on it (without
 // peer access) and break the CUDA context. The call is refused naming the field, the pointer's
-// device and the communicator's; nothing runs, the group after it works.
-TEST(DeviceMemory, AnotherDevicesBufferIsRefusedWithNoEffect) {
+// device and the communicator's; nothing runs, the group after it works. So is a stream of
+// device 1, where the launches would fail with part of the step enqueued.
+TEST(DeviceMemory, AnotherDevicesBufferOrStreamIsRefusedWithNoEffect) {
   using namespace svtest;
   svemu::setDeviceCount(2);
   std::mt19937_64 rng(testSeed() + 61);
@@ -92,9 +95,26 @@ TEST(DeviceMemory, AnotherDevicesBufferIsRefusedWithNoEffect) {
       for (float v : dev.residual(r)) ASSERT_TRUE(sameBits(v, 0.0f)) << "a residual was changed";
     }
   }
+  // A stream of device 1 for rank 1.
+  cudaStream_t otherStream;
+  ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&otherStream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  std::swap(dev.streams[1], otherStream);
+  EXPECT_EQ(dev.exchange(), svInvalidArgument);
+  std::swap(dev.streams[1], otherStream);
+  const std::string text = svGetLastError(dev.comms[1]);
+  EXPECT_NE(text.find("belongs to device 1, but comm (rank 1) is on device 0"), std::string::npos)
+      << text;
+  for (int r = 0; r < W; ++r) {
+    uint64_t seq = 1;
+    EXPECT_EQ(svCommGetSequence(dev.comms[r], &seq), svSuccess);
+    EXPECT_EQ(seq, 0u);
+  }
   ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
   ASSERT_EQ(host.exchange(grads), svSuccess);
   for (int r = 0; r < W; ++r) expectSameBits(dev.output(r), host.out[r], "output");
+  cudaStreamDestroy(otherStream);
   cudaFree(other);
   svemu::setDeviceCount(1);
 }

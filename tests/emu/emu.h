@@ -43,7 +43,8 @@ void setKernelImage(bool present);
 bool kernelImage();
 // How many devices the emulated runtime reports (1 unless a test says otherwise): they share
 // the one emulated device's memory and streams, but cudaMalloc's memory belongs to the device
-// current then (cudaPointerGetAttributes says which), so checks of a pointer's device can run.
+// current then (cudaPointerGetAttributes says which) and a stream to the device current at its
+// creation (cudaStreamGetDevice), so checks of a pointer's or a stream's device can run.
 void setDeviceCount(int count);
 
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
