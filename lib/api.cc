@@ -624,6 +624,7 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
   uint64_t k = 0;
   SVCHECK(validateBucketConfig(comm, *config, &k));
   const bool cuda = comm->config.backend == SV_BACKEND_CUDA;
+  if (cuda) SVCHECK(cudaCheckCurrentDevice(comm, "svBucketCreate"));  // the state's device
   std::unique_ptr<svBucket> b;
   try {
     b = std::make_unique<svBucket>();

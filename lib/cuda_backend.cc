@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "error.h"
 #include "kernels.h"
 #include "reference/schemes.h"
 
@@ -208,6 +209,14 @@ int cudaCurrentDevice() {
     return -1;
   }
   return d;
+}
+
+svResult_t cudaCheckCurrentDevice(svComm_t comm, const char* call) {
+  const int device = cudaCurrentDevice();
+  if (device == comm->device) return svSuccess;
+  return fail(comm, svInvalidUsage, "%s: the current CUDA device is %d but comm (rank %d) was "
+              "created on device %d; call cudaSetDevice(%d) first", call, device, comm->rank,
+              comm->device, comm->device);
 }
 
 int cudaStreamDevice(svStream_t stream) {

@@ -33,6 +33,9 @@ constexpr int kAnyDevice = -2;
 int cudaMemoryDevice(const void* p);
 // The calling thread's current device (-1 when CUDA cannot say).
 int cudaCurrentDevice();
+// svInvalidUsage, naming `call`, unless comm's device is current: the device memory and
+// kernels of a call go to the current device.
+svResult_t cudaCheckCurrentDevice(svComm_t comm, const char* call);
 // The device `stream` belongs to (-1 when CUDA cannot say).
 int cudaStreamDevice(svStream_t stream);
 // Whether `stream` is being captured into a CUDA graph.

@@ -973,11 +973,7 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                     "comm (rank %d) is on device %d", field, ptr, owner, comm->rank,
                     comm->device);
     }
-    const int device = cudaCurrentDevice();
-    if (device != comm->device)
-      return fail(comm, svInvalidUsage, "svExchange: the current CUDA device is %d but comm "
-                  "(rank %d) was created on device %d; call cudaSetDevice(%d) first", device,
-                  comm->rank, comm->device, comm->device);
+    SVCHECK(cudaCheckCurrentDevice(comm, "svExchange"));
     // Work enqueued on another device's stream fails at launch, with part of the step enqueued.
     const int streamDevice = cudaStreamDevice(stream);
     if (streamDevice >= 0 && streamDevice != comm->device)

@@ -578,7 +578,8 @@ typedef struct {
  * -0.0; none for dense, plain signsgd_mv and liec over fp32; svBucketInfo_t.stateFloats has
  * the size).
  * Not collective; every rank creates its own with an equal config. On error nothing is
- * created. */
+ * created. SV_BACKEND_CUDA: the state is device memory of comm's device, which must be current
+ * (else svInvalidUsage). */
 svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm, const svBucketConfig_t* config);
 /* Frees the bucket. NULL is a no-op. Work in flight keeps its bucket: svInvalidUsage, with no
  * effect, while this thread's open group has an exchange of the bucket queued (call

@@ -45,7 +45,8 @@ TEST(DeviceImage, ADeviceWithoutAnImageOfTheKernelsIsRefusedAtCreation) {
 // that mixes up its tensors' devices would: the kernels on device 0 would fault on it (without
 // peer access) and break the CUDA context. The call is refused naming the field, the pointer's
 // device and the communicator's; nothing runs, the group after it works. So is a stream of
-// device 1, where the launches would fail with part of the step enqueued.
+// device 1, where the launches would fail with part of the step enqueued, and a bucket created
+// while device 1 is current, whose state would live there.
 TEST(DeviceMemory, AnotherDevicesBufferOrStreamIsRefusedWithNoEffect) {
   using namespace svtest;
   svemu::setDeviceCount(2);
@@ -111,6 +112,18 @@ TEST(DeviceMemory, AnotherDevicesBufferOrStreamIsRefusedWithNoEffect) {
     EXPECT_EQ(svCommGetSequence(dev.comms[r], &seq), svSuccess);
     EXPECT_EQ(seq, 0u);
   }
+  // A bucket created while device 1 is current would keep its state there.
+  ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+  const svBucket_t unset = reinterpret_cast<svBucket_t>(&cfg);
+  svBucket_t b = unset;
+  EXPECT_EQ(svBucketCreate(&b, dev.comms[0], &cfg), svInvalidUsage);
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  EXPECT_EQ(b, unset) << "a handle was written";
+  EXPECT_NE(std::string(svGetLastError(dev.comms[0]))
+                .find("svBucketCreate: the current CUDA device is 1 but comm (rank 0) was "
+                      "created on device 0; call cudaSetDevice(0) first"),
+            std::string::npos)
+      << svGetLastError(dev.comms[0]);
   ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
   ASSERT_EQ(host.exchange(grads), svSuccess);
   for (int r = 0; r < W; ++r) expectSameBits(dev.output(r), host.out[r], "output");
