@@ -228,15 +228,6 @@ int cudaStreamDevice(svStream_t stream) {
   return d;
 }
 
-bool cudaIsCapturing(svStream_t stream) {
-  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(reinterpret_cast<cudaStream_t>(stream), &st) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return st != cudaStreamCaptureStatusNone;
-}
-
 unsigned long long cudaCaptureId(svStream_t stream) {
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
   unsigned long long id = 0;

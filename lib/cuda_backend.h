@@ -38,9 +38,8 @@ int cudaCurrentDevice();
 svResult_t cudaCheckCurrentDevice(svComm_t comm, const char* call);
 // The device `stream` belongs to (-1 when CUDA cannot say).
 int cudaStreamDevice(svStream_t stream);
-// Whether `stream` is being captured into a CUDA graph.
-bool cudaIsCapturing(svStream_t stream);
-// The capture sequence `stream` is part of (cudaStreamGetCaptureInfo's id); 0 when none.
+// The capture sequence `stream` is part of (cudaStreamGetCaptureInfo's id); 0 when it is not
+// being captured into a CUDA graph.
 unsigned long long cudaCaptureId(svStream_t stream);
 // The first device-detected failure stored for comm (svSuccess when none).
 svResult_t cudaStickyError(const svComm* comm);

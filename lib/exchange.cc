@@ -981,13 +981,13 @@ svResult_t exchangeChecked(svBucket_t bucket, const void* sendbuff, void* recvbu
                   "comm (rank %d) is on device %d", static_cast<void*>(stream), streamDevice,
                   comm->rank, comm->device);
     // SV_CHECK_GLOBAL waits on the host for the peers' fingerprints, which a capture cannot.
-    if (comm->world->checkCalls && cudaIsCapturing(stream))
+    if (comm->world->checkCalls && cudaCaptureId(stream) != 0)
       return fail(comm, svInvalidUsage, "svExchange: stream = %p is being captured, and comm "
                   "(rank %d) checks every exchange on the host (SV_CHECK_GLOBAL); create it "
                   "with config->check = SV_CHECK_NONE (or SIGNVOTE_CHECK=none) to capture",
                   static_cast<void*>(stream), comm->rank);
     // Adaptive K reads the gradient norm back on the host to size the transfers.
-    if (bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE && cudaIsCapturing(stream))
+    if (bucket->config.adaptiveK != SV_ADAPTIVE_K_NONE && cudaCaptureId(stream) != 0)
       return fail(comm, svInvalidUsage, "svExchange: stream = %p is being captured, and the "
                   "bucket has config->adaptiveK = %d, whose exchanges wait on the host for the "
                   "gradient norm; use a fixed K to capture", static_cast<void*>(stream),

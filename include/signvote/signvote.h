@@ -38,9 +38,10 @@
  *                    argument is ignored. This is the golden model the GPU kernels must match
  *                    bit for bit, and what CI runs end to end.
  *   SV_BACKEND_CUDA  buffers (gradients, outputs, workspaces) are device memory of the
- *                    communicator's device, which must be current (or managed memory); host memory
- *                    or another device's, or a stream of another device, is svInvalidArgument
- *                    (the kernels run on the communicator's device). The exchange is enqueued on each rank's stream with no host
+ *                    communicator's device, which must be current (or managed memory); host
+ *                    memory or another device's, or a stream of another device, is
+ *                    svInvalidArgument (the kernels run on the communicator's device). The
+ *                    exchange is enqueued on each rank's stream with no host
  *                    synchronisation and no allocation, so it can be captured in a CUDA graph.
  *                    What only the device can see (a NaN under SV_NONFINITE_ERROR, a corrupt or
  *                    mismatched message) cannot be returned by the call: the exchange then has

@@ -67,11 +67,11 @@ struct Stream {
   uint64_t enqueued = 0;
   // Items run so far; shared with asynchronous work waiting for its inputs on other threads.
   std::shared_ptr<std::atomic<uint64_t>> ran = std::make_shared<std::atomic<uint64_t>>(0);
-  std::unique_ptr<Work> owned;  // the capture this stream began
-  unsigned long long captureId = 0;  // its id, counted from 1 as CUDA's
+  std::unique_ptr<Work> owned;  // the capture this stream began: its id (counted from 1, as
+  unsigned long long captureId = 0;  // CUDA's), mode and thread
   cudaStreamCaptureMode captureMode = cudaStreamCaptureModeGlobal;
-  std::thread::id captureThread;     // the thread that began it
-  Work* capture = nullptr;      // the capture it is part of, if any
+  std::thread::id captureThread;
+  Work* capture = nullptr;  // the capture it is part of, if any
   unsigned pace = 0;  // SVEMU_SCHEDULE_SEED: runs what it can after 1 in `pace` enqueues
 };
 struct Graph {
@@ -616,9 +616,9 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
   Stream* t = created(s);
   if (t == nullptr || !t->owned) return fail(cudaErrorIllegalState);
   std::unique_lock<std::mutex> lock(mu);
-  const auto bad = std::find(invalidated.begin(), invalidated.end(), t->owned.get());
+  const auto bad = std::remove(invalidated.begin(), invalidated.end(), t->owned.get());
   const bool valid = bad == invalidated.end();
-  if (!valid) invalidated.erase(bad);
+  invalidated.erase(bad, invalidated.end());  // its address may hold a later capture
   *graph = valid ? reinterpret_cast<cudaGraph_t>(new Graph{std::move(*t->owned)}) : nullptr;
   for (Stream* joined : streams)  // CUDA requires them rejoined; the work is recorded either way
     if (joined->capture == t->owned.get()) joined->capture = nullptr;
