@@ -209,6 +209,27 @@ TEST(CudaBackend, NaNPoliciesAndTheStickyVerdict) {
   }
 }
 
+// Replays `graph` (one exchange captured from dev) `steps` times on dev.streams[0], each on
+// fresh gradients that host exchanges too; every rank's output (and state) must match.
+void replayMatchesHost(World& host, CudaWorld& dev, cudaGraph_t graph, int steps, bool state,
+                       std::mt19937_64& rng) {
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int step = 0; step < steps; ++step) {
+    std::vector<std::vector<float>> grads(dev.W);
+    for (auto& v : grads) v = normal(dev.n, rng);
+    ASSERT_EQ(host.exchange(grads), svSuccess);
+    dev.upload(grads);
+    CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
+    CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
+    for (int r = 0; r < dev.W; ++r) {
+      expectSameBits(dev.output(r), host.out[r], "replayed output");
+      if (state) expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
+    }
+  }
+  cudaGraphExecDestroy(exec);
+}
+
 // Captured in both of CUDA's strict modes: global (PyTorch's default, under which the capturing
 // thread may make no "potentially unsafe" call, such as one that may synchronize) and
 // thread-local.
@@ -233,22 +254,7 @@ TEST(CudaBackend, GraphReplayGivesTheSameBits) {
       CUDA_OK(cudaStreamBeginCapture(dev.streams[0], mode));
       ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
       CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
-      cudaGraphExec_t exec;
-      CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-      for (int step = 0; step < 3; ++step) {
-        std::vector<std::vector<float>> grads(W);
-        for (auto& v : grads) v = normal(n, rng);
-        ASSERT_EQ(host.exchange(grads), svSuccess);
-        dev.upload(grads);
-        CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
-        CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
-        for (int r = 0; r < W; ++r) {
-          expectSameBits(dev.output(r), host.out[r], "replayed output");
-          if (keepsState(c))
-            expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
-        }
-      }
-      cudaGraphExecDestroy(exec);
+      replayMatchesHost(host, dev, graph, 3, keepsState(c), rng);
       cudaGraphDestroy(graph);
     }
   }
@@ -314,22 +320,8 @@ TEST(CudaBackend, TheRanksStreamsMustBeInOneCaptureOrNone) {
     CUDA_OK(cudaStreamWaitEvent(dev.streams[0], join[r], 0));
   }
   CUDA_OK(cudaStreamEndCapture(dev.streams[0], &graph));
-  cudaGraphExec_t exec;
-  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
-  for (int step = 0; step < 2; ++step) {
-    std::vector<std::vector<float>> grads(W);
-    for (auto& v : grads) v = normal(n, rng);
-    ASSERT_EQ(host.exchange(grads), svSuccess);
-    dev.upload(grads);
-    CUDA_OK(cudaGraphLaunch(exec, dev.streams[0]));
-    CUDA_OK(cudaStreamSynchronize(dev.streams[0]));
-    for (int r = 0; r < W; ++r) {
-      expectSameBits(dev.output(r), host.out[r], "replayed output");
-      expectSameBits(dev.residual(r), host.residual(r), "replayed residual");
-      EXPECT_EQ(dev.asyncError(r), svSuccess);
-    }
-  }
-  cudaGraphExecDestroy(exec);
+  replayMatchesHost(host, dev, graph, 2, true, rng);
+  for (int r = 0; r < W; ++r) EXPECT_EQ(dev.asyncError(r), svSuccess);
   cudaGraphDestroy(graph);
   cudaEventDestroy(fork);
   for (auto& e : join) cudaEventDestroy(e);
