@@ -658,10 +658,13 @@ extern "C" svResult_t svBucketCreate(svBucket_t* bucket, svComm_t comm,
     b->lastRecordBytes = b->plan.recordBytes;
     b->lastWireBytes = b->plan.wireBytes;
     if (cuda) {
-      if (b->plan.stateful && cudaCreateResidual(b.get()) != svSuccess)
-        return fail(comm, svSystemError, "svBucketCreate: cudaMalloc of the state (%llu floats) "
-                    "failed; nothing was created",
-                    static_cast<unsigned long long>(b->plan.stateFloats));
+      std::string why;
+      if (const svResult_t r = b->plan.stateful ? cudaCreateResidual(b.get(), &why) : svSuccess;
+          r != svSuccess)
+        return fail(comm, r, "svBucketCreate: allocating the state (%llu floats) on device %d "
+                    "failed: %.400s; nothing was created",
+                    static_cast<unsigned long long>(b->plan.stateFloats), comm->device,
+                    why.c_str());
     } else if (b->plan.stateful) {
       // liec's error starts at -0.0, the float32 additive identity (see SV_SCHEME_LIEC).
       b->residual.assign(b->plan.stateFloats,

@@ -148,22 +148,25 @@ ScratchFn scratchFnOf(const svComm* comm) {
   return [](const Plan& p, CudaScratch* s) { return cudaScratchFor(p, s) == svSuccess; };
 }
 
-svResult_t cudaCreateResidual(svBucket* b) {
+svResult_t cudaCreateResidual(svBucket* b, std::string* why) {
   const size_t bytes = b->plan.stateFloats * sizeof(float);
   if (bytes == 0) return svSuccess;
   void* p = nullptr;
-  if (cudaMalloc(&p, bytes) != cudaSuccess) {
-    cudaGetLastError();
-    return svSystemError;
+  if (const cudaError_t e = cudaMalloc(&p, bytes); e != cudaSuccess) {
+    *why = cudaCallText("cudaMalloc", e, __FILE__, __LINE__);
+    return e == cudaErrorMemoryAllocation ? svSystemError : svUnhandledCudaError;
   }
   // liec's error starts as -0.0 (the additive identity), every other state as +0.0.
   const std::vector<float> init(b->plan.stateFloats,
                                 b->plan.format == SV_FORMAT_CHUNK_SIGNS ? -0.0f : 0.0f);
   // A pageable cudaMemcpy may return before its DMA lands, and exchanges on non-blocking streams
   // would not wait for the legacy stream.
-  if (cudaMemcpy(p, init.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
-      cudaStreamSynchronize(cudaStreamLegacy) != cudaSuccess) {
+  cudaError_t e = cudaMemcpy(p, init.data(), bytes, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(cudaStreamLegacy);
+  if (e != cudaSuccess) {
+    *why = cudaCallText("cudaMemcpy", e, __FILE__, __LINE__);
     cudaFree(p);
+    cudaGetLastError();
     return svUnhandledCudaError;
   }
   b->deviceResidual = static_cast<float*>(p);

@@ -23,7 +23,8 @@ void cudaDestroyComm(svComm* comm);
 svResult_t cudaScratchFor(const Plan& hostPlan, CudaScratch* out);
 // cudaScratchFor as planWith takes it on SV_BACKEND_CUDA; empty on the host backend.
 ScratchFn scratchFnOf(const svComm* comm);
-svResult_t cudaCreateResidual(svBucket* bucket);  // device residual, as the host's at creation
+// The device residual, as the host's at creation; *why has CUDA's error on failure.
+svResult_t cudaCreateResidual(svBucket* bucket, std::string* why);
 void cudaDestroyResidual(svBucket* bucket);
 // Synchronous copies of the residual to or from any memory (cudaMemcpyDefault).
 svResult_t cudaCopyResidual(svBucket* bucket, void* dst, const void* src);

@@ -399,6 +399,36 @@ TEST(CudaContract, ACapturingThreadMayAllocateOnlyInRelaxedMode) {
   cudaStreamDestroy(a);
 }
 
+// A bucket created while this thread captures in global mode (as a trainer building buckets
+// lazily inside its first captured step would): CUDA refuses the state's allocation, and the
+// error says so in CUDA's words instead of "out of memory"; nothing is created, and the same
+// call works once the capture has ended.
+TEST(CudaBackend, BucketCreationUnderCaptureNamesCudasError) {
+  SV_REQUIRE_GPU();
+  svBucketConfig_t cfg = bucketConfig(SV_SCHEME_S3GD_MV, 1000);
+  cfg.k = 10;
+  CudaWorld dev(2, cfg, SV_NONFINITE_ERROR, false);
+  cudaStream_t a;
+  CUDA_OK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+  CUDA_OK(cudaStreamBeginCapture(a, cudaStreamCaptureModeGlobal));
+  const svBucket_t unset = reinterpret_cast<svBucket_t>(&cfg);
+  svBucket_t b = unset;
+  const svResult_t r = svBucketCreate(&b, dev.comms[0], &cfg);
+  const std::string text = svGetLastError(dev.comms[0]);
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(a, &graph);  // invalidated by the refused allocation
+  cudaGetLastError();
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  EXPECT_EQ(r, svUnhandledCudaError);
+  EXPECT_EQ(b, unset) << "a handle was written";
+  for (const char* part : {"svBucketCreate: allocating the state (1000 floats) on device 0 "
+                           "failed: cudaMalloc: ", "; nothing was created"})
+    EXPECT_NE(text.find(part), std::string::npos) << "missing \"" << part << "\" in: " << text;
+  ASSERT_EQ(svBucketCreate(&b, dev.comms[0], &cfg), svSuccess) << svGetLastError(dev.comms[0]);
+  EXPECT_EQ(svBucketDestroy(b), svSuccess);
+  cudaStreamDestroy(a);
+}
+
 // Timing changes no bit; each exchange adds the same number of timed transport calls to
 // every rank (an averaging liec exchange its own), their time lies within the exchange's wall
 // time, and an exchange enqueued under capture is not timed, nor are its replays.
