@@ -690,7 +690,8 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, std::vector<Matched>& matche
   // waits on uncaptured work of another stream and refuses to merge two captures.
   for (const Matched& m : matched) {
     const unsigned long long first = cudaCaptureId(m.ops[0].stream);
-    for (const Op& op : m.ops) {
+    for (size_t i = 1; i < m.ops.size(); ++i) {
+      const Op& op = m.ops[i];
       const unsigned long long id = cudaCaptureId(op.stream);
       if (id == first) continue;
       char mine[40] = "not captured", theirs[40] = "not captured", text[640];
