@@ -689,6 +689,7 @@ svResult_t runGroupCuda(const std::vector<Op>& ops, std::vector<Matched>& matche
   // A loopback exchange orders its ranks' streams with events; CUDA invalidates a capture that
   // waits on uncaptured work of another stream and refuses to merge two captures.
   for (const Matched& m : matched) {
+    if (m.ops.size() < 2) continue;  // a rank per process (NCCL): one stream, nothing to compare
     const unsigned long long first = cudaCaptureId(m.ops[0].stream);
     for (size_t i = 1; i < m.ops.size(); ++i) {
       const Op& op = m.ops[i];

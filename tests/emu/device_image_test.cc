@@ -49,7 +49,13 @@ TEST(DeviceImage, ADeviceWithoutAnImageOfTheKernelsIsRefusedAtCreation) {
 // while device 1 is current, whose state would live there.
 TEST(DeviceMemory, AnotherDevicesBufferOrStreamIsRefusedWithNoEffect) {
   using namespace svtest;
-  svemu::setDeviceCount(2);
+  struct TwoDevices {  // undone however the test ends, for the tests after it in this process
+    TwoDevices() { svemu::setDeviceCount(2); }
+    ~TwoDevices() {
+      cudaSetDevice(0);
+      svemu::setDeviceCount(1);
+    }
+  } twoDevices;
   std::mt19937_64 rng(testSeed() + 61);
   const int W = 2;
   const size_t n = 1000;
@@ -129,7 +135,6 @@ TEST(DeviceMemory, AnotherDevicesBufferOrStreamIsRefusedWithNoEffect) {
   for (int r = 0; r < W; ++r) expectSameBits(dev.output(r), host.out[r], "output");
   cudaStreamDestroy(otherStream);
   cudaFree(other);
-  svemu::setDeviceCount(1);
 }
 
 }  // namespace
