@@ -56,6 +56,12 @@ inline bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float
 inline bool sameBitsOrNaN(float a, float b) {
   return sameBits(a, b) || (std::isnan(a) && std::isnan(b));
 }
+// NaN elements of v: what a kernel that counts NaN into a caller-zeroed counter must count.
+inline uint64_t countNaN(const std::vector<float>& v) {
+  uint64_t c = 0;
+  for (float x : v) c += std::isnan(x);
+  return c;
+}
 // Bitwise equality of two float arrays (NaN payloads and signed zeros included); empty is fine.
 inline bool sameBits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() &&

@@ -164,9 +164,10 @@ cudaError_t carve(const Layout& s, int nranks, void* temp, Scratch* out) {
   return cudaSuccess;
 }
 
-bool argsOk(const Layout& s, const void* records, size_t stride, int nranks, uint64_t valueWords,
+// The checks past the size query (begin() has refused nranks <= 0 before it).
+bool argsOk(const Layout& s, const void* records, size_t stride, uint64_t valueWords,
             const void* out, const uint32_t* flags) {
-  return nranks > 0 && records != nullptr && flags != nullptr && stride % 8 == 0 &&
+  return records != nullptr && flags != nullptr && stride % 8 == 0 &&
          stride >= s.recordBytes() + valueWords * 8 && (s.n == 0 || out != nullptr);
 }
 
@@ -208,7 +209,7 @@ cudaError_t begin(void* temp, size_t* tempBytes, const Layout& s, const void* re
     *tempBytes = c->total;
     return cudaSuccess;
   }
-  if (*tempBytes < c->total || !argsOk(s, records, stride, nranks, valueWords, out, flags))
+  if (*tempBytes < c->total || !argsOk(s, records, stride, valueWords, out, flags))
     return cudaErrorInvalidValue;
   return cudaSuccess;
 }

@@ -1,5 +1,5 @@
 // The CUDA runtime calls of lib/ and the CUDA-backend suites, on the host (see emu.h): one
-// device, memory from the host heap (filled with 0xFF bytes when allocated), streams that queue
+// device, memory from the host heap (filled with junk when allocated), streams that queue
 // their work and run it only when something needs it done, events that mark a stream's position
 // (stamped with the host clock when their record runs), and graph capture that records the work
 // for replay under CUDA's rules (a wait on uncaptured work invalidates the capture; an
@@ -255,10 +255,9 @@ void* allocate(std::map<const char*, size_t>& blocks, size_t bytes) {
   if (posix_memalign(&p, 256, std::max<size_t>(bytes, 1)) != 0) p = nullptr;
   if (p) {
     // CUDA leaves new memory undefined, and reused memory holds what it held; fresh host
-    // pages are zero, which would pass code that forgets to clear what it reads. 0xFF bytes
-    // are NaN as floats and all ones as flags and counts (compute-sanitizer's initcheck, in
-    // the GPU lane, finds what this misses).
-    std::memset(p, 0xFF, bytes);
+    // pages are zero, which would pass code that forgets to clear what it reads
+    // (compute-sanitizer's initcheck, in the GPU lane, finds what this misses).
+    svemu::fillUndefined(p, bytes);
     std::lock_guard<std::mutex> lock(mu);
     blocks[static_cast<const char*>(p)] = bytes;
   }
@@ -297,6 +296,14 @@ void submit(cudaStream_t stream, std::function<void()> fn) {
 }
 
 void launchFailed(cudaError_t e) { fail(e); }
+
+void fillUndefined(void* p, size_t bytes) {
+  constexpr uint64_t kWord = 0xFFFFFFFEFFFFFFFFull;  // little-endian: 0xFFFFFFFF, 0xFFFFFFFE
+  auto* b = static_cast<unsigned char*>(p);
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) std::memcpy(b + i, &kWord, 8);
+  for (; i < bytes; ++i) b[i] = i % 8 == 4 ? 0xFE : 0xFF;
+}
 
 namespace {
 std::atomic<bool> hasKernelImage{true};

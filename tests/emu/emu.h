@@ -31,6 +31,12 @@ void submit(cudaStream_t stream, std::function<void()> fn);
 // emulator's launches, tests/simt).
 void launchFailed(cudaError_t e);
 
+// What memory CUDA leaves undefined holds here (new device memory, a block's shared memory):
+// 32-bit words alternately 0xFFFFFFFF and 0xFFFFFFFE, NaN as floats and nearly all ones as
+// flags and counts, and 64-bit words with unequal halves, which a checksum that folds 64 bits
+// to 32 by XOR does not lose, as it would lose all ones.
+void fillUndefined(void* p, size_t bytes);
+
 // Whether a kernel may be given p: memory of cudaMalloc or cudaHostAlloc (up to one past the
 // end, which a kernel given no elements there does not read). Pageable host memory is not:
 // on a GPU the kernel's access faults.

@@ -91,6 +91,8 @@ TEST(ScaledKernel, CompressMatchesTheHost) {
         ASSERT_TRUE(svtest::sameBitsOrNaN(got.p[i], p[i]))
             << i << ": " << got.p[i] << " vs " << p[i];
       EXPECT_EQ(got.planes, planes);
+      // Every NaN of p = g + e counted once (IGNORE leaves none in p).
+      EXPECT_EQ(got.nans, svtest::countNaN(p));
       EXPECT_EQ(got.nans != 0, nan);
       EXPECT_EQ(got.info.entries, 0u);
       EXPECT_EQ(got.info.aux >> 32, 0u);
@@ -134,7 +136,8 @@ TEST(ScaledKernel, RecordChecksMeanAndCommitMatchTheHost) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed() + 52);
   for (uint64_t n : {uint64_t{1}, uint64_t{63}, uint64_t{64}, uint64_t{1000}, uint64_t{65537}})
-    for (int W : {1, 2, 3, 7, 16}) {
+    for (int W : {1, 2, 3, 7, 16, SV_MAX_RANKS}) {
+      if (W == SV_MAX_RANKS && n > 64) continue;  // the largest world: one plane word each
       SCOPED_TRACE("n = " + std::to_string(n) + ", W = " + std::to_string(W));
       const uint64_t words = (n + 63) / 64, stride = 64 + 16 * words;
       std::vector<char> records(W * stride);
@@ -331,9 +334,17 @@ TEST(LiecKernel, CompressOwnerAndOutputMatchTheHost) {
         for (int s = 0; s < W; ++s) {
           std::vector<float> g = svtest::ties(n, rng);
           if (s == 0) g = withSpecials(svtest::normal(n, rng), rng);
-          if (policy == SV_NONFINITE_ERROR)  // a NaN scale's bits are the platform's
+          if (policy == SV_NONFINITE_ERROR) {
+            // Every NaN counted once; then they go, since a NaN scale's bits are the platform's.
+            dg.upload(g);
+            nans.upload({0});
+            CUDA_OK(k::liecCompress(temp.get(), &bytes, dg.get(), n, cw, W, policy, dclean.get(),
+                                    dmsgs.get(), nans.get(), nullptr));
+            CUDA_OK(cudaDeviceSynchronize());
+            EXPECT_EQ(nans.download()[0], svtest::countNaN(g)) << "rank " << s;
             for (float& x : g)
               if (std::isnan(x)) x = 2.0f;
+          }
           const bool nan = ref::liecCompress(g.data(), n, cw, W, policy, cleans[s].data(),
                                              msgs[s].data());
           dg.upload(g);
@@ -444,6 +455,55 @@ TEST(LiecKernel, CompressOwnerAndOutputMatchTheHost) {
         EXPECT_TRUE(svtest::sameBits(deNew.download(), std::vector<float>(chunk, -0.0f)));
       }
   }
+}
+
+// The largest world (SV_MAX_RANKS): the last owner's step over every rank's message for its
+// one-word chunk, as the host's; one rank more is refused.
+TEST(LiecKernel, TheLargestWorldMatchesTheHost) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 55);
+  constexpr int W = SV_MAX_RANKS;
+  const uint64_t cw = 1, chunk = 64, words = ref::chunkSignsWords(cw), n = W * chunk - 7;
+  const int d = W - 1;
+  const uint64_t len = ref::ownerChunk(n, chunk, d).len;
+  // A rank's message for chunk d depends only on the chunk's values: one chunk compressed alone.
+  std::vector<uint64_t> recv(W * words);
+  std::vector<float> clean(chunk);
+  for (int s = 0; s < W; ++s)
+    ASSERT_FALSE(ref::liecCompress(svtest::ties(len, rng).data(), len, cw, 1,
+                                   SV_NONFINITE_ERROR, clean.data(), recv.data() + s * words));
+  const std::vector<float> e = svtest::normal(chunk, rng, 0.5f);
+  std::vector<float> eNew(chunk);
+  std::vector<uint64_t> result(words);
+  ASSERT_TRUE(ref::liecOwner(recv.data(), W, len, cw, e.data(), eNew.data(), result.data()));
+
+  size_t bytes = 0;
+  EXPECT_EQ(k::liecOwner(nullptr, &bytes, nullptr, W + 1, n, d, cw, nullptr, nullptr, nullptr,
+                         nullptr, nullptr, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(k::liecCompress(nullptr, &bytes, nullptr, n, cw, W + 1, SV_NONFINITE_ERROR, nullptr,
+                            nullptr, nullptr, nullptr),
+            cudaErrorInvalidValue);
+  CUDA_OK(k::liecCompress(nullptr, &bytes, nullptr, n, cw, W, SV_NONFINITE_ERROR, nullptr,
+                          nullptr, nullptr, nullptr));
+  EXPECT_GT(bytes, 0u);
+  CUDA_OK(k::liecOwner(nullptr, &bytes, nullptr, W, n, d, cw, nullptr, nullptr, nullptr, nullptr,
+                       nullptr, nullptr));
+  DeviceArray<char> temp(bytes);
+  DeviceArray<uint64_t> drecv(recv.size(), 1), dres(words, 2);
+  DeviceArray<float> de(chunk, 3), da(chunk), deNew(chunk, 1);
+  DeviceArray<uint32_t> flags(1);
+  drecv.upload(recv);
+  de.upload(e);
+  flags.upload({0});
+  CUDA_OK(k::liecOwner(temp.get(), &bytes, drecv.get(), W, n, d, cw, de.get(), da.get(),
+                       deNew.get(), dres.get(), flags.get(), nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(flags.download()[0], 0u);
+  EXPECT_EQ(dres.download(), result);
+  EXPECT_TRUE(svtest::sameBits(deNew.download(), eNew));
+  EXPECT_TRUE(dres.guardIntact());
+  EXPECT_TRUE(deNew.guardIntact());
 }
 
 // Many threads find a fault at once: every plane word of one rank's ef_sign record, and of

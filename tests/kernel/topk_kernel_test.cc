@@ -65,12 +65,6 @@ struct TopKRun {
   return ::testing::AssertionSuccess();
 }
 
-uint64_t countNaN(const std::vector<float>& v) {
-  uint64_t c = 0;
-  for (float x : v) c += std::isnan(x);
-  return c;
-}
-
 // Selections that kept the candidate list (at most n / 4 keys, kernels/logic.h) and those
 // whose passes 1 and 2 and gather read every key.
 struct Paths {
@@ -95,7 +89,7 @@ void checkSelect(const std::vector<float>& g, uint64_t k, size_t offset, Paths* 
     if (paths) ++(listed <= g.size() / 4 ? paths->listed : paths->full);
   }
   EXPECT_EQ(run.status.listCount, listed);
-  EXPECT_EQ(run.status.nanCount, countNaN(g));
+  EXPECT_EQ(run.status.nanCount, svtest::countNaN(g));
   for (size_t i = 0; i < g.size(); ++i) ASSERT_TRUE(svtest::sameBits(run.acc[i], g[i])) << i;
 }
 
@@ -185,7 +179,7 @@ TEST(TopKKernel, FusedResidualMatchesTheHostBitForBit) {
           else ASSERT_TRUE(svtest::sameBits(run.acc[i], acc[i])) << i;
         }
         EXPECT_EQ(run.status.nanCount != 0, nan);
-        EXPECT_EQ(run.status.nanCount, countNaN(acc));
+        EXPECT_EQ(run.status.nanCount, svtest::countNaN(acc));
         if (!nan) {
           ASSERT_EQ(run.sel, sel);
         }
@@ -289,9 +283,20 @@ TEST(TopKKernel, InvalidArgumentsEnqueueNothing) {
                                               SV_NONFINITE_ERROR, acc.get(), sel.get(), st.get(),
                                               nullptr),
             cudaErrorInvalidValue);
+  // Each pointer missing alone (n > 0, k > 0): the input, the output, the selection, the status.
+  const std::vector<TopKStatus> statusBefore = st.download();
+  for (int missing = 0; missing < 4; ++missing) {
+    SCOPED_TRACE("missing pointer " + std::to_string(missing));
+    EXPECT_EQ(signvote::kernels::accumulateTopK(
+                  temp.get(), &bytes, missing == 0 ? nullptr : g.get(), nullptr, 0.0f, 64, 1,
+                  SV_NONFINITE_ERROR, missing == 1 ? nullptr : acc.get(),
+                  missing == 2 ? nullptr : sel.get(), missing == 3 ? nullptr : st.get(), nullptr),
+              cudaErrorInvalidValue);
+  }
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<float> after = acc.download();
   EXPECT_EQ(std::memcmp(before.data(), after.data(), 64 * 4), 0);
+  EXPECT_EQ(std::memcmp(statusBefore.data(), st.download().data(), sizeof(TopKStatus)), 0);
 }
 
 // Sizes of 2^31 elements and more (8 GiB per array), when SIGNVOTE_TEST_HUGE=1 and the device

@@ -78,6 +78,7 @@ TEST(ValuesKernel, TopkEfStepAndSelectionMatchTheHost) {
           }
           EXPECT_EQ(dsel.download(), sel);
           EXPECT_EQ(status.download()[0].nanCount != 0, nan);
+          EXPECT_EQ(status.download()[0].nanCount, svtest::countNaN(vNew));
           EXPECT_TRUE(dvNew.guardIntact());
           EXPECT_TRUE(duNew.guardIntact());
           EXPECT_TRUE(dsel.guardIntact());

@@ -45,6 +45,8 @@ TEST(VoteKernel, PackSignsMatchesTheHost) {
           CUDA_OK(cudaDeviceSynchronize());
           EXPECT_EQ(out.download(), expect);
           EXPECT_EQ(nans.download()[0] != 0, nan);
+          EXPECT_EQ(nans.download()[0],
+                    policy == SV_NONFINITE_IGNORE ? 0 : svtest::countNaN(g));
           EXPECT_TRUE(out.guardIntact());
         }
 }
@@ -304,6 +306,59 @@ TEST(VoteKernel, AddIntoSumsEachTypeAndRefusesOthers) {
   }
 }
 
+// The dense mean's division and the NaN fill of the exchange's end: the host's correctly
+// rounded quotient where the gate is open or absent, nothing where it is closed; the fill only
+// when asked; a missing array refused with nothing written.
+TEST(VoteKernel, GatedDivisionAndNaNFill) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(svtest::testSeed() + 25);
+  for (uint64_t n : kSizes) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    const std::vector<float> sum = withSpecials(svtest::normal(n, rng, 1e3f), rng);
+    const std::vector<float> before = svtest::normal(n, rng);
+    const float w = 7.0f;  // no power of two: every quotient is rounded
+    std::vector<float> mean(n);
+    for (uint64_t i = 0; i < n; ++i) mean[i] = sum[i] / w;
+    DeviceArray<float> dsum(n, n % 4), out(n, 1);
+    DeviceArray<uint32_t> gate(1);
+    dsum.upload(sum);
+    for (int g : {-1, 1, 0}) {  // no gate, closed, open
+      out.upload(before);
+      gate.upload({g == 1 ? 1u : 0u});
+      CUDA_OK(k::divideGated(dsum.get(), n, w, out.get(), g < 0 ? nullptr : gate.get(),
+                             nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      const std::vector<float> got = out.download();
+      for (uint64_t i = 0; i < n; ++i)
+        ASSERT_TRUE(g == 1 ? svtest::sameBits(got[i], before[i])
+                           : svtest::sameBitsOrNaN(got[i], mean[i]))
+            << "gate " << g << ", " << i << ": " << got[i];
+    }
+    const std::vector<float> kept = out.download();
+    if (n > 0) {
+      EXPECT_EQ(k::divideGated(nullptr, n, w, out.get(), nullptr, nullptr),
+                cudaErrorInvalidValue);
+      EXPECT_EQ(k::divideGated(dsum.get(), n, w, nullptr, nullptr, nullptr),
+                cudaErrorInvalidValue);
+      EXPECT_EQ(k::fillNaNWhen(nullptr, n, gate.get(), nullptr), cudaErrorInvalidValue);
+    }
+    EXPECT_EQ(k::fillNaNWhen(out.get(), n, nullptr, nullptr), cudaErrorInvalidValue);
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_TRUE(svtest::sameBits(out.download(), kept));
+
+    gate.upload({0});
+    CUDA_OK(k::fillNaNWhen(out.get(), n, gate.get(), nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_TRUE(svtest::sameBits(out.download(), kept));
+    gate.upload({1});
+    CUDA_OK(k::fillNaNWhen(out.get(), n, gate.get(), nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    const float nan = std::numeric_limits<float>::quiet_NaN();  // 0x7FC00000
+    EXPECT_TRUE(svtest::sameBits(out.download(), std::vector<float>(n, nan)));
+    EXPECT_TRUE(out.guardIntact());
+  }
+}
+
 TEST(VoteKernel, VotesCommitAndCleanCopy) {
   SV_REQUIRE_GPU();
   std::mt19937_64 rng(svtest::testSeed() + 23);
@@ -359,7 +414,21 @@ TEST(VoteKernel, VotesCommitAndCleanCopy) {
       got = dres.download();
       for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(svtest::sameBits(got[i], clean[i])) << i;
       EXPECT_EQ(nans.download()[0] != 0, nan);
+      EXPECT_EQ(nans.download()[0], svtest::countNaN(clean));  // IGNORE leaves none
     }
+    // Refused with nothing written: no counter (n = 0 too), no input, no output.
+    const std::vector<float> kept = dres.download();
+    DeviceArray<unsigned long long> nans(1);
+    EXPECT_EQ(k::cleanCopy(dacc.get(), n, SV_NONFINITE_ERROR, dres.get(), nullptr, nullptr),
+              cudaErrorInvalidValue);
+    if (n > 0) {
+      EXPECT_EQ(k::cleanCopy(nullptr, n, SV_NONFINITE_ERROR, dres.get(), nans.get(), nullptr),
+                cudaErrorInvalidValue);
+      EXPECT_EQ(k::cleanCopy(dacc.get(), n, SV_NONFINITE_ERROR, nullptr, nans.get(), nullptr),
+                cudaErrorInvalidValue);
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+    EXPECT_TRUE(svtest::sameBits(dres.download(), kept));
   }
 }
 

@@ -26,7 +26,8 @@ BOUNDED = re.compile(r"__global__\s+void\s+__launch_bounds__\((?P<bound>[^()]*)\
 def block_shared(text):
     """Each `__shared__ T name...;` becomes `__shared__ T svsimtKey_name...; auto& name =
     ::svsimt::blockShared(svsimtKey_name);`: the declared static only names the variable, and
-    each block gets storage of its own, filled with 0xFF bytes, as a new block finds junk."""
+    each block gets storage of its own, filled with junk (svemu::fillUndefined), as a new block
+    finds junk."""
     out, at = [], 0
     for m in SHARED.finditer(text):
         depth, i = 0, m.end()

@@ -1,10 +1,12 @@
 // The SIMT emulator's own promises (simt.h), which every simt.* suite relies on: threads run in
 // orders drawn afresh at each launch and after each barrier, blocks in a drawn order, the
 // built-ins name each thread of a 3-D launch once, each block finds its shared memory filled
-// with 0xFF bytes, a barrier some thread cannot reach aborts naming the kernel, and so does a
-// launch given a pointer the device cannot reach; a launch past the kernel's bounds fails. A scheduler
-// that ran threads in index order would still pass every kernel suite while checking nothing of
-// the kernels' order-independence; these tests fail then.
+// with junk, cub::BlockReduce leaves junk of its own in each thread it gives no result, a
+// barrier some thread cannot reach aborts naming the kernel, and so does a launch given a
+// pointer the device cannot reach; a launch past the kernel's bounds fails. A scheduler that
+// ran threads in index order would still pass every kernel suite while checking nothing of the
+// kernels' order-independence; these tests fail then.
+#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -52,11 +54,19 @@ __global__ void shuffleLinearIndex(unsigned* out) {
 
 // Thread 0 of each block reads the block's shared word before writing it.
 __global__ void readSharedFirst(unsigned* out) {
-  __shared__ unsigned word;
+  __shared__ unsigned words[2];
   if (threadIdx.x == 0) {
-    out[blockIdx.x] = word;
-    word = blockIdx.x;
+    out[2 * blockIdx.x] = words[0];
+    out[2 * blockIdx.x + 1] = words[1];
+    words[0] = words[1] = blockIdx.x;
   }
+}
+
+// Each thread writes what cub::BlockReduce gave it for the sum of the linear indices.
+__global__ void blockReduceResults(unsigned long long* out) {
+  using Reduce = cub::BlockReduce<unsigned long long, 128>;
+  __shared__ typename Reduce::TempStorage storage;
+  out[threadIdx.x] = Reduce(storage).Sum(threadIdx.x);
 }
 
 __global__ void exitBeforeBarrier() {
@@ -188,14 +198,32 @@ TEST(Scheduler, WarpsAreConsecutiveLinearIndices) {
     EXPECT_EQ(got[l], l % 32 == 31 ? l : l + 1) << "linear index " << l;
 }
 
-// Every block, not only the first, finds its shared memory filled with 0xFF bytes, never the
-// value the block before it left.
+// Every block, not only the first, finds its shared memory filled as new memory is
+// (svemu::fillUndefined: 32-bit words alternately all ones and 0xFFFFFFFE), never the value the
+// block before it left.
 TEST(Scheduler, EachBlockFindsFreshSharedMemory) {
   constexpr unsigned kBlocks = 16;
-  Words out(kBlocks);
+  Words out(2 * kBlocks);
   readSharedFirst<<<kBlocks, 32>>>(out.get());
   CUDA_OK(cudaDeviceSynchronize());
-  for (unsigned v : out.download()) EXPECT_EQ(v, 0xFFFFFFFFu);
+  const std::vector<unsigned> got = out.download();
+  for (unsigned b = 0; b < kBlocks; ++b) {
+    EXPECT_EQ(got[2 * b], 0xFFFFFFFFu) << "block " << b;
+    EXPECT_EQ(got[2 * b + 1], 0xFFFFFFFEu) << "block " << b;
+  }
+}
+
+// cub::BlockReduce gives thread 0 the result and every other thread a value of its own, so
+// that undefined results combined by a wrong kernel (XORed by every thread, say) do not cancel.
+TEST(Scheduler, BlockReduceLeavesOtherThreadsDistinctUndefinedValues) {
+  svtest::DeviceArray<unsigned long long> out(128);
+  blockReduceResults<<<1, 128>>>(out.get());
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<unsigned long long> got = out.download();
+  EXPECT_EQ(got[0], 127u * 128u / 2);
+  const std::set<unsigned long long> others(got.begin() + 1, got.end());
+  EXPECT_EQ(others.size(), 127u);
+  EXPECT_EQ(others.count(got[0]), 0u);
 }
 
 TEST(SchedulerDeathTest, BarrierAfterSomeThreadsExitedAbortsNamingTheKernel) {

@@ -437,8 +437,10 @@ void* blockStorage(const void* key, size_t bytes, size_t align) {
   if (p == nullptr) {
     const size_t a = std::max(align, alignof(std::max_align_t));
     ignoreBegin();  // neither counts as the thread's write (the race check)
-    p = std::aligned_alloc(a, (bytes + a - 1) / a * a);
-    if (p != nullptr) std::memset(p, 0xFF, bytes);
+    // Exactly the bytes declared (aligned_alloc would round them up to the alignment), so that
+    // AddressSanitizer reports a write one element past a shared array.
+    if (posix_memalign(&p, a, std::max<size_t>(bytes, 1)) != 0) p = nullptr;
+    if (p != nullptr) svemu::fillUndefined(p, bytes);
     ignoreEnd();
     if (p == nullptr) fault("no host memory for shared memory");
     block->shared.emplace_back(key, p);

@@ -63,9 +63,10 @@ void runGrid(const char* name, dim3 grid, dim3 block, void (*body)(void*), void*
 // fault would.
 [[noreturn]] void misuse(const char* what);
 // The storage of the running block for a __shared__ variable, which cu2cc.py declares as
-// `key` and refers to through this: the first thread of the block to ask gets it filled with
-// 0xFF bytes (NaN as float), so that a kernel that reads shared memory before writing it does
-// not find the last block's values, or zeros. It is freed when the block ends.
+// `key` and refers to through this: the first thread of the block to ask gets it filled as
+// new device memory is (svemu::fillUndefined: NaN as float), so that a kernel that reads shared
+// memory before writing it does not find the last block's values, or zeros. It is freed when
+// the block ends.
 void* blockStorage(const void* key, size_t bytes, size_t align);
 template <class T>
 T& blockShared(T& key) {

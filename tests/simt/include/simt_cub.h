@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -26,10 +27,17 @@ inline void needWholeBlock(unsigned threads, const char* what) {
   const auto& b = ::svsimt::current();
   if (b.blockDims.x * b.blockDims.y * b.blockDims.z != threads) ::svsimt::misuse(what);
 }
-// What CUB leaves undefined: a value that no correct result is likely to equal.
+// What CUB leaves undefined: a value that no correct result is likely to equal, another at
+// each call (a splitmix64 sequence), so that undefined values combined by a wrong kernel do
+// not cancel: one constant XORed by 255 threads of a block is the constant once, and by two
+// blocks nothing; and one with equal halves vanishes in a checksum that folds 64 bits to 32.
 template <class T>
 T undefinedValue() {
-  return static_cast<T>(0x5EADBEEF5EADBEEFull);
+  static std::atomic<uint64_t> calls{0};
+  uint64_t z = (calls.fetch_add(1, std::memory_order_relaxed) + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<T>(z ^ (z >> 31));
 }
 }  // namespace simt
 
