@@ -9,7 +9,7 @@ mutant, and the binaries rebuilt from it at the end. Debian packages no mutation
 or CUDA, hence this small driver.
 
   python3 tools/mutate.py [--build build] [--count 60] [--seed 1] [--files kernels/vote/*.cu]
-                          [--list] [--only kernels/topk/topk.cu:130:36 ...]
+                          [--list] [--only kernels/topk/topk.cu:130:35 ...]
 
 Sites are drawn at random (seeded) from every match of the operators below in code (comments
 and preprocessor lines are skipped); --list prints them all. The tests run with a fixed

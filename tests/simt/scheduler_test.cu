@@ -66,7 +66,8 @@ __global__ void readSharedFirst(unsigned* out) {
 __global__ void blockReduceResults(unsigned long long* out) {
   using Reduce = cub::BlockReduce<unsigned long long, 128>;
   __shared__ typename Reduce::TempStorage storage;
-  out[threadIdx.x] = Reduce(storage).Sum(threadIdx.x);
+  const unsigned t = threadIdx.x;
+  out[t] = Reduce(storage).Sum(t);
 }
 
 __global__ void exitBeforeBarrier() {
