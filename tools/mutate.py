@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,11 +91,14 @@ def run_tests(build_dir, timeout):
     """Runs the binaries side by side; the first failure stops the others. Returns (verdict,
     detail)."""
     env = dict(os.environ, SVSIMT_SEED="1", OPENBLAS_NUM_THREADS="1")
-    procs = {}
+    procs, logs = {}, {}
     for b in BINARIES:
+        # A file, not a pipe: a test that fails with more output than a pipe holds would block
+        # on it and be reported as a hang.
+        logs[b] = tempfile.TemporaryFile(mode="w+")
         procs[b] = subprocess.Popen(
             [os.path.join(build_dir, "tests", b), "--gtest_brief=1", "--gtest_fail_fast=1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            stdout=logs[b], stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
     start = time.time()
     verdict, detail = "survived", ""
@@ -102,7 +106,8 @@ def run_tests(build_dir, timeout):
         for b, p in list(procs.items()):
             if p.poll() is None:
                 continue
-            out = p.stdout.read()
+            logs[b].seek(0)
+            out = logs[b].read()
             del procs[b]
             if p.returncode != 0:
                 failed = [l for l in out.splitlines() if l.startswith("[  FAILED  ]")]
