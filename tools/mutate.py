@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""mutate.py: mutation testing of the CUDA kernels on the SIMT emulator (no GPU needed).
+"""mutate.py: mutation testing of the code that has never run on a GPU, on the emulated device.
 
-Each mutant changes one operator or deletes one statement in one kernels/*.cu file, rebuilds the
-SIMT test binaries in BUILD (kernels/*.cu compiled as host C++, tests/simt/cu2cc.py) and runs
-them; a mutant is killed when a test fails, crashes or hangs past the timeout, survives when
-every test passes, and is void when it does not compile. The file is restored after each
-mutant, and the binaries rebuilt from it at the end. Debian packages no mutation tool for C++
-or CUDA, hence this small driver.
+Each mutant changes one operator or deletes one statement in one file, rebuilds the test
+binaries that hold the file to its contract in BUILD and runs them; a mutant is killed when a
+test fails, crashes or hangs past the timeout, survives when every test passes, and is void
+when it does not compile. The file is restored after each mutant, and the binaries rebuilt from
+it at the end. Debian packages no mutation tool for C++ or CUDA, hence this small driver.
 
-  python3 tools/mutate.py [--build build] [--count 60] [--seed 1] [--files kernels/vote/*.cu]
-                          [--list] [--only kernels/topk/topk.cu:130:35 ...]
+  python3 tools/mutate.py [--build build] [--count 60] [--seed 1] [--target kernels|backend]
+                          [--files kernels/vote/*.cu] [--list]
+                          [--only kernels/topk/topk.cu:130:35 ...]
+
+Targets:
+  kernels  kernels/*/*.cu on the SIMT emulator (compiled as host C++, tests/simt/cu2cc.py):
+           kernel_simt_tests and cuda_simt_tests; deletions of atomics and barriers.
+  backend  the CUDA backend and its device transports (lib/cuda_backend.cc,
+           lib/transport/loopback_cuda.cc, nccl.cc) on the emulated device and NCCL (tests/emu:
+           twins of the kernels, streams that run their work only when CUDA's ordering requires,
+           forked ranks for NCCL): cuda_emu_tests under the lazy schedule and under a paced one
+           (SVEMU_SCHEDULE_SEED=1), nccl_emu_tests; deletions of launches, CUDA calls and
+           transport calls (SV_LAUNCH, SV_WIRE, SVCHECK, SVCUDACHECK*), multi-line ones
+           included.
 
 Sites are drawn at random (seeded) from every match of the operators below in code (comments
-and preprocessor lines are skipped); --list prints them all. The tests run with a fixed
-SVSIMT_SEED, so a run can be repeated.
+and preprocessor directives are skipped); --list prints them all. The tests run with fixed
+seeds, so a run can be repeated.
 """
 import argparse
 import glob
@@ -27,7 +38,27 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARIES = ["kernel_simt_tests", "cuda_simt_tests"]
+# Per target: its files, its test runs (binary, extra environment) and its statement deletions.
+TARGETS = {
+    "kernels": {
+        "files": lambda: sorted(glob.glob(f"{ROOT}/kernels/*/*.cu")),
+        "runs": [("kernel_simt_tests", {}), ("cuda_simt_tests", {})],
+        # Whole one-line statements whose loss a test must notice.
+        "delete": re.compile(
+            r"^(\s*)((?:if \([^;]*\) )?(?:atomic\w+|__syncthreads|__syncwarp)\([^;]*\);)\s*$"),
+        "deleted": "",
+    },
+    "backend": {
+        "files": lambda: [f"{ROOT}/lib/{f}.cc" for f in
+                          ("cuda_backend", "transport/loopback_cuda", "transport/nccl")],
+        "runs": [("cuda_emu_tests", {}), ("cuda_emu_tests", {"SVEMU_SCHEDULE_SEED": "1"}),
+                 ("nccl_emu_tests", {})],
+        # The first line of a statement (it may go on for lines: parentheses are balanced).
+        "delete": re.compile(
+            r"^(\s*)(?:if \([^;]*\) )?(?:SV_LAUNCH|SV_WIRE|SVCHECK|SVCUDACHECK\w*)\("),
+        "deleted": "{}",  # an empty statement: the deleted one may be the body of an if or for
+    },
+}
 
 # (name, pattern, replacement): operators written with spaces, as this code base does, so that
 # template brackets, shifts and arrows are never matched.
@@ -41,9 +72,6 @@ SWAPS = [
     ("+  -> -", r" \+ ", " - "), ("drop ~", r"~(?=[A-Za-z_(])", ""),
     ("drop !", r"!(?=[A-Za-z_(])", ""),
 ]
-# Whole statements whose loss a test must notice.
-DELETIONS = re.compile(
-    r"^(\s*)((?:if \([^;]*\) )?(?:atomic\w+|__syncthreads|__syncwarp)\([^;]*\);)\s*$")
 
 
 def code_part(line):
@@ -52,7 +80,21 @@ def code_part(line):
     return line if i < 0 else line[:i]
 
 
-def sites(path):
+def statement_end(lines, no):
+    """The last line of the statement that starts on line `no`: where its parentheses close and
+    a ';' follows. None if that is not found."""
+    depth = 0
+    for last in range(no, min(no + 20, len(lines))):
+        for ch in code_part(lines[last]):
+            depth += (ch == "(") - (ch == ")")
+        if depth == 0 and code_part(lines[last]).rstrip().endswith(";"):
+            return last
+    return None
+
+
+def sites(path, deletions, deleted):
+    """Each site: (path, first line, name, start column, end column, replacement, last line);
+    the text from the start column of the first line to the end column of the last goes."""
     lines = open(path).read().split("\n")
     out = []
     for no, line in enumerate(lines):
@@ -61,10 +103,12 @@ def sites(path):
             continue
         for name, pat, rep in SWAPS:
             for m in re.finditer(pat, code):
-                out.append((path, no, name, m.start(), m.end(), rep))
-        m = DELETIONS.match(code)
-        if m:
-            out.append((path, no, "delete statement", len(m.group(1)), len(code.rstrip()), ""))
+                out.append((path, no, name, m.start(), m.end(), rep, no))
+        m = deletions.match(code)
+        last = statement_end(lines, no) if m else None
+        if last is not None:
+            out.append((path, no, "delete statement", len(m.group(1)),
+                        len(code_part(lines[last]).rstrip()), deleted, last))
     return out
 
 
@@ -74,30 +118,37 @@ def where(site):
 
 
 def apply(site):
-    path, no, _, start, end, rep = site
+    path, no, _, start, end, rep, last = site
     text = open(path).read()
     lines = text.split("\n")
-    lines[no] = lines[no][:start] + rep + lines[no][end:]
+    lines[no:last + 1] = [lines[no][:start] + rep + lines[last][end:]]
     return text, "\n".join(lines)
 
 
-def build(build_dir):
-    r = subprocess.run(["ninja", "-C", build_dir] + BINARIES, stdout=subprocess.PIPE,
+def build(build_dir, runs):
+    binaries = sorted({b for b, _ in runs})
+    r = subprocess.run(["ninja", "-C", build_dir] + binaries, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     return r.returncode == 0, r.stdout
 
 
-def run_tests(build_dir, timeout):
-    """Runs the binaries side by side; the first failure stops the others. Returns (verdict,
+def run_name(run):
+    binary, extra = run
+    return " ".join([f"{k}={v}" for k, v in extra.items()] + [binary])
+
+
+def run_tests(build_dir, runs, timeout):
+    """Runs the test runs side by side; the first failure stops the others. Returns (verdict,
     detail)."""
-    env = dict(os.environ, SVSIMT_SEED="1", OPENBLAS_NUM_THREADS="1")
     procs, logs = {}, {}
-    for b in BINARIES:
+    for run in runs:
+        b = run_name(run)
+        env = dict(os.environ, SVSIMT_SEED="1", OPENBLAS_NUM_THREADS="1", **run[1])
         # A file, not a pipe: a test that fails with more output than a pipe holds would block
         # on it and be reported as a hang.
         logs[b] = tempfile.TemporaryFile(mode="w+")
         procs[b] = subprocess.Popen(
-            [os.path.join(build_dir, "tests", b), "--gtest_brief=1", "--gtest_fail_fast=1"],
+            [os.path.join(build_dir, "tests", run[0]), "--gtest_brief=1", "--gtest_fail_fast=1"],
             stdout=logs[b], stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
     start = time.time()
@@ -131,12 +182,16 @@ def main():
     ap.add_argument("--count", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=420)
-    ap.add_argument("--files", nargs="*", default=sorted(glob.glob(f"{ROOT}/kernels/*/*.cu")))
+    ap.add_argument("--target", choices=sorted(TARGETS), default="kernels")
+    ap.add_argument("--files", nargs="*", help="a subset of the target's files")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--only", nargs="*", default=[],
                     help="run just these sites, FILE:LINE:COLUMN as --list names them")
     args = ap.parse_args()
-    every = [s for f in args.files for s in sites(f)]
+    target = TARGETS[args.target]
+    files = [os.path.abspath(f) for f in args.files] if args.files else target["files"]()
+    runs = target["runs"]
+    every = [s for f in files for s in sites(f, target["delete"], target["deleted"])]
     if args.only:
         every = [s for s in every if where(s) in args.only]
         args.count = len(every)
@@ -147,10 +202,10 @@ def main():
         return 0
     chosen = sorted(random.Random(args.seed).sample(every, min(args.count, len(every))),
                     key=lambda s: (s[0], s[1], s[3]))
-    print(f"# mutate.py: {len(chosen)} of {len(every)} sites in {len(args.files)} files, seed "
-          f"{args.seed}, tests {' '.join(BINARIES)} (SVSIMT_SEED=1), timeout {args.timeout:.0f} s",
-          flush=True)
-    ok, out = build(args.build)
+    print(f"# mutate.py: {len(chosen)} of {len(every)} sites in {len(files)} files, seed "
+          f"{args.seed}, tests {', '.join(run_name(r) for r in runs)} (SVSIMT_SEED=1), "
+          f"timeout {args.timeout:.0f} s", flush=True)
+    ok, out = build(args.build, runs)
     if not ok:
         print(out)
         return 1
@@ -161,11 +216,13 @@ def main():
         path, no, name, *_ = site
         original, mutant = apply(site)
         changed = mutant.split("\n")[no].strip()
+        if name == "delete statement":
+            changed = "deleted: " + " ".join(original.split("\n")[no:site[6] + 1]).strip()
         try:
             open(path, "w").write(mutant)
-            ok, out = build(args.build)
+            ok, out = build(args.build, runs)
             if ok:
-                verdict, detail, secs = run_tests(args.build, args.timeout)
+                verdict, detail, secs = run_tests(args.build, runs, args.timeout)
             else:
                 verdict, detail, secs = "void", "does not compile", 0.0
         finally:
@@ -173,7 +230,7 @@ def main():
         counts[verdict] += 1
         print(f"{verdict:8} {where(site):32} {name:16} {secs:6.0f}s  {changed}  [{detail}]",
               flush=True)
-    ok, out = build(args.build)
+    ok, out = build(args.build, runs)
     scored = counts["killed"] + counts["survived"]
     print(f"# killed {counts['killed']}, survived {counts['survived']}, void {counts['void']}; "
           f"score {counts['killed']}/{scored}" + ("" if ok else "; REBUILD FAILED"), flush=True)

@@ -62,12 +62,13 @@ __global__ void readSharedFirst(unsigned* out) {
   }
 }
 
-// Each thread writes what cub::BlockReduce gave it for the sum of the linear indices.
+// Each thread writes what cub::BlockReduce gave it for the sum of the linear indices. Written
+// with threadIdx on both sides, the form in which the sanitizer build once read the current
+// thread through stale flags (runningBuiltins, simt.h).
 __global__ void blockReduceResults(unsigned long long* out) {
   using Reduce = cub::BlockReduce<unsigned long long, 128>;
   __shared__ typename Reduce::TempStorage storage;
-  const unsigned t = threadIdx.x;
-  out[t] = Reduce(storage).Sum(t);
+  out[threadIdx.x] = Reduce(storage).Sum(threadIdx.x);
 }
 
 __global__ void exitBeforeBarrier() {

@@ -426,8 +426,6 @@ void runBlock(Block& blk, uint3 blockIdx3, void (*body)(void*), void* arg, size_
 
 }  // namespace
 
-thread_local const Builtins* runningBuiltins = nullptr;
-
 void misuse(const char* what) { fault(what); }
 
 void* blockStorage(const void* key, size_t bytes, size_t align) {

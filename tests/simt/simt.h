@@ -52,7 +52,13 @@ struct Builtins {  // threadIdx, blockIdx, blockDim, gridDim
   dim3 blockDims, gridDims;
 };
 // The CUDA thread that runs on this OS thread now (inline: kernels read it at every threadIdx).
-extern thread_local const Builtins* runningBuiltins;
+// An inline variable, defined with its constant initializer in every file that reads it, not an
+// extern one: GCC reaches an extern thread_local through its initialisation wrapper and, at -O1
+// with UBSan (the sanitizer build), tests the wrapper's result for null with the flags of an
+// `add var@gottpoff(%rip), %reg` that the linker relaxes into a `lea`, which sets none, so the
+// stale flags of the wrapper's own test reported a null current thread
+// (Scheduler.BlockReduceLeavesOtherThreadsDistinctUndefinedValues).
+inline thread_local const Builtins* runningBuiltins = nullptr;
 inline const Builtins& current() { return *runningBuiltins; }
 
 // Runs body(), the kernel call, once per thread of the grid (see above). `name` names the
