@@ -25,7 +25,7 @@ struct Ctrl {
   uint32_t* gate;
   uint32_t* nanOut;
   unsigned long long* nanCount;
-  static size_t nanOffset(int W) { return (4u * (2 * W + 4) + 7) / 8 * 8; }
+  static size_t nanOffset(int W) { return 8u * (W + 2); }  // the 2W + 4 words: 8-byte aligned
   static size_t bytes(int W) { return nanOffset(W) + 8; }
   Ctrl(void* base, int W) {
     auto* u = static_cast<uint32_t*>(base);

@@ -96,6 +96,7 @@ std::vector<Event*> events;                  // created by cudaEventCreate*
 // and returns no graph, as CUDA's does.
 std::vector<const Work*> invalidated;
 cudaError_t lastError = cudaSuccess;
+std::atomic<cudaError_t> queryError{cudaSuccess};  // svemu::failQueries
 // The legacy default stream's queue: empty, so that its work runs at the call, unless
 // asynchronous work is in flight on it.
 Stream legacy;
@@ -238,6 +239,11 @@ cudaError_t fail(cudaError_t e) {
   lastError = e;
   return e;
 }
+// What a wait or a query returns once it did its part: svemu::failQueries's error if one is set.
+cudaError_t queried(cudaError_t e) {
+  const cudaError_t q = queryError;
+  return q != cudaSuccess ? fail(q) : e;
+}
 
 bool within(const std::map<const char*, size_t>& blocks, const void* p) {
   std::lock_guard<std::mutex> lock(mu);
@@ -310,6 +316,11 @@ std::atomic<bool> hasKernelImage{true};
 }  // namespace
 void setKernelImage(bool present) { hasKernelImage = present; }
 void setDeviceCount(int count) { deviceCount = count; }
+Live live() {
+  std::lock_guard<std::mutex> lock(mu);
+  return {deviceBlocks.size(), pinnedBlocks.size(), streams.size(), events.size()};
+}
+void failQueries(cudaError_t e) { queryError = e; }
 bool kernelImage() { return hasKernelImage; }
 
 bool deviceReachable(const void* p) {
@@ -418,7 +429,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 cudaError_t cudaDeviceSynchronize(void) {
   if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   flushAll(false);
-  return cudaSuccess;
+  return queried(cudaSuccess);
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
@@ -540,13 +551,13 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   if (t && t->capture) return fail(cudaErrorStreamCaptureUnsupported);
   if (t) flush(t);
   else flushAll(true);
-  return cudaSuccess;
+  return queried(cudaSuccess);
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   Stream* t = created(s);
   if (t && t->capture) return fail(cudaErrorStreamCaptureUnsupported);
-  return (t ? flush(t, UINT64_MAX, false) : flushAll(true, false)) ? cudaSuccess
-                                                                     : cudaErrorNotReady;
+  return queried((t ? flush(t, UINT64_MAX, false) : flushAll(true, false)) ? cudaSuccess
+                                                                             : cudaErrorNotReady);
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags) {
   Stream* t = created(s);
@@ -672,7 +683,9 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   auto* ev = reinterpret_cast<Event*>(e);
   static std::vector<std::unique_ptr<Event>> pending;
   std::lock_guard<std::mutex> lock(mu);
-  events.erase(std::find(events.begin(), events.end(), ev));
+  const auto at = std::find(events.begin(), events.end(), ev);
+  if (at == events.end()) return fail(cudaErrorInvalidResourceHandle);  // null or destroyed
+  events.erase(at);
   if (ev->stream != nullptr && ev->stream->ran->load() < ev->marker) pending.emplace_back(ev);
   else delete ev;
   return cudaSuccess;
@@ -693,12 +706,12 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   const auto* ev = reinterpret_cast<Event*>(e);
   if (ev->capture) return fail(cudaErrorCapturedEvent);
   flush(ev->stream, ev->marker);
-  return cudaSuccess;
+  return queried(cudaSuccess);
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
   const auto* ev = reinterpret_cast<Event*>(e);
   if (ev->capture) return fail(cudaErrorCapturedEvent);
-  return flush(ev->stream, ev->marker, false) ? cudaSuccess : cudaErrorNotReady;
+  return queried(flush(ev->stream, ev->marker, false) ? cudaSuccess : cudaErrorNotReady);
 }
 // The host time between the two records' runs.
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {

@@ -41,6 +41,26 @@ TEST(DeviceImage, ADeviceWithoutAnImageOfTheKernelsIsRefusedAtCreation) {
   for (svComm_t c : comms) EXPECT_EQ(svCommDestroy(c), svSuccess);
 }
 
+// A process that sees no device (CUDA_VISIBLE_DEVICES= on a GPU machine; CI, where a GPU
+// test skips, has no driver at all, which tests/unit/api_errors_test.cc covers): a CUDA
+// communicator is refused at creation saying why; nothing is created.
+TEST(NoDevice, ACudaCommunicatorIsRefusedAtCreation) {
+  svConfig_t cfg = SV_CONFIG_INITIALIZER;
+  cfg.backend = SV_BACKEND_CUDA;
+  svComm_t sentinel = reinterpret_cast<svComm_t>(&cfg);
+  svComm_t comms[2] = {sentinel, sentinel};
+  svemu::setDeviceCount(0);
+  const svResult_t r = svCommInitLoopback(comms, 2, &cfg);
+  const std::string text = svGetLastError(nullptr);
+  svemu::setDeviceCount(1);
+  EXPECT_EQ(r, svInvalidArgument);
+  for (svComm_t c : comms) EXPECT_EQ(c, sentinel) << "a handle was written";
+  EXPECT_NE(text.find("svCommInitLoopback: config->backend = SV_BACKEND_CUDA but no CUDA device "
+                      "is usable (no CUDA device)"),
+            std::string::npos)
+      << text;
+}
+
 // Rank 1 hands over memory of device 1 while its communicator is on device 0, as a trainer
 // that mixes up its tensors' devices would: the kernels on device 0 would fault on it (without
 // peer access) and break the CUDA context. The call is refused naming the field, the pointer's

@@ -53,6 +53,23 @@ bool kernelImage();
 // creation (cudaStreamGetDevice), so checks of a pointer's or a stream's device can run.
 void setDeviceCount(int count);
 
+// What the emulated runtime holds now, so that a test can check that a teardown gave back
+// what its setup took.
+struct Live {
+  size_t device = 0, pinned = 0;  // allocations of cudaMalloc, cudaHostAlloc
+  size_t streams = 0, events = 0;
+  bool operator==(const Live& o) const {
+    return device == o.device && pinned == o.pinned && streams == o.streams &&
+           events == o.events;
+  }
+};
+Live live();
+// From now on the calls that wait for or ask about work (cudaStreamQuery, cudaStreamSynchronize,
+// cudaEventQuery, cudaEventSynchronize, cudaDeviceSynchronize) still run it but return `e`
+// (cudaSuccess: as before), as every call does on a GPU after a kernel's fault (a sticky
+// error such as cudaErrorIllegalAddress). Other calls go on as before.
+void failQueries(cudaError_t e);
+
 // Work that another thread does, as a GPU would (the emulated NCCL's collectives, done by a
 // communicator's thread once every rank has come). `launch` is called when the work is
 // enqueued: on the call, or on each launch of a graph that recorded it. It starts the work,

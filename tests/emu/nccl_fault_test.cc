@@ -83,29 +83,43 @@ void note(Seen& seen, svResult_t code, svComm_t comm) {
 
 // Two ranks over the emulated NCCL: a healthy exchange, then `fault`, which notes what it saw
 // and leaves its failing exchange's output in *out; then the rank aborts its ncclComm_t and
-// reports the failing exchange's effects. Each rank must have exited cleanly, seen the
-// healthy exchange, kept its output and residual, and counted seq(rank) exchanges; `expect`
+// reports the failing exchange's effects, and destroys its bucket and communicator. Each rank
+// must have exited cleanly, seen the healthy exchange, kept its output and residual, counted
+// seq(rank) exchanges, and got back from svCommDestroy every allocation, stream and event that
+// svCommInitFromNccl and the exchanges took (a transport that gave up waiting keeps its
+// buffers only while its work may still wait for a peer, which the abort ended); `expect`
 // checks what it saw.
 void runFault(const svConfig_t& config,
               const std::function<void(const Ranks::Child&, Step&, Seen&, float**)>& fault,
               const std::function<uint64_t(int)>& seq,
               const std::function<void(int, const Seen&)>& expect) {
+  svemu::Live before;  // in each child: what the runtime held before svCommInitFromNccl
   Ranks ranks(2, config, [&](const Ranks::Child& ch) {
     Report rep;
-    Step st(ch.comm, 11 + ch.rank);
-    st.healthy(rep);
-    float* out = nullptr;
-    Seen seen;
-    fault(ch, st, seen, &out);
-    rep.put(static_cast<uint64_t>(seen.size()));
-    for (const Result& r : seen) {
-      rep.put(r.code);
-      rep.put(r.text);
+    {
+      Step st(ch.comm, 11 + ch.rank);
+      st.healthy(rep);
+      float* out = nullptr;
+      Seen seen;
+      fault(ch, st, seen, &out);
+      rep.put(static_cast<uint64_t>(seen.size()));
+      for (const Result& r : seen) {
+        rep.put(r.code);
+        rep.put(r.text);
+      }
+      ncclCommAbort(borrowedNccl());
+      st.effects(rep, ch.comm, out);
     }
-    ncclCommAbort(borrowedNccl());
-    st.effects(rep, ch.comm, out);
+    rep.put(static_cast<int>(svCommDestroy(ch.comm)));  // Ranks's own destroy is refused then
+    rep.put(static_cast<int>(svemu::live() == before));
     return rep.bytes;
-  }, {}, ncclInit);
+  }, {}, [&](int rank, int W, const std::string& store, const svConfig_t& c, svComm_t* comm,
+             std::string* why) {
+    if (const svResult_t j = ncclJoin(rank, W, store, &borrowedNccl(), why); j != svSuccess)
+      return j;
+    before = svemu::live();
+    return ncclBorrow(c, comm, why);
+  });
   const auto results = ranks.join(120);
   for (int r = 0; r < 2; ++r) {
     SCOPED_TRACE("rank " + std::to_string(r));
@@ -122,6 +136,8 @@ void runFault(const svConfig_t& config,
     EXPECT_EQ(in.get<int>(), 1) << "the failed exchange wrote its output";
     EXPECT_EQ(in.get<int>(), 1) << "the failed exchange changed the residual";
     EXPECT_EQ(in.get<uint64_t>(), seq(r)) << "sequence numbers";
+    EXPECT_EQ(in.get<int>(), svSuccess) << "svCommDestroy";
+    EXPECT_EQ(in.get<int>(), 1) << "svCommDestroy left allocations, streams or events behind";
   }
 }
 
@@ -266,6 +282,47 @@ TEST(NcclFault, UnsettledCallsAndAsyncErrorsBreakTheCommunicatorWithNoEffect) {
       EXPECT_NE(seen[1].text.find("broken"), std::string::npos) << seen[1].text;
     });
   }
+}
+
+// A kernel's fault (a sticky CUDA error, such as an illegal address) that a host wait meets:
+// rank 0's device answers its queries with cudaErrorIllegalAddress during the second exchange,
+// whose fingerprint allgather (SV_CHECK_GLOBAL) rank 0 waits for on the host. That exchange
+// fails at once with CUDA's error named (svUnhandledCudaError), not after config->timeoutMs as
+// if a peer were missing, breaks the communicator and has no effect. Rank 1's exchange was
+// enqueued (the allgather completed) before rank 0 aborts its ncclComm_t, and its device
+// refuses what rank 0 never sent. The test clears the error after the exchange to read rank
+// 0's memory, which a GPU would not allow.
+TEST(NcclFault, AFaultedDeviceIsReportedNotWaitedOut) {
+  svConfig_t config = ncclConfig(SV_CHECK_GLOBAL);
+  config.timeoutMs = 20000;
+  char dir[] = "/tmp/signvote-fault-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string enqueued = std::string(dir) + "/rank1-enqueued";
+  runFault(config, [&](const Ranks::Child& ch, Step& st, Seen& seen, float** out) {
+    if (ch.rank == 0) svemu::failQueries(cudaErrorIllegalAddress);
+    const auto start = std::chrono::steady_clock::now();
+    note(seen, st.exchange(out), ch.comm);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    svemu::failQueries(cudaSuccess);
+    seen.push_back({ms.count() < 10000 ? 1 : 0, std::to_string(ms.count()) + " ms"});
+    if (ch.rank == 1) std::fclose(std::fopen(enqueued.c_str(), "w"));
+    else if (!awaitFile(enqueued, 30)) seen.push_back({-1, "rank 1 never enqueued"});
+  }, [](int r) { return r == 0 ? 1 : 2; },
+  [&](int r, const Seen& seen) {
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[1].code, 1) << "the exchange waited " << seen[1].text;
+    if (r == 1) {
+      EXPECT_EQ(seen[0].code, svSuccess) << "enqueued: " << seen[0].text;
+      return;
+    }
+    EXPECT_EQ(seen[0].code, svUnhandledCudaError) << seen[0].text;
+    EXPECT_NE(seen[0].text.find(cudaGetErrorString(cudaErrorIllegalAddress)), std::string::npos)
+        << seen[0].text;
+    EXPECT_NE(seen[0].text.find("broken"), std::string::npos) << seen[0].text;
+  });
+  std::remove(enqueued.c_str());
+  rmdir(dir);
 }
 
 }  // namespace

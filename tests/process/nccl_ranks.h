@@ -64,13 +64,18 @@ inline svResult_t ncclJoin(int rank, int W, const std::string& store, ncclComm_t
   return svSuccess;
 }
 
+// svCommInitFromNccl on this rank's NCCL communicator (ncclJoin's), its error in *why.
+inline svResult_t ncclBorrow(const svConfig_t& config, svComm_t* comm, std::string* why) {
+  const svResult_t e = svCommInitFromNccl(comm, borrowedNccl(), &config);
+  if (e != svSuccess) *why = svGetLastError(nullptr);
+  return e;
+}
+
 inline svResult_t ncclInit(int rank, int W, const std::string& store, const svConfig_t& config,
                            svComm_t* comm, std::string* why) {
   if (const svResult_t j = ncclJoin(rank, W, store, &borrowedNccl(), why); j != svSuccess)
     return j;
-  const svResult_t e = svCommInitFromNccl(comm, borrowedNccl(), &config);
-  if (e != svSuccess) *why = svGetLastError(nullptr);
-  return e;
+  return ncclBorrow(config, comm, why);
 }
 
 inline svConfig_t ncclConfig(svCheck_t check) {

@@ -30,10 +30,12 @@ TEST(ApiErrors, CommCreationArguments) {
   EXPECT_TRUE(mentions(svGetLastError(nullptr), "config->version"));
   cfg = SV_CONFIG_INITIALIZER;
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {  // CI: no GPU
-    cfg.backend = SV_BACKEND_CUDA;
+  if (const cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess || devices == 0) {
+    cfg.backend = SV_BACKEND_CUDA;  // CI: no GPU, and no driver (CUDA's error says which)
     EXPECT_EQ(svCommInitLoopback(c, 2, &cfg), svInvalidArgument);
-    EXPECT_TRUE(mentions(svGetLastError(nullptr), "SV_BACKEND_CUDA but no CUDA device"));
+    const std::string why = e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device";
+    EXPECT_TRUE(mentions(svGetLastError(nullptr),
+                         "SV_BACKEND_CUDA but no CUDA device is usable (" + why + ")"));
   }
   cfg = SV_CONFIG_INITIALIZER;
   cfg.nonFinite = static_cast<svNonFinitePolicy_t>(7);
