@@ -108,6 +108,61 @@ TEST(CudaBackend, InPlaceExchangeMatchesTheHost) {
   }
 }
 
+// A checkpoint's restore and save: svBucketSetResidual from pageable host memory (rank 0) and
+// from device memory (the others), then at once an exchange on the ranks' non-blocking
+// streams, which must start from the state set (the host backend's bits from the same state);
+// then svBucketGetResidual into device memory, read at once by a non-blocking stream. Each copy
+// is complete on return (signvote.h): a copy CUDA lets return early (from pageable memory, or
+// device to device) would leave the exchange or the reader the old contents.
+TEST(CudaBackend, ResidualsSetAndGotAreCompleteOnReturn) {
+  SV_REQUIRE_GPU();
+  std::mt19937_64 rng(testSeed() + 49);
+  const int W = 3;
+  const size_t n = 1031;
+  cudaStream_t reader = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&reader, cudaStreamNonBlocking), cudaSuccess);
+  for (const Case& c : kCases) {
+    if (!keepsState(c)) continue;
+    SCOPED_TRACE("scheme " + std::to_string(c.scheme) + ", format " + std::to_string(c.format) +
+                 ", momentum " + std::to_string(c.momentum));
+    const svBucketConfig_t cfg = caseConfig(c, n, 40);
+    World host(W, cfg);
+    CudaWorld dev(W, cfg, SV_NONFINITE_ERROR, false);
+    std::vector<std::vector<float>> grads(W);
+    for (auto& v : grads) v = normal(n, rng);
+    dev.upload(grads);
+    // One state for every rank (dgs's downlink residual must be equal everywhere).
+    const std::vector<float> state = normal(host.info().stateFloats, rng);
+    DeviceArray<float> fromDevice(state.size());
+    ASSERT_TRUE(fromDevice.ok());
+    fromDevice.upload(state);
+    for (int r = 0; r < W; ++r) {
+      ASSERT_EQ(svBucketSetResidual(host.buckets[r], state.data()), svSuccess);
+      ASSERT_EQ(svBucketSetResidual(dev.buckets[r], r == 0 ? static_cast<const void*>(state.data())
+                                                             : fromDevice.get()),
+                svSuccess)
+          << svGetLastError(dev.comms[r]);
+    }
+    ASSERT_EQ(host.exchange(grads), svSuccess);
+    ASSERT_EQ(dev.exchange(), svSuccess) << svGetLastError(dev.comms[0]);
+    DeviceArray<float> got(state.size());
+    ASSERT_TRUE(got.ok());
+    cudaDeviceSynchronize();  // the exchange is done; only the copy below is under test
+    ASSERT_EQ(svBucketGetResidual(dev.buckets[1], got.get()), svSuccess);
+    std::vector<float> read(state.size());
+    ASSERT_EQ(cudaMemcpyAsync(read.data(), got.get(), read.size() * 4, cudaMemcpyDeviceToHost,
+                              reader),
+              cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(reader), cudaSuccess);
+    expectSameBits(read, host.residual(1), "residual got into device memory");
+    for (int r = 0; r < W; ++r) {
+      expectSameBits(dev.output(r), host.out[r], "output");
+      expectSameBits(dev.residual(r), host.residual(r), "residual");
+    }
+  }
+  cudaStreamDestroy(reader);
+}
+
 // As a trainer runs: the gradients of several steps are already on the device and their
 // exchanges are enqueued back to back, each into its own output, with no host synchronization
 // in between. A rank's stream then starts the next exchange while the others may still read

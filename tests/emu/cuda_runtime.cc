@@ -10,8 +10,11 @@
 // Work runs as late as CUDA's ordering rules allow: a stream's queue runs when it is
 // synchronized or queried, when a stream waiting on one of its events reaches the wait, when
 // an event of it is synchronized or queried, when the device is synchronized or memory is
-// freed, and a blocking stream's queue also when the legacy default stream (a synchronous
-// copy or set) is used. So a host read of memory that no synchronization covers, or a stream
+// freed, and a blocking stream's queue also when the legacy default stream is used. The
+// legacy stream's own work runs at once unless asynchronous work holds it back, except the
+// copies and sets that CUDA lets return before they are done (cudaMemcpy into the device from
+// pageable or device memory, cudaMemset of device memory), which wait there like other
+// streams' work. So a host read of memory that no synchronization covers, or a stream
 // that uses another's results without an event, sees stale data here, as it may on a GPU.
 // Asynchronous work (svemu::submitAsync: the emulated NCCL's collectives) is done by another
 // thread; until it is, queries of its stream or of a later event say cudaErrorNotReady and
@@ -474,11 +477,30 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   return cudaSuccess;
 }
 
+// The synchronous calls on device memory as CUDA documents them: a copy into host memory, or
+// from pinned host memory, returns once it is done. A copy into the device from pageable host
+// memory returns once the source is staged, its DMA possibly still in flight; one from device
+// memory, and a memset of it, do not wait at all. Those stay queued on the legacy default
+// stream, which blocking streams and later legacy calls wait for and non-blocking streams do
+// not: a non-blocking stream that reads what they wrote without a synchronization first finds
+// the old contents here, as it may on a GPU.
+void legacyLater(std::function<void()> fn) {
+  flushCreated(true, true);  // after the blocking streams' work, as every legacy call
+  push(&legacy, {std::move(fn), nullptr});
+}
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
   if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
-  submitNow(nullptr, [=] {
-    if (bytes) std::memmove(dst, src, bytes);
-  });
+  if (bytes == 0) return cudaSuccess;
+  if (!within(deviceBlocks, dst) || within(pinnedBlocks, src)) {
+    submitNow(nullptr, [=] { std::memmove(dst, src, bytes); });
+  } else if (!within(deviceBlocks, src)) {  // pageable: staged now
+    flushAll(true);  // CUDA synchronizes the legacy stream before it stages
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                      static_cast<const char*>(src) + bytes);
+    legacyLater([=] { std::memcpy(dst, staged->data(), bytes); });
+  } else {
+    legacyLater([=] { std::memmove(dst, src, bytes); });
+  }
   return cudaSuccess;
 }
 // Pageable host memory as CUDA treats it: a copy from it is staged before the call returns, so
@@ -504,7 +526,8 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
   if (unsafeCallRefused()) return fail(cudaErrorStreamCaptureUnsupported);
   if (bytes && !svemu::deviceReachable(dst)) return fail(cudaErrorInvalidValue);
-  submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
+  if (within(pinnedBlocks, dst)) submitNow(nullptr, [=] { std::memset(dst, value, bytes); });
+  else legacyLater([=] { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {

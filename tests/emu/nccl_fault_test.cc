@@ -1,8 +1,9 @@
 // NCCL's failures through lib/transport/nccl.cc (docs/faults.md, row 18), injected into the
 // emulated NCCL (emu.h: svemu::ncclFailCall, ncclReturnInProgress, ncclSetAsyncError) between
 // forked ranks: a failed call, a peer that aborts, a non-blocking communicator's
-// ncclInProgress, settled or not, and an asynchronous error. Real NCCL cannot be made to fail
-// on cue, so these run on the emulated device only.
+// ncclInProgress, settled or not, an asynchronous error, and a device fault that a host wait
+// meets (svemu::failQueries). Real NCCL and CUDA cannot be made to fail on cue, so these run on
+// the emulated device only.
 #include <unistd.h>
 
 #include <algorithm>

@@ -171,10 +171,11 @@ TEST(TrainModel, StepHelpersMatchTheHostBitForBit) {
       // The three models of meanOf: p, v and u after the step.
       DeviceArray<float> models(3 * n), mean(n, 1);
       ASSERT_TRUE(models.ok() && mean.ok());
-      CUDA_OK(cudaStreamSynchronize(stream.s));
+      // On the kernels' stream: a device-to-device cudaMemcpy may still run when it returns,
+      // and the non-blocking stream would not wait for it.
       for (int m = 0; m < 3; ++m)
-        CUDA_OK(cudaMemcpy(models.get() + m * n, (m == 0 ? dp : m == 1 ? dv : du).get(), n * 4,
-                           cudaMemcpyDeviceToDevice));
+        CUDA_OK(cudaMemcpyAsync(models.get() + m * n, (m == 0 ? dp : m == 1 ? dv : du).get(),
+                                n * 4, cudaMemcpyDeviceToDevice, stream.s));
       train::meanOf(models.get(), 3, n, mean.get(), stream.s);
       train::scale(du.get(), n, 0.37f, stream.s);
       CUDA_OK(cudaStreamSynchronize(stream.s));

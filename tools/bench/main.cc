@@ -511,8 +511,9 @@ struct NcclWorld {
     void* buf = nullptr;
     cudaStream_t s = nullptr;
     BENCH_CHECK_CUDA(cudaMalloc(&buf, count ? 4 * count : 4));
-    BENCH_CHECK_CUDA(cudaMemset(buf, 0, count ? 4 * count : 4));
     BENCH_CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    // On s: a cudaMemset may still run when it returns, and s would not wait for it.
+    BENCH_CHECK_CUDA(cudaMemsetAsync(buf, 0, count ? 4 * count : 4, s));
     auto call = [&](int) {
       BENCH_CHECK_NCCL(ncclAllReduce(buf, buf, count, ncclFloat32, ncclSum, nccl, s));
     };
