@@ -153,26 +153,28 @@ def run_tests(build_dir, runs, timeout):
             start_new_session=True)
     start = time.time()
     verdict, detail = "survived", ""
-    while procs:
-        for b, p in list(procs.items()):
-            if p.poll() is None:
-                continue
-            logs[b].seek(0)
-            out = logs[b].read()
-            del procs[b]
-            if p.returncode != 0:
-                failed = [l for l in out.splitlines() if l.startswith("[  FAILED  ]")]
-                verdict = "killed"
-                detail = f"{b}: " + (failed[0][13:].split(" (")[0] if failed
-                                     else f"exit {p.returncode}")
-        if verdict == "killed" or time.time() - start > timeout:
-            if verdict != "killed" and procs:
-                verdict, detail = "killed", "timeout (hang): " + ", ".join(procs)
-            for p in procs.values():
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-            break
-        time.sleep(0.2)
+    try:
+        while procs:
+            for b, p in list(procs.items()):
+                if p.poll() is None:
+                    continue
+                logs[b].seek(0)
+                out = logs[b].read()
+                del procs[b]
+                if p.returncode != 0:
+                    failed = [l for l in out.splitlines() if l.startswith("[  FAILED  ]")]
+                    verdict = "killed"
+                    detail = f"{b}: " + (failed[0][13:].split(" (")[0] if failed
+                                         else f"exit {p.returncode}")
+            if verdict == "killed" or time.time() - start > timeout:
+                if verdict != "killed" and procs:
+                    verdict, detail = "killed", "timeout (hang): " + ", ".join(procs)
+                break
+            time.sleep(0.2)
+    finally:  # also on SIGTERM: no mutant's test outlives the run (forked ranks included)
+        for p in procs.values():
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     return verdict, detail, time.time() - start
 
 

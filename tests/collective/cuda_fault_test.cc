@@ -79,25 +79,26 @@ Result snapshot(CudaWorld& w) {
   return s;
 }
 
-// One warm-up exchange, then the tampered one (the first `collective` call, `corrupt` edits
-// it): it is enqueued, every rank's device verdict is svCorruptInput, nothing changed, and
-// later exchanges have no effect either.
+// One warm-up exchange, then the tampered one (its nth `collective` call, counted from 1,
+// `corrupt` edits): it is enqueued, every rank's device verdict is svCorruptInput, nothing
+// changed, and later exchanges have no effect either.
 void expectRefused(const svBucketConfig_t& cfg, int W, const char* collective,
                    const std::function<void(const CudaRanks&, const DeviceTransport::Recvs&,
-                                            size_t)>& corrupt) {
+                                            size_t)>& corrupt,
+                   int nth = 1) {
   std::mt19937_64 rng(testSeed());
   SCOPED_TRACE("seed " + std::to_string(testSeed()));
   CudaWorld w(W, cfg, SV_NONFINITE_ERROR, false);
   w.upload(grads(W, cfg.count, rng));
   ASSERT_EQ(w.exchange(), svSuccess) << svGetLastError(w.comms[0]);
   for (int r = 0; r < W; ++r) ASSERT_EQ(w.asyncError(r), svSuccess);
-  bool armed = true, hit = false;
+  bool hit = false;
+  int seen = 0;
   inject(w, [&](int, const char* what, const CudaRanks& r, const DeviceTransport::Recvs& recv,
                 size_t bytes) {
-    if (armed && std::string(what) == collective) {
+    if (std::string(what) == collective && ++seen == nth) {
       corrupt(r, recv, bytes);
       hit = true;
-      armed = false;
     }
     return svSuccess;
   });
@@ -179,6 +180,37 @@ TEST(CudaFault, CorruptScaledSignsFailEveryRank) {
   expectRefused(cfg, 3, "allGather", [](const CudaRanks& r, const auto& recv, size_t) {
     for (size_t d = 0; d < recv.size(); ++d) setBytes(r, recv, d, 52, 0xFF, 4);
   });
+}
+
+// The header is sound and only the payload is not: a word of rank 1's packed signs as every
+// receiver got it. The record check's payload checksum (checkScaledRecords) must catch it.
+TEST(CudaFault, CorruptScaledSignsPayloadFailsEveryRank) {
+  SV_REQUIRE_GPU();
+  const svBucketConfig_t cfg = bucketConfig(SV_SCHEME_EF_SIGN, 3000);
+  expectRefused(cfg, 3, "allGather", [](const CudaRanks& r, const auto& recv, size_t bytes) {
+    for (size_t d = 0; d < recv.size(); ++d) setBytes(r, recv, d, bytes + 64 + 8, 0xA5, 8);
+  });
+}
+
+// liec's chunk-signs messages (docs/formats.md): the scale word's high half, which must be
+// zero. At owner 0, in sender 2's message (the all-to-all): the owner poisons its result and
+// every receiver rejects it. In owner 1's result as every receiver got it (the allgather after
+// the headers'): every receiver's check rejects it.
+TEST(CudaFault, MalformedChunkSignsFailEveryRank) {
+  SV_REQUIRE_GPU();
+  const svBucketConfig_t cfg = bucketConfig(SV_SCHEME_LIEC, 2000);
+  {
+    SCOPED_TRACE("at an owner");
+    expectRefused(cfg, 3, "allToAll", [](const CudaRanks& r, const auto& recv, size_t bytes) {
+      setBytes(r, recv, 0, 3 * bytes - 4, 0x01, 1);
+    });
+  }
+  {
+    SCOPED_TRACE("in an owner's result");
+    expectRefused(cfg, 3, "allGather", [](const CudaRanks& r, const auto& recv, size_t bytes) {
+      for (size_t d = 0; d < recv.size(); ++d) setBytes(r, recv, d, 2 * bytes - 4, 0x01, 1);
+    }, 2);
+  }
 }
 
 TEST(CudaFault, FailedCollectiveBreaksEveryCommunicatorAndKeepsTheState) {
