@@ -24,7 +24,9 @@ Targets:
 
 Sites are drawn at random (seeded) from every match of the operators below in code (comments
 and preprocessor directives are skipped); --list prints them all. The tests run with fixed
-seeds, so a run can be repeated.
+seeds, so a run can be repeated. While a run lasts, the target's files hold its mutants in
+turn, and each mutant's build takes whatever the tree holds: do not read the target's files,
+or edit them or the tests, until it ends.
 """
 import argparse
 import glob
